@@ -1,0 +1,623 @@
+#include "zd_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "zd_log.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+#define SECRET_MAX_BYTES 4096
+
+struct ctx {
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+};
+
+static zd_err
+fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static zd_err
+fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int k = 0;
+
+	if (c->errlen == 0)
+		return ZD_EMALFORMED;
+	if (n != NULL)
+		k = snprintf(c->err, c->errlen, "line %lu: ", (unsigned long)n->start_mark.line + 1);
+	if (k < 0 || (size_t)k >= c->errlen)
+		k = 0;
+	va_start(ap, fmt);
+	vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+	va_end(ap);
+	return ZD_EMALFORMED;
+}
+
+char *
+zd_name_normalize(const char *name)
+{
+	size_t n = strlen(name);
+	char *s;
+
+	while (n > 0 && isspace((unsigned char)name[n - 1]))
+		n--;
+	while (n > 0 && isspace((unsigned char)*name)) {
+		name++;
+		n--;
+	}
+	while (n > 1 && name[n - 1] == '.' && name[n - 2] == '.')
+		n--;
+	if (n == 0)
+		return NULL;
+	s = malloc(n + 2);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char)tolower((unsigned char)name[i]);
+	if (s[n - 1] != '.')
+		s[n++] = '.';
+	s[n] = '\0';
+	return s;
+}
+
+static const char *
+scalar(const yaml_node_t *n)
+{
+	if (n == NULL || n->type != YAML_SCALAR_NODE)
+		return NULL;
+	return (const char *)n->data.scalar.value;
+}
+
+static zd_err
+get_string(struct ctx *c, const yaml_node_t *n, const char *what, char **out)
+{
+	const char *s = scalar(n);
+	char *d;
+
+	if (s == NULL)
+		return fail(c, n, "%s must be a string", what);
+	d = strdup(s);
+	if (d == NULL)
+		return ZD_ENOMEM;
+	free(*out);
+	*out = d;
+	return ZD_OK;
+}
+
+static zd_err
+get_name(struct ctx *c, const yaml_node_t *n, const char *what, char **out)
+{
+	const char *s = scalar(n);
+	char *d;
+
+	if (s == NULL || *s == '\0')
+		return fail(c, n, "%s must be a domain name", what);
+	d = zd_name_normalize(s);
+	if (d == NULL)
+		return ZD_ENOMEM;
+	free(*out);
+	*out = d;
+	return ZD_OK;
+}
+
+static zd_err
+get_u32(struct ctx *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
+	uint32_t *out)
+{
+	const char *s = scalar(n);
+	if (s == NULL || zd_parse_u32(s, min, max, out) != ZD_OK)
+		return fail(c, n, "%s must be a whole number from %u to %u", what, min, max);
+	return ZD_OK;
+}
+
+/* Iterate a mapping: calls each(key, value) and reports unknown keys. */
+typedef zd_err (*pair_fn)(struct ctx *c, void *arg, const char *key, yaml_node_t *val);
+
+static zd_err
+walk_map(struct ctx *c, yaml_node_t *map, const char *what, pair_fn each, void *arg)
+{
+	if (map == NULL || map->type != YAML_MAPPING_NODE)
+		return fail(c, map, "%s must be a mapping", what);
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *ks = scalar(k);
+		zd_err e;
+		if (ks == NULL)
+			return fail(c, k, "%s: keys must be strings", what);
+		if ((e = each(c, arg, ks, v)) != ZD_OK)
+			return e;
+	}
+	return ZD_OK;
+}
+
+static zd_err
+seq_items(struct ctx *c, yaml_node_t *seq, const char *what, size_t max, yaml_node_t ***items,
+	  size_t *n)
+{
+	size_t count;
+	yaml_node_t **v;
+
+	if (seq == NULL || seq->type != YAML_SEQUENCE_NODE)
+		return fail(c, seq, "%s must be a list", what);
+	count = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+	if (count > max)
+		return fail(c, seq, "%s: at most %zu entries", what, max);
+	v = calloc(count ? count : 1, sizeof *v);
+	if (v == NULL)
+		return ZD_ENOMEM;
+	for (size_t i = 0; i < count; i++)
+		v[i] = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
+	*items = v;
+	*n = count;
+	return ZD_OK;
+}
+
+static zd_err
+read_secret_file(struct ctx *c, const yaml_node_t *n, const char *path, char **out)
+{
+	char buf[SECRET_MAX_BYTES + 1];
+	ssize_t r;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail(c, n, "secret-file %s: %s", path, strerror(errno));
+	while (len < SECRET_MAX_BYTES && (r = read(fd, buf + len, SECRET_MAX_BYTES - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	while (len > 0 && isspace((unsigned char)buf[len - 1]))
+		len--;
+	buf[len] = '\0';
+	if (len == 0)
+		return fail(c, n, "secret-file %s is empty", path);
+	char *d = strdup(buf);
+	memset(buf, 0, sizeof buf);
+	if (d == NULL)
+		return ZD_ENOMEM;
+	free(*out);
+	*out = d;
+	return ZD_OK;
+}
+
+static zd_err
+key_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_tsig_key *key = arg;
+	if (strcmp(k, "name") == 0)
+		return get_name(c, v, "tsig key name", &key->name);
+	if (strcmp(k, "algorithm") == 0) {
+		zd_err e = get_name(c, v, "tsig algorithm", &key->algorithm);
+		if (e == ZD_OK && strcmp(key->algorithm, "hmac-sha256.") != 0 &&
+		    strcmp(key->algorithm, "hmac-sha384.") != 0 &&
+		    strcmp(key->algorithm, "hmac-sha512.") != 0 &&
+		    strcmp(key->algorithm, "hmac-sha1.") != 0)
+			return fail(c, v, "tsig algorithm %s is not supported", key->algorithm);
+		return e;
+	}
+	if (strcmp(k, "secret") == 0)
+		return get_string(c, v, "tsig secret", &key->secret);
+	if (strcmp(k, "secret-file") == 0) {
+		const char *s = scalar(v);
+		if (s == NULL)
+			return fail(c, v, "secret-file must be a path");
+		return read_secret_file(c, v, s, &key->secret);
+	}
+	return fail(c, v, "unknown tsig key setting '%s'", k);
+}
+
+static zd_err
+peer_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_peer *p = arg;
+	if (strcmp(k, "address") == 0) {
+		const char *s = scalar(v);
+		if (s == NULL || zd_parse_sockaddr(s, 53, &p->addr, &p->addrlen) != ZD_OK)
+			return fail(c, v, "address must be an IP address with optional @port");
+		return get_string(c, v, "address", &p->text);
+	}
+	if (strcmp(k, "key") == 0)
+		return get_name(c, v, "key", &p->key);
+	return fail(c, v, "unknown notify setting '%s'", k);
+}
+
+static zd_err
+acl_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_acl_entry *a = arg;
+	if (strcmp(k, "prefix") == 0) {
+		const char *s = scalar(v);
+		if (s == NULL || zd_parse_prefix(s, &a->prefix) != ZD_OK)
+			return fail(c, v, "prefix must be an address/length");
+		return get_string(c, v, "prefix", &a->text);
+	}
+	if (strcmp(k, "key") == 0)
+		return get_name(c, v, "key", &a->key);
+	return fail(c, v, "unknown allow-transfer setting '%s'", k);
+}
+
+static zd_err
+soa_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_zone_config *z = arg;
+	if (strcmp(k, "mname") == 0)
+		return get_name(c, v, "soa mname", &z->soa_mname);
+	if (strcmp(k, "rname") == 0)
+		return get_name(c, v, "soa rname", &z->soa_rname);
+	if (strcmp(k, "ttl") == 0)
+		return get_u32(c, v, "soa ttl", 0, 2147483647u, &z->soa_ttl);
+	if (strcmp(k, "refresh") == 0)
+		return get_u32(c, v, "soa refresh", 1, 2147483647u, &z->soa_refresh);
+	if (strcmp(k, "retry") == 0)
+		return get_u32(c, v, "soa retry", 1, 2147483647u, &z->soa_retry);
+	if (strcmp(k, "expire") == 0)
+		return get_u32(c, v, "soa expire", 1, 2147483647u, &z->soa_expire);
+	if (strcmp(k, "minimum") == 0)
+		return get_u32(c, v, "soa minimum", 0, 2147483647u, &z->soa_minimum);
+	return fail(c, v, "unknown soa setting '%s'", k);
+}
+
+static zd_err
+zone_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_zone_config *z = arg;
+	yaml_node_t **items = NULL;
+	size_t n = 0;
+	zd_err e = ZD_OK;
+
+	if (strcmp(k, "name") == 0)
+		return get_name(c, v, "zone name", &z->name);
+	if (strcmp(k, "serial-policy") == 0) {
+		const char *s = scalar(v);
+		if (s && strcmp(s, "increment") == 0)
+			z->serial_policy = ZD_SERIAL_INCREMENT;
+		else if (s && strcmp(s, "unixtime") == 0)
+			z->serial_policy = ZD_SERIAL_UNIXTIME;
+		else if (s && strcmp(s, "date-counter") == 0)
+			z->serial_policy = ZD_SERIAL_DATECOUNTER;
+		else
+			return fail(c, v, "serial-policy must be increment, unixtime or date-counter");
+		return ZD_OK;
+	}
+	if (strcmp(k, "soa") == 0)
+		return walk_map(c, v, "soa", soa_pair, z);
+	if (strcmp(k, "apex") == 0) {
+		if ((e = seq_items(c, v, "apex", 10000, &items, &n)) != ZD_OK)
+			return e;
+		z->apex = calloc(n ? n : 1, sizeof *z->apex);
+		if (z->apex == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			e = get_string(c, items[i], "apex record", &z->apex[i]);
+			if (e == ZD_OK)
+				z->n_apex++;
+		}
+		goto out;
+	}
+	if (strcmp(k, "notify") == 0) {
+		if ((e = seq_items(c, v, "notify", 1000, &items, &n)) != ZD_OK)
+			return e;
+		z->notify = calloc(n ? n : 1, sizeof *z->notify);
+		if (z->notify == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			z->n_notify++;
+			e = walk_map(c, items[i], "notify entry", peer_pair, &z->notify[i]);
+			if (e == ZD_OK && z->notify[i].text == NULL)
+				e = fail(c, items[i], "notify entry needs an address");
+		}
+		goto out;
+	}
+	if (strcmp(k, "allow-transfer") == 0) {
+		if ((e = seq_items(c, v, "allow-transfer", 1000, &items, &n)) != ZD_OK)
+			return e;
+		z->acl = calloc(n ? n : 1, sizeof *z->acl);
+		if (z->acl == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			z->n_acl++;
+			e = walk_map(c, items[i], "allow-transfer entry", acl_pair, &z->acl[i]);
+			if (e == ZD_OK && z->acl[i].text == NULL)
+				e = fail(c, items[i], "allow-transfer entry needs a prefix");
+		}
+		goto out;
+	}
+	return fail(c, v, "unknown zone setting '%s'", k);
+out:
+	free(items);
+	return e;
+}
+
+static zd_err
+limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_limits *l = arg;
+	static const struct {
+		const char *key;
+		size_t off;
+		uint32_t min, max;
+	} t[] = {
+		{"max-transfers", offsetof(struct zd_limits, max_transfers), 1, 100000},
+		{"max-tcp-clients", offsetof(struct zd_limits, max_tcp_clients), 1, 100000},
+		{"tcp-idle-timeout-ms", offsetof(struct zd_limits, tcp_idle_timeout_ms), 100, 3600000},
+		{"batch-max-changes", offsetof(struct zd_limits, batch_max_changes), 1, 1000000},
+		{"poll-interval-ms", offsetof(struct zd_limits, poll_interval_ms), 10, 3600000},
+		{"notify-retries", offsetof(struct zd_limits, notify_retries), 0, 100},
+		{"notify-timeout-ms", offsetof(struct zd_limits, notify_timeout_ms), 10, 600000},
+		{"checkpoint-every", offsetof(struct zd_limits, checkpoint_every), 1, 100000000},
+		{"max-message-bytes", offsetof(struct zd_limits, max_message_bytes), 512, 65535},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(k, t[i].key) == 0)
+			return get_u32(c, v, k, t[i].min, t[i].max,
+				       (uint32_t *)(void *)((char *)l + t[i].off));
+	return fail(c, v, "unknown limits setting '%s'", k);
+}
+
+static zd_err
+top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_config *cfg = arg;
+	yaml_node_t **items = NULL;
+	size_t n = 0;
+	zd_err e = ZD_OK;
+
+	if (strcmp(k, "database") == 0)
+		return get_string(c, v, "database", &cfg->database);
+	if (strcmp(k, "log-level") == 0) {
+		const char *s = scalar(v);
+		int lv = s ? zd_log_level_parse(s) : -1;
+		if (lv < 0)
+			return fail(c, v, "log-level must be error, warning, notice, info or debug");
+		cfg->log_level = lv;
+		return ZD_OK;
+	}
+	if (strcmp(k, "limits") == 0)
+		return walk_map(c, v, "limits", limits_pair, &cfg->limits);
+	if (strcmp(k, "listen") == 0) {
+		if ((e = seq_items(c, v, "listen", 64, &items, &n)) != ZD_OK)
+			return e;
+		cfg->listen = calloc(n ? n : 1, sizeof *cfg->listen);
+		if (cfg->listen == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			const char *s = scalar(items[i]);
+			if (s == NULL || zd_parse_sockaddr(s, 53, &ss, &sl) != ZD_OK)
+				e = fail(c, items[i], "listen entries are addr@port");
+			else if ((e = get_string(c, items[i], "listen", &cfg->listen[i])) == ZD_OK)
+				cfg->n_listen++;
+		}
+		goto out;
+	}
+	if (strcmp(k, "tsig-keys") == 0) {
+		if ((e = seq_items(c, v, "tsig-keys", 1000, &items, &n)) != ZD_OK)
+			return e;
+		cfg->keys = calloc(n ? n : 1, sizeof *cfg->keys);
+		if (cfg->keys == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			cfg->n_keys++;
+			e = walk_map(c, items[i], "tsig key", key_pair, &cfg->keys[i]);
+			if (e == ZD_OK && (cfg->keys[i].name == NULL || cfg->keys[i].secret == NULL))
+				e = fail(c, items[i], "tsig key needs a name and a secret or secret-file");
+			if (e == ZD_OK && cfg->keys[i].algorithm == NULL &&
+			    (cfg->keys[i].algorithm = strdup("hmac-sha256.")) == NULL)
+				e = ZD_ENOMEM;
+		}
+		goto out;
+	}
+	if (strcmp(k, "zones") == 0) {
+		if ((e = seq_items(c, v, "zones", 10000, &items, &n)) != ZD_OK)
+			return e;
+		cfg->zones = calloc(n ? n : 1, sizeof *cfg->zones);
+		if (cfg->zones == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			struct zd_zone_config *z = &cfg->zones[i];
+			cfg->n_zones++;
+			z->soa_ttl = 3600;
+			z->soa_refresh = 3600;
+			z->soa_retry = 600;
+			z->soa_expire = 1209600;
+			z->soa_minimum = 3600;
+			e = walk_map(c, items[i], "zone", zone_pair, z);
+			if (e == ZD_OK && z->name == NULL)
+				e = fail(c, items[i], "zone needs a name");
+			if (e == ZD_OK && (z->soa_mname == NULL || z->soa_rname == NULL))
+				e = fail(c, items[i], "zone %s needs soa mname and rname", z->name);
+		}
+		goto out;
+	}
+	return fail(c, v, "unknown setting '%s'", k);
+out:
+	free(items);
+	return e;
+}
+
+static zd_err
+check_refs(struct ctx *c, struct zd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_zones; i++) {
+		struct zd_zone_config *z = &cfg->zones[i];
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->zones[j].name, z->name) == 0)
+				return fail(c, NULL, "zone %s is configured twice", z->name);
+		for (size_t j = 0; j < z->n_notify; j++)
+			if (z->notify[j].key && !zd_config_key_find(cfg, z->notify[j].key))
+				return fail(c, NULL, "zone %s: notify %s names unknown key %s", z->name,
+					    z->notify[j].text, z->notify[j].key);
+		for (size_t j = 0; j < z->n_acl; j++)
+			if (z->acl[j].key && !zd_config_key_find(cfg, z->acl[j].key))
+				return fail(c, NULL, "zone %s: allow-transfer %s names unknown key %s",
+					    z->name, z->acl[j].text, z->acl[j].key);
+	}
+	if (cfg->database == NULL)
+		return fail(c, NULL, "database (a libpq conninfo) is required");
+	return ZD_OK;
+}
+
+zd_err
+zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err, size_t errlen)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct zd_config *cfg = NULL;
+	struct ctx c = {.doc = &doc, .err = err, .errlen = errlen};
+	zd_err e;
+
+	if (errlen)
+		err[0] = '\0';
+	if (len > CONFIG_MAX_BYTES)
+		return fail(&c, NULL, "configuration larger than %u bytes", CONFIG_MAX_BYTES);
+	if (!yaml_parser_initialize(&parser))
+		return ZD_ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(err, errlen, "line %lu: %s", (unsigned long)parser.problem_mark.line + 1,
+			 parser.problem ? parser.problem : "YAML syntax error");
+		yaml_parser_delete(&parser);
+		return ZD_EMALFORMED;
+	}
+	cfg = calloc(1, sizeof *cfg);
+	if (cfg == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	cfg->log_level = ZD_LOG_INFO;
+	cfg->limits = (struct zd_limits){
+		.max_transfers = 64,
+		.max_tcp_clients = 256,
+		.tcp_idle_timeout_ms = 10000,
+		.batch_max_changes = 10000,
+		.poll_interval_ms = 1000,
+		.notify_retries = 5,
+		.notify_timeout_ms = 2000,
+		.checkpoint_every = 10000,
+		.max_message_bytes = 65535,
+	};
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root == NULL) {
+		e = fail(&c, NULL, "configuration is empty");
+		goto out;
+	}
+	if ((e = walk_map(&c, root, "configuration", top_pair, cfg)) != ZD_OK)
+		goto out;
+	if ((e = check_refs(&c, cfg)) != ZD_OK)
+		goto out;
+	*out = cfg;
+	cfg = NULL;
+out:
+	zd_config_free(cfg);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return e;
+}
+
+zd_err
+zd_config_load(const char *path, struct zd_config **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = NULL;
+	size_t len = 0, r;
+	zd_err e;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ZD_EIO;
+	}
+	text = malloc(CONFIG_MAX_BYTES + 1);
+	if (text == NULL) {
+		fclose(f);
+		return ZD_ENOMEM;
+	}
+	while (len <= CONFIG_MAX_BYTES && (r = fread(text + len, 1, CONFIG_MAX_BYTES + 1 - len, f)) > 0)
+		len += r;
+	fclose(f);
+	e = zd_config_parse(text, len, out, err, errlen);
+	free(text);
+	return e;
+}
+
+void
+zd_config_free(struct zd_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->database);
+	for (size_t i = 0; i < c->n_listen; i++)
+		free(c->listen[i]);
+	free(c->listen);
+	for (size_t i = 0; i < c->n_keys; i++) {
+		free(c->keys[i].name);
+		free(c->keys[i].algorithm);
+		if (c->keys[i].secret) {
+			memset(c->keys[i].secret, 0, strlen(c->keys[i].secret));
+			free(c->keys[i].secret);
+		}
+	}
+	free(c->keys);
+	for (size_t i = 0; i < c->n_zones; i++) {
+		struct zd_zone_config *z = &c->zones[i];
+		free(z->name);
+		free(z->soa_mname);
+		free(z->soa_rname);
+		for (size_t j = 0; j < z->n_apex; j++)
+			free(z->apex[j]);
+		free(z->apex);
+		for (size_t j = 0; j < z->n_notify; j++) {
+			free(z->notify[j].text);
+			free(z->notify[j].key);
+		}
+		free(z->notify);
+		for (size_t j = 0; j < z->n_acl; j++) {
+			free(z->acl[j].text);
+			free(z->acl[j].key);
+		}
+		free(z->acl);
+	}
+	free(c->zones);
+	free(c);
+}
+
+const struct zd_tsig_key *
+zd_config_key_find(const struct zd_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		if (strcmp(c->keys[i].name, name) == 0)
+			return &c->keys[i];
+	return NULL;
+}
+
+const struct zd_zone_config *
+zd_config_zone_find(const struct zd_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_zones; i++)
+		if (strcmp(c->zones[i].name, name) == 0)
+			return &c->zones[i];
+	return NULL;
+}

@@ -1,0 +1,34 @@
+/* common/zd_parse.h -- checked conversions of untrusted text to numbers and
+ * addresses.  Threads: any.  No locale, no partial results: the whole string
+ * must be the value. */
+#ifndef ZD_PARSE_H
+#define ZD_PARSE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "zd_err.h"
+
+/* Decimal, no sign, no spaces, value in [min, max]. */
+zd_err zd_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+zd_err zd_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* "addr", "addr@port", "addr#port" or "[v6]:port"; IPv4 or IPv6; port
+ * defaults to default_port. */
+zd_err zd_parse_sockaddr(const char *s, uint16_t default_port, struct sockaddr_storage *out,
+			 socklen_t *len_out);
+
+/* "addr/len" (len optional: full length). */
+struct zd_prefix {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t len; /* bits */
+};
+zd_err zd_parse_prefix(const char *s, struct zd_prefix *out);
+/* 1 when the address is inside the prefix. */
+int zd_prefix_match(const struct zd_prefix *p, const struct sockaddr *sa);
+
+/* "127.0.0.1#5300" style text for logs; never fails (writes "?" on odd input). */
+void zd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
+
+#endif

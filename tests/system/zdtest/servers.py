@@ -1,0 +1,256 @@
+"""NSD, BIND 9 and Knot started from generated configs on 127.0.0.1 high
+ports, each in its own directory, as secondaries (NSD, BIND, Knot) or as a
+primary (Knot)."""
+
+import os
+import shutil
+import tempfile
+
+from .dnsutil import soa_serial
+from .proc import Daemon, free_port, wait_until, sanitizer_findings
+
+
+class _Server:
+    kind = "server"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix=f"zd-{self.kind}-")
+        self.port = None
+        self.daemon = None
+        self.log = os.path.join(self.dir, f"{self.kind}.log")
+
+    def serial(self, zone):
+        try:
+            return soa_serial(self.port, zone, timeout=1.0)
+        except Exception:  # noqa: BLE001 - not answering yet
+            return None
+
+    def wait_serial(self, zone, serial, deadline=30):
+        return wait_until(lambda: self.serial(zone) == serial, deadline,
+                          f"{self.kind} serving {zone} at serial {serial} "
+                          f"(now {self.serial(zone)})")
+
+    def wait_serial_at_least(self, zone, serial, deadline=30):
+        def ok():
+            s = self.serial(zone)
+            return s is not None and ((s - serial) % 2**32) < 2**31
+        return wait_until(ok, deadline, f"{self.kind} serving {zone} at serial >= {serial}")
+
+    def start(self, deadline=20):
+        last = None
+        for _ in range(5):
+            self.port = free_port()
+            self.write_config()
+            self.daemon = Daemon(self.kind, self.argv(), self.log).start()
+            try:
+                wait_until(self.ready, deadline, f"{self.kind} ready on port {self.port}")
+                return self
+            except TimeoutError as e:
+                last = e
+                self.daemon.stop()
+                if "in use" not in open(self.log, errors="replace").read():
+                    break
+        raise RuntimeError(f"{self.kind} did not start: {last}\n{self.daemon.tail()}")
+
+    def ready(self):
+        if not self.daemon.alive():
+            raise RuntimeError(f"{self.kind} exited")
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        finally:
+            s.close()
+
+    def stop(self):
+        if self.daemon:
+            self.daemon.stop()
+
+    def tail(self):
+        return self.daemon.tail() if self.daemon else ""
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Nsd(_Server):
+    """NSD 4 as a secondary of (primary_port, zones)."""
+    kind = "nsd"
+
+    def __init__(self, primary_port, zones, tsig=None):
+        super().__init__()
+        self.primary_port = primary_port
+        self.zones = zones
+        self.tsig = tsig  # (name, algorithm, secret)
+
+    def write_config(self):
+        d = self.dir
+        key = "NOKEY"
+        keycfg = ""
+        if self.tsig:
+            name, alg, secret = self.tsig
+            key = name
+            keycfg = f'key:\n  name: "{name}"\n  algorithm: {alg}\n  secret: "{secret}"\n'
+        zones = "".join(
+            f'zone:\n  name: "{z}"\n  zonefile: "{d}/{z}zone"\n'
+            f"  request-xfr: 127.0.0.1@{self.primary_port} {key}\n"
+            f"  allow-notify: 127.0.0.1 {key}\n  allow-axfr-fallback: yes\n"
+            f"  provide-xfr: 127.0.0.0/8 NOKEY\n"
+            for z in self.zones)
+        with open(os.path.join(d, "nsd.conf"), "w") as f:
+            f.write(f"""server:
+  ip-address: 127.0.0.1@{self.port}
+  port: {self.port}
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  logfile: "{self.log}"
+  verbosity: 2
+  server-count: 1
+  tcp-count: 20
+  do-ip6: no
+  refuse-any: no
+remote-control:
+  control-enable: no
+{keycfg}{zones}""")
+
+    def argv(self):
+        return ["nsd", "-d", "-c", os.path.join(self.dir, "nsd.conf")]
+
+    def transfers(self):
+        """Lines of NSD's log that report a transfer (IXFR or AXFR)."""
+        text = open(self.log, errors="replace").read()
+        return [l for l in text.splitlines() if "xfr" in l.lower() and "serial" in l.lower()]
+
+
+class Bind(_Server):
+    """BIND 9 (named) as a secondary."""
+    kind = "named"
+
+    def __init__(self, primary_port, zones, tsig=None):
+        super().__init__()
+        self.primary_port = primary_port
+        self.zones = zones
+        self.tsig = tsig
+
+    def write_config(self):
+        d = self.dir
+        keycfg = ""
+        keyref = ""
+        if self.tsig:
+            name, alg, secret = self.tsig
+            keycfg = f'key "{name}" {{ algorithm {alg}; secret "{secret}"; }};\n'
+            keyref = f' key "{name}"'
+        zones = "".join(
+            f'zone "{z}" {{ type secondary; file "{d}/{z}db"; '
+            f"primaries port {self.primary_port} {{ 127.0.0.1{keyref}; }}; "
+            f"allow-notify {{ 127.0.0.1; }}; request-ixfr yes; }};\n"
+            for z in self.zones)
+        with open(os.path.join(d, "named.conf"), "w") as f:
+            f.write(f"""{keycfg}options {{
+  directory "{d}";
+  pid-file "{d}/named.pid";
+  listen-on port {self.port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  recursion no;
+  dnssec-validation no;
+  notify no;
+  allow-transfer {{ any; }};
+  max-refresh-time 5;
+  min-refresh-time 1;
+  max-retry-time 5;
+  min-retry-time 1;
+}};
+controls {{ }};
+logging {{
+  channel all {{ file "{self.log}"; print-time yes; severity info; }};
+  category default {{ all; }};
+  category xfer-in {{ all; }};
+  category notify {{ all; }};
+}};
+{zones}""")
+
+    def argv(self):
+        return ["named", "-g", "-n", "1", "-c", os.path.join(self.dir, "named.conf")]
+
+    def start(self, deadline=20):
+        # named -g logs to stderr; the config's channel writes the same file.
+        self.log = os.path.join(self.dir, "named.log")
+        return super().start(deadline)
+
+    def transfers(self):
+        text = open(self.log, errors="replace").read()
+        return [l for l in text.splitlines() if "transfer of" in l]
+
+
+class Knot(_Server):
+    """Knot DNS as a primary serving zone files (until zonedistd exists it is
+    the tiny test primary) or as a secondary of primary_port."""
+    kind = "knot"
+
+    def __init__(self, zones, primary_port=None, notify_ports=()):
+        super().__init__()
+        self.zones = zones  # {zone: zonefile path or None for a secondary}
+        self.primary_port = primary_port
+        self.notify_ports = list(notify_ports)
+
+    def write_config(self):
+        d = self.dir
+        remotes = ""
+        for i, p in enumerate(self.notify_ports):
+            remotes += f"  - id: sec{i}\n    address: 127.0.0.1@{p}\n"
+        if self.primary_port:
+            remotes += f"  - id: primary\n    address: 127.0.0.1@{self.primary_port}\n"
+        zones = ""
+        for z, path in self.zones.items():
+            zones += f"  - domain: {z}\n    file: {path or d + '/' + z + 'zone'}\n"
+            if self.primary_port:
+                zones += "    master: primary\n    acl: [notify_from_primary]\n"
+            else:
+                zones += "    acl: [xfr]\n"
+                if self.notify_ports:
+                    ids = ", ".join(f"sec{i}" for i in range(len(self.notify_ports)))
+                    zones += f"    notify: [{ids}]\n"
+        with open(os.path.join(d, "knot.conf"), "w") as f:
+            f.write(f"""server:
+  rundir: {d}
+  listen: 127.0.0.1@{self.port}
+  background-workers: 1
+  udp-workers: 1
+  tcp-workers: 1
+log:
+  - target: {self.log}
+    any: info
+database:
+  storage: {d}/db
+{"remote:" + chr(10) + remotes if remotes else ""}acl:
+  - id: xfr
+    address: 127.0.0.0/8
+    action: transfer
+  - id: notify_from_primary
+    address: 127.0.0.0/8
+    action: notify
+template:
+  - id: default
+    storage: {d}
+    zonefile-sync: -1
+    journal-content: none
+zone:
+{zones}""")
+
+    def argv(self):
+        return ["knotd", "-c", os.path.join(self.dir, "knot.conf")]
+
+
+def sanitizer_report(*servers):
+    out = []
+    for s in servers:
+        if s and s.daemon:
+            out += sanitizer_findings(s.log)
+    return out
