@@ -22,8 +22,8 @@ struct ctx {
 	size_t errlen;
 };
 
-static zd_err
-fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static zd_err fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static zd_err
 fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
@@ -34,7 +34,8 @@ fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 	if (c->errlen == 0)
 		return ZD_EMALFORMED;
 	if (n != NULL)
-		k = snprintf(c->err, c->errlen, "line %lu: ", (unsigned long)n->start_mark.line + 1);
+		k = snprintf(c->err, c->errlen,
+		             "line %lu: ", (unsigned long)n->start_mark.line + 1);
 	if (k < 0 || (size_t)k >= c->errlen)
 		k = 0;
 	va_start(ap, fmt);
@@ -112,7 +113,7 @@ get_name(struct ctx *c, const yaml_node_t *n, const char *what, char **out)
 
 static zd_err
 get_u32(struct ctx *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
-	uint32_t *out)
+        uint32_t *out)
 {
 	const char *s = scalar(n);
 	if (s == NULL || zd_parse_u32(s, min, max, out) != ZD_OK)
@@ -144,7 +145,7 @@ walk_map(struct ctx *c, yaml_node_t *map, const char *what, pair_fn each, void *
 
 static zd_err
 seq_items(struct ctx *c, yaml_node_t *seq, const char *what, size_t max, yaml_node_t ***items,
-	  size_t *n)
+          size_t *n)
 {
 	size_t count;
 	yaml_node_t **v;
@@ -287,7 +288,8 @@ zone_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		else if (s && strcmp(s, "date-counter") == 0)
 			z->serial_policy = ZD_SERIAL_DATECOUNTER;
 		else
-			return fail(c, v, "serial-policy must be increment, unixtime or date-counter");
+			return fail(c, v,
+			            "serial-policy must be increment, unixtime or date-counter");
 		return ZD_OK;
 	}
 	if (strcmp(k, "soa") == 0)
@@ -354,20 +356,21 @@ limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		size_t off;
 		uint32_t min, max;
 	} t[] = {
-		{"max-transfers", offsetof(struct zd_limits, max_transfers), 1, 100000},
-		{"max-tcp-clients", offsetof(struct zd_limits, max_tcp_clients), 1, 100000},
-		{"tcp-idle-timeout-ms", offsetof(struct zd_limits, tcp_idle_timeout_ms), 100, 3600000},
-		{"batch-max-changes", offsetof(struct zd_limits, batch_max_changes), 1, 1000000},
-		{"poll-interval-ms", offsetof(struct zd_limits, poll_interval_ms), 10, 3600000},
-		{"notify-retries", offsetof(struct zd_limits, notify_retries), 0, 100},
-		{"notify-timeout-ms", offsetof(struct zd_limits, notify_timeout_ms), 10, 600000},
-		{"checkpoint-every", offsetof(struct zd_limits, checkpoint_every), 1, 100000000},
-		{"max-message-bytes", offsetof(struct zd_limits, max_message_bytes), 512, 65535},
+	        {"max-transfers", offsetof(struct zd_limits, max_transfers), 1, 100000},
+	        {"max-tcp-clients", offsetof(struct zd_limits, max_tcp_clients), 1, 100000},
+	        {"tcp-idle-timeout-ms", offsetof(struct zd_limits, tcp_idle_timeout_ms), 100,
+	         3600000},
+	        {"batch-max-changes", offsetof(struct zd_limits, batch_max_changes), 1, 1000000},
+	        {"poll-interval-ms", offsetof(struct zd_limits, poll_interval_ms), 10, 3600000},
+	        {"notify-retries", offsetof(struct zd_limits, notify_retries), 0, 100},
+	        {"notify-timeout-ms", offsetof(struct zd_limits, notify_timeout_ms), 10, 600000},
+	        {"checkpoint-every", offsetof(struct zd_limits, checkpoint_every), 1, 100000000},
+	        {"max-message-bytes", offsetof(struct zd_limits, max_message_bytes), 512, 65535},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(k, t[i].key) == 0)
 			return get_u32(c, v, k, t[i].min, t[i].max,
-				       (uint32_t *)(void *)((char *)l + t[i].off));
+			               (uint32_t *)(void *)((char *)l + t[i].off));
 	return fail(c, v, "unknown limits setting '%s'", k);
 }
 
@@ -385,7 +388,8 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		const char *s = scalar(v);
 		int lv = s ? zd_log_level_parse(s) : -1;
 		if (lv < 0)
-			return fail(c, v, "log-level must be error, warning, notice, info or debug");
+			return fail(c, v,
+			            "log-level must be error, warning, notice, info or debug");
 		cfg->log_level = lv;
 		return ZD_OK;
 	}
@@ -421,8 +425,10 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		for (size_t i = 0; i < n && e == ZD_OK; i++) {
 			cfg->n_keys++;
 			e = walk_map(c, items[i], "tsig key", key_pair, &cfg->keys[i]);
-			if (e == ZD_OK && (cfg->keys[i].name == NULL || cfg->keys[i].secret == NULL))
-				e = fail(c, items[i], "tsig key needs a name and a secret or secret-file");
+			if (e == ZD_OK &&
+			    (cfg->keys[i].name == NULL || cfg->keys[i].secret == NULL))
+				e = fail(c, items[i],
+				         "tsig key needs a name and a secret or secret-file");
 			if (e == ZD_OK && cfg->keys[i].algorithm == NULL &&
 			    (cfg->keys[i].algorithm = strdup("hmac-sha256.")) == NULL)
 				e = ZD_ENOMEM;
@@ -469,12 +475,13 @@ check_refs(struct ctx *c, struct zd_config *cfg)
 				return fail(c, NULL, "zone %s is configured twice", z->name);
 		for (size_t j = 0; j < z->n_notify; j++)
 			if (z->notify[j].key && !zd_config_key_find(cfg, z->notify[j].key))
-				return fail(c, NULL, "zone %s: notify %s names unknown key %s", z->name,
-					    z->notify[j].text, z->notify[j].key);
+				return fail(c, NULL, "zone %s: notify %s names unknown key %s",
+				            z->name, z->notify[j].text, z->notify[j].key);
 		for (size_t j = 0; j < z->n_acl; j++)
 			if (z->acl[j].key && !zd_config_key_find(cfg, z->acl[j].key))
-				return fail(c, NULL, "zone %s: allow-transfer %s names unknown key %s",
-					    z->name, z->acl[j].text, z->acl[j].key);
+				return fail(c, NULL,
+				            "zone %s: allow-transfer %s names unknown key %s",
+				            z->name, z->acl[j].text, z->acl[j].key);
 	}
 	if (cfg->database == NULL)
 		return fail(c, NULL, "database (a libpq conninfo) is required");
@@ -499,7 +506,7 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, errlen, "line %lu: %s", (unsigned long)parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "YAML syntax error");
+		         parser.problem ? parser.problem : "YAML syntax error");
 		yaml_parser_delete(&parser);
 		return ZD_EMALFORMED;
 	}
@@ -510,15 +517,15 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	}
 	cfg->log_level = ZD_LOG_INFO;
 	cfg->limits = (struct zd_limits){
-		.max_transfers = 64,
-		.max_tcp_clients = 256,
-		.tcp_idle_timeout_ms = 10000,
-		.batch_max_changes = 10000,
-		.poll_interval_ms = 1000,
-		.notify_retries = 5,
-		.notify_timeout_ms = 2000,
-		.checkpoint_every = 10000,
-		.max_message_bytes = 65535,
+	        .max_transfers = 64,
+	        .max_tcp_clients = 256,
+	        .tcp_idle_timeout_ms = 10000,
+	        .batch_max_changes = 10000,
+	        .poll_interval_ms = 1000,
+	        .notify_retries = 5,
+	        .notify_timeout_ms = 2000,
+	        .checkpoint_every = 10000,
+	        .max_message_bytes = 65535,
 	};
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {
@@ -555,7 +562,8 @@ zd_config_load(const char *path, struct zd_config **out, char *err, size_t errle
 		fclose(f);
 		return ZD_ENOMEM;
 	}
-	while (len <= CONFIG_MAX_BYTES && (r = fread(text + len, 1, CONFIG_MAX_BYTES + 1 - len, f)) > 0)
+	while (len <= CONFIG_MAX_BYTES &&
+	       (r = fread(text + len, 1, CONFIG_MAX_BYTES + 1 - len, f)) > 0)
 		len += r;
 	fclose(f);
 	e = zd_config_parse(text, len, out, err, errlen);

@@ -76,7 +76,7 @@ struct zd_config {
 /* Untrusted text in; on ZD_OK *out is a new config the caller owns
  * (zd_config_free()).  On failure err holds "line N: what is wrong". */
 zd_err zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
-		       size_t errlen);
+                       size_t errlen);
 zd_err zd_config_load(const char *path, struct zd_config **out, char *err, size_t errlen);
 void zd_config_free(struct zd_config *c);
 

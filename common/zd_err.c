@@ -4,15 +4,15 @@
 #include "zd_log.h"
 
 static const char *const messages[ZD_ERR_COUNT] = {
-	[ZD_OK] = "success",
-	[ZD_ENOMEM] = "out of memory",
-	[ZD_EMALFORMED] = "malformed input",
-	[ZD_ELIMIT] = "limit exceeded",
-	[ZD_EDB] = "database error",
-	[ZD_EHSM] = "HSM error",
-	[ZD_EIO] = "I/O error",
-	[ZD_ENOTFOUND] = "not found",
-	[ZD_EBUG] = "internal error",
+        [ZD_OK] = "success",
+        [ZD_ENOMEM] = "out of memory",
+        [ZD_EMALFORMED] = "malformed input",
+        [ZD_ELIMIT] = "limit exceeded",
+        [ZD_EDB] = "database error",
+        [ZD_EHSM] = "HSM error",
+        [ZD_EIO] = "I/O error",
+        [ZD_ENOTFOUND] = "not found",
+        [ZD_EBUG] = "internal error",
 };
 
 const char *

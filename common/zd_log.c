@@ -54,7 +54,7 @@ zd_log(enum zd_log_level level, const char *subsys, const char *zone, const char
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof line - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
-		     level_names[level <= ZD_LOG_DEBUG ? level : ZD_LOG_DEBUG]);
+	             level_names[level <= ZD_LOG_DEBUG ? level : ZD_LOG_DEBUG]);
 	if (r > 0)
 		n += (size_t)r;
 	if (zone != NULL && n < sizeof line) {

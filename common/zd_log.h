@@ -22,7 +22,7 @@ int zd_log_level_parse(const char *word);
 void zd_log_fd_set(int fd);
 
 void zd_log(enum zd_log_level level, const char *subsys, const char *zone, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Rate limit for messages a peer can trigger: at most burst lines per
  * interval_ms; zd_ratelimit_ok() says whether to log now and counts the

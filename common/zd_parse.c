@@ -38,7 +38,7 @@ zd_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 zd_err
 zd_parse_sockaddr(const char *s, uint16_t default_port, struct sockaddr_storage *out,
-		  socklen_t *len_out)
+                  socklen_t *len_out)
 {
 	char host[64];
 	const char *port_s = NULL;
@@ -135,9 +135,9 @@ zd_prefix_match(const struct zd_prefix *p, const struct sockaddr *sa)
 	} else if (sa->sa_family == AF_INET6 && p->family == AF_INET6) {
 		a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 	} else if (sa->sa_family == AF_INET6 && p->family == AF_INET &&
-		   IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
-		memcpy(mapped, ((const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr) + 12,
-		       4);
+	           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		memcpy(mapped,
+		       ((const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr) + 12, 4);
 		a = mapped;
 	} else {
 		return 0;

@@ -16,7 +16,7 @@ zd_err zd_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* "addr", "addr@port", "addr#port" or "[v6]:port"; IPv4 or IPv6; port
  * defaults to default_port. */
 zd_err zd_parse_sockaddr(const char *s, uint16_t default_port, struct sockaddr_storage *out,
-			 socklen_t *len_out);
+                         socklen_t *len_out);
 
 /* "addr/len" (len optional: full length). */
 struct zd_prefix {

@@ -171,21 +171,21 @@ config_rejects_unknown_keys_bad_values_and_dangling_refs(void **state)
 	assert_non_null(strstr(err, "databse"));
 	assert_null(c);
 	assert_int_equal(parse("database: x\nlimits: {max-transfers: 0}\n", &c, err, sizeof err),
-			 ZD_EMALFORMED);
+	                 ZD_EMALFORMED);
 	assert_non_null(strstr(err, "max-transfers"));
 	assert_int_equal(parse("zones: [{name: tld.}]\n", &c, err, sizeof err), ZD_EMALFORMED);
 	assert_int_equal(parse("database: x\nzones: [{name: tld., soa: {mname: a., rname: b.},"
-			       " notify: [{address: 127.0.0.1@53, key: nokey}]}]\n",
-			       &c, err, sizeof err),
-			 ZD_EMALFORMED);
+	                       " notify: [{address: 127.0.0.1@53, key: nokey}]}]\n",
+	                       &c, err, sizeof err),
+	                 ZD_EMALFORMED);
 	assert_non_null(strstr(err, "unknown key nokey"));
 	assert_int_equal(parse("database: [\n", &c, err, sizeof err), ZD_EMALFORMED);
 	assert_int_equal(parse("database: x\nlisten: [\"nothost@53\"]\n", &c, err, sizeof err),
-			 ZD_EMALFORMED);
+	                 ZD_EMALFORMED);
 	assert_int_equal(parse("database: x\nzones:\n - {name: A., soa: {mname: a., rname: b.}}\n"
-			       " - {name: a, soa: {mname: a., rname: b.}}\n",
-			       &c, err, sizeof err),
-			 ZD_EMALFORMED);
+	                       " - {name: a, soa: {mname: a., rname: b.}}\n",
+	                       &c, err, sizeof err),
+	                 ZD_EMALFORMED);
 	assert_non_null(strstr(err, "twice"));
 	assert_null(c);
 }
@@ -196,18 +196,18 @@ config_parses_a_full_file(void **state)
 	struct zd_config *c = NULL;
 	char err[256];
 	const char *text = "database: \"host=/tmp dbname=registry\"\n"
-			   "listen: [\"127.0.0.1@5300\", \"::1@5300\"]\n"
-			   "log-level: debug\n"
-			   "limits: {max-transfers: 3, batch-max-changes: 500}\n"
-			   "tsig-keys:\n"
-			   "  - {name: Xfr-Key, algorithm: hmac-sha256, secret: \"c2VjcmV0\"}\n"
-			   "zones:\n"
-			   "  - name: TLD\n"
-			   "    serial-policy: unixtime\n"
-			   "    soa: {mname: a.nic.tld., rname: hostmaster.nic.tld., expire: 600}\n"
-			   "    apex: [\"tld. 86400 IN NS a.nic.tld.\"]\n"
-			   "    notify: [{address: \"127.0.0.1@5301\", key: xfr-key}]\n"
-			   "    allow-transfer: [{prefix: 127.0.0.0/8}]\n";
+	                   "listen: [\"127.0.0.1@5300\", \"::1@5300\"]\n"
+	                   "log-level: debug\n"
+	                   "limits: {max-transfers: 3, batch-max-changes: 500}\n"
+	                   "tsig-keys:\n"
+	                   "  - {name: Xfr-Key, algorithm: hmac-sha256, secret: \"c2VjcmV0\"}\n"
+	                   "zones:\n"
+	                   "  - name: TLD\n"
+	                   "    serial-policy: unixtime\n"
+	                   "    soa: {mname: a.nic.tld., rname: hostmaster.nic.tld., expire: 600}\n"
+	                   "    apex: [\"tld. 86400 IN NS a.nic.tld.\"]\n"
+	                   "    notify: [{address: \"127.0.0.1@5301\", key: xfr-key}]\n"
+	                   "    allow-transfer: [{prefix: 127.0.0.0/8}]\n";
 	(void)state;
 	assert_int_equal(parse(text, &c, err, sizeof err), ZD_OK);
 	assert_string_equal(c->database, "host=/tmp dbname=registry");
@@ -277,18 +277,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(strerror_covers_every_code),
-		cmocka_unit_test(buf_refuses_to_grow_past_cap_and_stays_unchanged),
-		cmocka_unit_test(buf_printf_counts_without_nul),
-		cmocka_unit_test(reader_never_reads_past_end),
-		cmocka_unit_test(parse_u64_rejects_junk_overflow_and_range),
-		cmocka_unit_test(sockaddr_parses_v4_v6_and_ports),
-		cmocka_unit_test(prefix_matches_only_inside),
-		cmocka_unit_test(config_rejects_unknown_keys_bad_values_and_dangling_refs),
-		cmocka_unit_test(config_parses_a_full_file),
-		cmocka_unit_test(name_normalize_lowercases_and_adds_one_dot),
-		cmocka_unit_test(ratelimit_drops_past_burst_and_reports_count),
-		cmocka_unit_test(check_failed_is_false_for_true_conditions),
+	        cmocka_unit_test(strerror_covers_every_code),
+	        cmocka_unit_test(buf_refuses_to_grow_past_cap_and_stays_unchanged),
+	        cmocka_unit_test(buf_printf_counts_without_nul),
+	        cmocka_unit_test(reader_never_reads_past_end),
+	        cmocka_unit_test(parse_u64_rejects_junk_overflow_and_range),
+	        cmocka_unit_test(sockaddr_parses_v4_v6_and_ports),
+	        cmocka_unit_test(prefix_matches_only_inside),
+	        cmocka_unit_test(config_rejects_unknown_keys_bad_values_and_dangling_refs),
+	        cmocka_unit_test(config_parses_a_full_file),
+	        cmocka_unit_test(name_normalize_lowercases_and_adds_one_dot),
+	        cmocka_unit_test(ratelimit_drops_past_burst_and_reports_count),
+	        cmocka_unit_test(check_failed_is_false_for_true_conditions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,138 @@
+/* server/store.h -- one zone's multi-versioned contents, in canonical DNS order.
+ *
+ * Every RRset version carries the internal version range [from, to) in which
+ * it was live, so the whole zone at any kept version, and the difference
+ * between any two kept versions, come from the same structure.  Internal
+ * versions are 64-bit counters starting at 1; serials are kept beside them.
+ *
+ * Threads: one writer (the batch thread) builds version published+1 in a
+ * store_txn; any number of readers (the transfer server) read versions
+ * <= store_published_get().  Readers hold the store's read lock only for the
+ * duration of one call, so a long AXFR never stalls the writer.
+ * Limits: names <= 255 octets; an RRset <= 65535 records and 16 MiB of rdata.
+ * Standards: RFC 4034 s6 (canonical order and form), RFC 1995 (differences). */
+#ifndef ZD_STORE_H
+#define ZD_STORE_H
+
+#include <ldns/ldns.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zd_err.h"
+
+#define STORE_LIVE UINT64_MAX
+
+struct store;
+struct store_txn;
+
+/* Zone apex as a presentation-form name.  On ZD_OK *out is a new store the
+ * caller owns (store_free()). */
+zd_err store_new(const char *zone, struct store **out);
+void store_free(struct store *s);
+
+/* Borrowed: the apex, valid for the store's life. */
+const ldns_rdf *store_apex_get(const struct store *s);
+/* Newest version visible to readers; 0 before the first publish. */
+uint64_t store_published_get(const struct store *s);
+/* Oldest version still held in memory (0 when empty). */
+uint64_t store_oldest_get(const struct store *s);
+
+/* Serial of a kept version. */
+zd_err store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out);
+/* Newest kept version whose serial is serial (serials are unique within the
+ * kept history except across 2^32 wraps; the newest wins). */
+zd_err store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out);
+/* Wall-clock publish time (ms since the epoch) of a kept version. */
+zd_err store_published_ms_find(const struct store *s, uint64_t version, uint64_t *ms_out);
+
+/* --- Reading -------------------------------------------------------- */
+
+/* Called once per RR; rr is borrowed for the call only.  Returning anything
+ * but ZD_OK stops the walk and is passed back. */
+typedef zd_err (*store_rr_fn)(void *arg, const ldns_rr *rr);
+
+/* Position of a chunked walk; zero it (STORE_CURSOR_INIT) to start. */
+struct store_cursor {
+	uint8_t key[512]; /* canonical key of the last name emitted */
+	uint16_t keylen;
+	int started;
+	int done;
+};
+#define STORE_CURSOR_INIT                                                                          \
+	{                                                                                          \
+		.keylen = 0, .started = 0, .done = 0                                               \
+	}
+
+/* Emit the records of up to max_names owner names of the zone at version,
+ * in canonical order, after the cursor's position; sets c->done at the end.
+ * The apex SOA comes first (it is the first name).  ZD_ENOTFOUND if version
+ * is not kept. */
+zd_err store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                  store_rr_fn fn, void *arg);
+
+/* The RRset (type, covered; covered = 0 unless type is RRSIG) at owner as of
+ * version, as a new list the caller owns (ldns_rr_list_deep_free); NULL in
+ * *out when there is none. */
+zd_err store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t type,
+                        uint16_t covered, ldns_rr_list **out);
+
+/* Differences from version `from` to version `to` (from < to, both kept),
+ * condensed: each RR that is in `from` and not in `to` goes to del_fn, each
+ * RR in `to` and not in `from` to add_fn, SOA included.  Cost follows the
+ * names changed in between, not the zone size.  At most max_rrs records in
+ * all (ZD_ELIMIT beyond, so the caller can answer with a full zone). */
+zd_err store_diff(struct store *s, uint64_t from, uint64_t to, size_t max_rrs, store_rr_fn del_fn,
+                  store_rr_fn add_fn, void *arg);
+
+/* --- Writing (the batch thread only) -------------------------------- */
+
+/* Start building version published+1.  One txn at a time. */
+zd_err store_txn_begin(struct store *s, struct store_txn **out);
+/* The version this txn builds. */
+uint64_t store_txn_version_get(const struct store_txn *t);
+
+/* Replace the RRset (type, covered) at owner by rrs (borrowed; all of the
+ * same owner/type/class; duplicates folded; the TTL of the first RR is kept).
+ * An empty or NULL list deletes the RRset.  Names are stored in canonical
+ * (lower-case) form.  A put that changes nothing records nothing. */
+zd_err store_txn_rrset_put(struct store_txn *t, const ldns_rdf *owner, uint16_t type,
+                           uint16_t covered, const ldns_rr_list *rrs);
+
+/* Make owner hold exactly `rrs` (borrowed, any types) for every RRset type
+ * except those for which keep(type) returns 1 (e.g. the signer's RRSIG and
+ * NSEC3).  keep may be NULL. */
+zd_err store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_list *rrs,
+                          int (*keep)(uint16_t type));
+
+/* Number of RRsets this txn changed so far. */
+size_t store_txn_changes_get(const struct store_txn *t);
+
+/* The txn's changes as an RFC 1995 difference sequence in uncompressed wire
+ * form: old SOA, deleted RRs, new SOA, added RRs (for the first version, no
+ * old SOA: only the new SOA and the added RRs).  The txn must have put a new
+ * SOA.  On ZD_OK, *wire (of *len bytes) is new memory the caller frees. */
+zd_err store_txn_delta_wire(struct store_txn *t, uint8_t **wire, size_t *len);
+
+/* Apply a difference sequence (from store_txn_delta_wire) to this txn:
+ * all or nothing as far as the published state goes (on failure abort the
+ * txn).  ZD_EMALFORMED when the bytes do not parse or a deleted RR is absent. */
+zd_err store_txn_delta_apply(struct store_txn *t, const uint8_t *wire, size_t len);
+
+/* Publish: the txn's version becomes visible with this serial and publish
+ * time.  Takes *t and sets it to NULL. */
+zd_err store_txn_publish(struct store_txn **t, uint32_t serial, uint64_t published_ms);
+/* Discard: every change is undone, the store is as before begin.  Takes *t. */
+void store_txn_abort(struct store_txn **t);
+
+/* --- Memory ---------------------------------------------------------- */
+
+struct store_stats {
+	size_t names;
+	size_t rrsets_live;
+	size_t rrsets_total; /* including history */
+	size_t bytes;        /* allocated by the store */
+	uint64_t versions;
+};
+void store_stats_get(struct store *s, struct store_stats *out);
+
+#endif

@@ -1,0 +1,476 @@
+/* Unit tests of server/store: versions, walks, differences, deltas, aborts,
+ * canonical order.  Failure paths first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/zd_log.h"
+#include "server/store.h"
+
+/* --- helpers --------------------------------------------------------- */
+
+static ldns_rr *
+rr(const char *text)
+{
+	ldns_rr *r = NULL;
+	assert_int_equal(ldns_rr_new_frm_str(&r, text, 3600, NULL, NULL), LDNS_STATUS_OK);
+	ldns_rr2canonical(r);
+	return r;
+}
+
+static ldns_rdf *
+dname(const char *text)
+{
+	ldns_rdf *d = NULL;
+	assert_int_equal(ldns_str2rdf_dname(&d, text), LDNS_STATUS_OK);
+	return d;
+}
+
+/* Put the RRset of the given records (all the same owner/type). */
+static void
+put(struct store_txn *t, const char *const *texts, size_t n)
+{
+	ldns_rr_list *l = ldns_rr_list_new();
+	for (size_t i = 0; i < n; i++)
+		ldns_rr_list_push_rr(l, rr(texts[i])); /* l owns it */
+	ldns_rr *first = ldns_rr_list_rr(l, 0);
+	assert_int_equal(
+	        store_txn_rrset_put(t, ldns_rr_owner(first), ldns_rr_get_type(first), 0, l), ZD_OK);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
+put1(struct store_txn *t, const char *text)
+{
+	put(t, &text, 1);
+}
+
+static void
+del(struct store_txn *t, const char *owner, ldns_rr_type type)
+{
+	ldns_rdf *o = dname(owner);
+	assert_int_equal(store_txn_rrset_put(t, o, type, 0, NULL), ZD_OK);
+	ldns_rdf_deep_free(o);
+}
+
+static void
+soa(struct store_txn *t, uint32_t serial)
+{
+	char text[200];
+	snprintf(text, sizeof text,
+	         "tld. 3600 IN SOA ns.nic.tld. hm.nic.tld. %u 3600 600 86400 300", serial);
+	put1(t, text);
+}
+
+/* Collected text of RRs, one per line, in emission order. */
+struct text {
+	char buf[1 << 16];
+	size_t len;
+	size_t count;
+};
+
+static zd_err
+collect(void *arg, const ldns_rr *r)
+{
+	struct text *t = arg;
+	char *s = ldns_rr2str(r);
+	size_t n = strlen(s);
+	assert_true(t->len + n < sizeof t->buf);
+	memcpy(t->buf + t->len, s, n + 1);
+	t->len += n;
+	t->count++;
+	free(s);
+	return ZD_OK;
+}
+
+static zd_err
+collect_owner(void *arg, const ldns_rr *r)
+{
+	ldns_rr_list *l = arg;
+	ldns_rr_list_push_rr(l, ldns_rr_clone(r)); /* l owns the clone */
+	return ZD_OK;
+}
+
+static void
+walk_all(struct store *s, uint64_t v, struct text *out, size_t chunk)
+{
+	struct store_cursor c = STORE_CURSOR_INIT;
+	memset(out, 0, sizeof *out);
+	while (!c.done)
+		assert_int_equal(store_walk(s, v, &c, chunk, collect, out), ZD_OK);
+}
+
+/* Version 1: SOA 1, apex NS, two delegations with glue. */
+static struct store *
+zone_v1(void)
+{
+	struct store *s = NULL;
+	struct store_txn *t = NULL;
+	assert_int_equal(store_new("tld.", &s), ZD_OK);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_txn_version_get(t), 1);
+	soa(t, 1);
+	put1(t, "tld. 86400 IN NS ns.nic.tld.");
+	const char *ns_a[] = {"a.tld. 86400 IN NS ns2.a.tld.", "a.tld. 86400 IN NS ns1.a.tld."};
+	put(t, ns_a, 2);
+	put1(t, "ns1.a.tld. 86400 IN A 192.0.2.1");
+	put1(t, "ns2.a.tld. 86400 IN A 192.0.2.2");
+	put1(t, "b.tld. 86400 IN NS ns.example.net.");
+	put1(t, "b.tld. 3600 IN DS 1 13 2 aabbccdd");
+	assert_int_equal(store_txn_publish(&t, 1, 1000), ZD_OK);
+	assert_null(t);
+	return s;
+}
+
+/* --- tests ------------------------------------------------------------ */
+
+static void
+reading_an_unknown_version_is_not_found(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_cursor c = STORE_CURSOR_INIT;
+	struct text t;
+	uint64_t v = 99;
+	uint32_t serial = 7;
+	(void)state;
+	assert_int_equal(store_walk(s, 2, &c, 10, collect, &t), ZD_ENOTFOUND);
+	assert_int_equal(store_walk(s, 0, &c, 10, collect, &t), ZD_ENOTFOUND);
+	assert_int_equal(store_version_find(s, 42, &v), ZD_ENOTFOUND);
+	assert_int_equal(v, 99);
+	assert_int_equal(store_serial_find(s, 5, &serial), ZD_ENOTFOUND);
+	assert_int_equal(serial, 7);
+	assert_int_equal(store_diff(s, 1, 2, 100, collect, collect, &t), ZD_ENOTFOUND);
+	store_free(s);
+}
+
+static void
+delta_apply_rejects_garbage_and_absent_deletions(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	const uint8_t junk[] = {3, 'a', 'b'};
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_txn_delta_apply(t, junk, sizeof junk), ZD_EMALFORMED);
+	store_txn_abort(&t);
+
+	/* A delta that deletes a record the store does not have. */
+	struct store *other = zone_v1();
+	struct store_txn *t2 = NULL;
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	assert_int_equal(store_txn_begin(other, &t2), ZD_OK);
+	soa(t2, 2);
+	del(t2, "b.tld.", LDNS_RR_TYPE_DS);
+	assert_int_equal(store_txn_delta_wire(t2, &wire, &len), ZD_OK);
+	store_txn_abort(&t2);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	del(t, "b.tld.", LDNS_RR_TYPE_DS);
+	assert_int_equal(store_txn_delta_apply(t, wire, len), ZD_EMALFORMED);
+	store_txn_abort(&t);
+	free(wire);
+	store_free(other);
+	store_free(s);
+}
+
+static void
+delta_wire_refuses_a_version_without_a_new_soa(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	uint8_t *wire = (uint8_t *)"x";
+	size_t len = 5;
+	(void)state;
+	zd_log_level_set(ZD_LOG_ERROR + 0); /* the check logs; keep it quiet */
+	zd_log_fd_set(-1);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	put1(t, "c.tld. 86400 IN NS ns.example.net.");
+	assert_int_equal(store_txn_delta_wire(t, &wire, &len), ZD_EBUG);
+	assert_int_equal(len, 5);
+	zd_log_fd_set(2);
+	store_txn_abort(&t);
+	store_free(s);
+}
+
+static void
+walk_yields_soa_first_then_canonical_order(void **state)
+{
+	struct store *s = zone_v1();
+	struct text t;
+	(void)state;
+	walk_all(s, 1, &t, 1);
+	assert_int_equal(t.count, 8);
+	/* SOA first, then the apex NS, a.tld. before its glue, b.tld. last. */
+	const char *p_soa = strstr(t.buf, "SOA"), *p_a = strstr(t.buf, "\na.tld.");
+	const char *p_ns1 = strstr(t.buf, "ns1.a.tld.\t"), *p_b = strstr(t.buf, "\nb.tld.");
+	assert_true(strncmp(t.buf, "tld.", 4) == 0 && p_soa < p_a);
+	assert_non_null(p_a);
+	assert_non_null(p_ns1);
+	assert_non_null(p_b);
+	assert_true(p_a < p_ns1 && p_ns1 < p_b);
+	struct text big;
+	walk_all(s, 1, &big, 1000);
+	assert_string_equal(big.buf, t.buf); /* chunking does not change the result */
+	store_free(s);
+}
+
+static void
+canonical_order_matches_ldns_dname_compare(void **state)
+{
+	const char *names[] = {"tld.",       "z.tld.",     "a.tld.",    "A.b.tld.",   "b.tld.",
+	                       "\\000.tld.", "\\001.tld.", "-.tld.",    "aa.tld.",    "a\\000.tld.",
+	                       "ab.a.tld.",  "\\255.tld.", "zz.a.tld.", "\\001x.tld."};
+	size_t n = sizeof names / sizeof names[0];
+	struct store *s = NULL;
+	struct store_txn *t = NULL;
+	(void)state;
+	assert_int_equal(store_new("tld.", &s), ZD_OK);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 1);
+	for (size_t i = 1; i < n; i++) {
+		char text[128];
+		snprintf(text, sizeof text, "%s 60 IN TXT \"%zu\"", names[i], i);
+		put1(t, text);
+	}
+	assert_int_equal(store_txn_publish(&t, 1, 0), ZD_OK);
+	ldns_rr_list *got = ldns_rr_list_new();
+	struct store_cursor c = STORE_CURSOR_INIT;
+	while (!c.done)
+		assert_int_equal(store_walk(s, 1, &c, 3, collect_owner, got), ZD_OK);
+	assert_int_equal(ldns_rr_list_rr_count(got), n);
+	for (size_t i = 1; i < n; i++) {
+		const ldns_rdf *a = ldns_rr_owner(ldns_rr_list_rr(got, i - 1));
+		const ldns_rdf *b = ldns_rr_owner(ldns_rr_list_rr(got, i));
+		assert_true(ldns_dname_compare(a, b) < 0);
+	}
+	ldns_rr_list_deep_free(got);
+	store_free(s);
+}
+
+static void
+versions_keep_every_state(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	struct text v1, v2, again;
+	uint64_t v;
+	(void)state;
+	walk_all(s, 1, &v1, 100);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	const char *ns_a[] = {"a.tld. 86400 IN NS ns1.a.tld."};
+	put(t, ns_a, 1);                               /* NS change */
+	del(t, "ns2.a.tld.", LDNS_RR_TYPE_A);          /* glue gone */
+	del(t, "b.tld.", LDNS_RR_TYPE_DS);             /* DS removed */
+	put1(t, "c.tld. 86400 IN NS ns.example.net."); /* new delegation */
+	assert_int_equal(store_txn_changes_get(t), 5);
+	/* readers still see version 1 only */
+	assert_int_equal(store_published_get(s), 1);
+	walk_all(s, 1, &again, 100);
+	assert_string_equal(again.buf, v1.buf);
+	assert_int_equal(store_txn_publish(&t, 2, 2000), ZD_OK);
+	assert_int_equal(store_published_get(s), 2);
+	walk_all(s, 2, &v2, 100);
+	assert_int_equal(v2.count, 6);
+	assert_null(strstr(v2.buf, "ns2.a.tld.\t"));
+	assert_null(strstr(v2.buf, "DS"));
+	assert_non_null(strstr(v2.buf, "c.tld."));
+	walk_all(s, 1, &again, 100);
+	assert_string_equal(again.buf, v1.buf); /* version 1 unchanged */
+	assert_int_equal(store_version_find(s, 2, &v), ZD_OK);
+	assert_int_equal(v, 2);
+	assert_int_equal(store_version_find(s, 1, &v), ZD_OK);
+	assert_int_equal(v, 1);
+	store_free(s);
+}
+
+static void
+diff_lists_exactly_the_changed_records(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	struct text dels, adds;
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	const char *ns_a[] = {"a.tld. 86400 IN NS ns1.a.tld.", "a.tld. 86400 IN NS ns3.a.tld."};
+	put(t, ns_a, 2);
+	put1(t, "ns3.a.tld. 86400 IN A 192.0.2.3");
+	assert_int_equal(store_txn_publish(&t, 2, 0), ZD_OK);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 3);
+	del(t, "b.tld.", LDNS_RR_TYPE_DS);
+	assert_int_equal(store_txn_publish(&t, 3, 0), ZD_OK);
+
+	memset(&dels, 0, sizeof dels);
+	assert_int_equal(store_diff(s, 1, 3, 100, collect, collect, &dels), ZD_OK);
+	/* one sink for both: SOA 1 (del), SOA 3 (add), NS ns2 (del), ns3 (add), A ns3, DS */
+	assert_int_equal(dels.count, 6);
+	assert_non_null(strstr(dels.buf, " 1 3600 600"));
+	assert_non_null(strstr(dels.buf, " 3 3600 600"));
+	assert_null(strstr(dels.buf, " 2 3600 600")); /* condensed: no intermediate SOA */
+	assert_non_null(strstr(dels.buf, "ns2.a.tld."));
+	assert_non_null(strstr(dels.buf, "ns3.a.tld.\t86400\tIN\tA"));
+	assert_null(strstr(dels.buf, "ns1.a.tld."));       /* unchanged record not listed */
+	assert_int_equal(strncmp(dels.buf, "tld.", 4), 0); /* SOA first */
+	/* a budget smaller than the difference is refused, not truncated */
+	memset(&adds, 0, sizeof adds);
+	assert_int_equal(store_diff(s, 1, 3, 3, collect, collect, &adds), ZD_ELIMIT);
+	store_free(s);
+}
+
+static void
+abort_restores_the_published_state(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	struct text before, after;
+	struct store_stats st0, st1;
+	(void)state;
+	walk_all(s, 1, &before, 100);
+	store_stats_get(s, &st0);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	del(t, "b.tld.", LDNS_RR_TYPE_NS);
+	put1(t, "d.tld. 60 IN NS ns.example.net.");
+	const char *ns_a[] = {"a.tld. 86400 IN NS x.example."};
+	put(t, ns_a, 1);
+	put(t, ns_a, 1);
+	store_txn_abort(&t);
+	assert_null(t);
+	walk_all(s, 1, &after, 100);
+	assert_string_equal(after.buf, before.buf);
+	store_stats_get(s, &st1);
+	assert_int_equal(st1.rrsets_live, st0.rrsets_live);
+	assert_int_equal(st1.rrsets_total, st0.rrsets_total);
+	/* the next txn builds the same version number again */
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_txn_version_get(t), 2);
+	store_txn_abort(&t);
+	store_free(s);
+}
+
+static void
+unchanged_and_repeated_puts_record_only_the_net_change(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	const char *same[] = {"a.tld. 86400 IN NS ns1.a.tld.", "a.tld. 86400 IN NS ns2.a.tld.",
+	                      "a.tld. 86400 IN NS NS2.a.tld."};
+	put(t, same, 3); /* same set, another order, a duplicate */
+	assert_int_equal(store_txn_changes_get(t), 0);
+	put1(t, "b.tld. 86400 IN NS other.example.");
+	put1(t, "b.tld. 86400 IN NS ns.example.net."); /* back to the published one */
+	assert_int_equal(store_txn_changes_get(t), 0);
+	del(t, "b.tld.", LDNS_RR_TYPE_DS);
+	put1(t, "b.tld. 3600 IN DS 1 13 2 aabbccdd"); /* delete then restore */
+	assert_int_equal(store_txn_changes_get(t), 0);
+	del(t, "nothere.tld.", LDNS_RR_TYPE_NS);
+	assert_int_equal(store_txn_changes_get(t), 0);
+	put1(t, "b.tld. 300 IN DS 1 13 2 aabbccdd"); /* TTL change is a change */
+	assert_int_equal(store_txn_changes_get(t), 1);
+	store_txn_abort(&t);
+	store_free(s);
+}
+
+static void
+name_set_replaces_all_but_kept_types(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	struct text v2;
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	ldns_rr_list *l = ldns_rr_list_new();
+	ldns_rr_list_push_rr(l, rr("b.tld. 86400 IN NS ns9.example.net.")); /* l owns it */
+	ldns_rdf *o = dname("b.tld.");
+	/* keep nothing: DS goes, NS replaced */
+	assert_int_equal(store_txn_name_set(t, o, l, NULL), ZD_OK);
+	assert_int_equal(store_txn_changes_get(t), 3);
+	assert_int_equal(store_txn_publish(&t, 2, 0), ZD_OK);
+	walk_all(s, 2, &v2, 100);
+	assert_null(strstr(v2.buf, "DS"));
+	assert_non_null(strstr(v2.buf, "ns9.example.net."));
+	/* an empty list removes the name entirely */
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 3);
+	assert_int_equal(store_txn_name_set(t, o, NULL, NULL), ZD_OK);
+	assert_int_equal(store_txn_publish(&t, 3, 0), ZD_OK);
+	walk_all(s, 3, &v2, 100);
+	assert_null(strstr(v2.buf, "b.tld."));
+	ldns_rdf_deep_free(o);
+	ldns_rr_list_deep_free(l);
+	store_free(s);
+}
+
+static void
+delta_replays_into_an_identical_store(void **state)
+{
+	struct store *a = NULL, *b = NULL;
+	struct store_txn *t = NULL, *u = NULL;
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	struct text ta, tb;
+	(void)state;
+	assert_int_equal(store_new("tld.", &a), ZD_OK);
+	assert_int_equal(store_new("tld.", &b), ZD_OK);
+	for (uint32_t serial = 1; serial <= 20; serial++) {
+		char text[128];
+		assert_int_equal(store_txn_begin(a, &t), ZD_OK);
+		soa(t, serial);
+		snprintf(text, sizeof text, "d%u.tld. 60 IN NS ns.example.", serial);
+		put1(t, text);
+		if (serial > 3) {
+			snprintf(text, sizeof text, "d%u.tld.", serial - 3);
+			del(t, text, LDNS_RR_TYPE_NS);
+		}
+		snprintf(text, sizeof text, "d%u.tld. 60 IN DS %u 8 2 00ff", serial % 3 + 1,
+		         serial);
+		put1(t, text);
+		assert_int_equal(store_txn_delta_wire(t, &wire, &len), ZD_OK);
+		assert_int_equal(store_txn_publish(&t, serial, 0), ZD_OK);
+		assert_int_equal(store_txn_begin(b, &u), ZD_OK);
+		assert_int_equal(store_txn_delta_apply(u, wire, len), ZD_OK);
+		assert_int_equal(store_txn_publish(&u, serial, 0), ZD_OK);
+		free(wire);
+		walk_all(a, serial, &ta, 7);
+		walk_all(b, serial, &tb, 5);
+		assert_string_equal(ta.buf, tb.buf);
+	}
+	/* and every old version of the replica equals the original's */
+	for (uint64_t v = 1; v <= 20; v++) {
+		walk_all(a, v, &ta, 100);
+		walk_all(b, v, &tb, 100);
+		assert_string_equal(ta.buf, tb.buf);
+	}
+	store_free(a);
+	store_free(b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(reading_an_unknown_version_is_not_found),
+	        cmocka_unit_test(delta_apply_rejects_garbage_and_absent_deletions),
+	        cmocka_unit_test(delta_wire_refuses_a_version_without_a_new_soa),
+	        cmocka_unit_test(walk_yields_soa_first_then_canonical_order),
+	        cmocka_unit_test(canonical_order_matches_ldns_dname_compare),
+	        cmocka_unit_test(versions_keep_every_state),
+	        cmocka_unit_test(diff_lists_exactly_the_changed_records),
+	        cmocka_unit_test(abort_restores_the_published_state),
+	        cmocka_unit_test(unchanged_and_repeated_puts_record_only_the_net_change),
+	        cmocka_unit_test(name_set_replaces_all_but_kept_types),
+	        cmocka_unit_test(delta_replays_into_an_identical_store),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
