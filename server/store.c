@@ -60,6 +60,9 @@ struct change {
 struct store_txn {
 	struct store *s;
 	uint64_t version;
+	int prepared;
+	struct sname **changed; /* names changed, once each; set by prepare */
+	size_t n_changed;
 	struct change *changes;
 	size_t n_changes, cap_changes;
 	size_t live_changes;
@@ -321,6 +324,15 @@ store_free(struct store *s)
 	ldns_rdf_deep_free(s->apex);
 	pthread_rwlock_destroy(&s->lock);
 	free(s);
+}
+
+zd_err
+store_base_set(struct store *s, uint64_t first_version)
+{
+	if (zd_check_failed(s->n_versions == 0 && s->txn == NULL && first_version > 0))
+		return ZD_EBUG;
+	atomic_store(&s->published, first_version - 1);
+	return ZD_OK;
 }
 
 const ldns_rdf *
@@ -1250,34 +1262,37 @@ out:
 }
 
 zd_err
-store_txn_publish(struct store_txn **tp, uint32_t serial, uint64_t published_ms)
+store_txn_prepare(struct store_txn *t)
 {
-	struct store_txn *t = *tp;
 	struct store *s = t->s;
-	struct sname **changed = NULL;
 	size_t n = 0;
-	zd_err e = ZD_OK;
 
-	*tp = NULL;
+	if (t->prepared)
+		return ZD_OK;
 	if (s->n_versions == s->cap_versions) {
 		size_t ncap = s->cap_versions ? s->cap_versions * 2 : 64;
-		struct version_info *p = realloc(s->versions, ncap * sizeof *p);
-		if (p == NULL) {
-			e = ZD_ENOMEM;
-			goto fail;
-		}
+		struct version_info *p = malloc(ncap * sizeof *p), *old;
+		if (p == NULL)
+			return ZD_ENOMEM;
+		/* Not realloc: readers index the old array under the read lock
+		 * until the swap, so it is freed only after it. */
+		pthread_rwlock_wrlock(&s->lock);
+		if (s->n_versions)
+			memcpy(p, s->versions, s->n_versions * sizeof *p);
+		old = s->versions;
 		s->versions = p;
+		pthread_rwlock_unlock(&s->lock);
+		free(old);
 		s->cap_versions = ncap;
 	}
 	if (s->n_versions > 0) {
 		/* The names this version changed, once each: IXFR and diff cost
 		 * follows them, not the zone size.  The first kept version needs
 		 * none (nothing is diffed against an older one). */
-		changed = malloc((t->n_changes ? t->n_changes : 1) * sizeof *changed);
-		if (changed == NULL) {
-			e = ZD_ENOMEM;
-			goto fail;
-		}
+		struct sname **changed =
+		        malloc((t->n_changes ? t->n_changes : 1) * sizeof *changed);
+		if (changed == NULL)
+			return ZD_ENOMEM;
 		for (size_t i = 0; i < t->n_changes; i++)
 			if (t->changes[i].name != NULL)
 				changed[n++] = t->changes[i].name;
@@ -1286,33 +1301,42 @@ store_txn_publish(struct store_txn **tp, uint32_t serial, uint64_t published_ms)
 		for (size_t i = 0; i < n; i++)
 			if (w == 0 || changed[w - 1] != changed[i])
 				changed[w++] = changed[i];
-		n = w;
-	} else {
+		free(t->changed);
+		t->changed = changed;
+		t->n_changed = w;
+	}
+	t->prepared = 1;
+	return ZD_OK;
+}
+
+zd_err
+store_txn_publish(struct store_txn **tp, uint32_t serial, uint64_t published_ms)
+{
+	struct store_txn *t = *tp;
+	struct store *s = t->s;
+	zd_err e;
+
+	if ((e = store_txn_prepare(t)) != ZD_OK) {
+		store_txn_abort(tp);
+		return e;
+	}
+	*tp = NULL;
+	if (s->n_versions == 0)
 		s->base = t->version;
-	}
-	if (zd_check_failed(s->base + s->n_versions == t->version)) {
-		e = ZD_EBUG;
-		free(changed);
-		goto fail;
-	}
 	pthread_rwlock_wrlock(&s->lock);
 	s->versions[s->n_versions++] = (struct version_info){
 	        .serial = serial,
 	        .published_ms = published_ms,
-	        .changed = changed,
-	        .n_changed = (uint32_t)n,
+	        .changed = t->changed,
+	        .n_changed = (uint32_t)t->n_changed,
 	};
-	s->bytes += n * sizeof *changed + sizeof(struct version_info);
+	s->bytes += t->n_changed * sizeof *t->changed + sizeof(struct version_info);
 	atomic_store(&s->published, t->version);
 	pthread_rwlock_unlock(&s->lock);
 	s->txn = NULL;
 	free(t->changes);
 	free(t);
 	return ZD_OK;
-fail:
-	*tp = t;
-	store_txn_abort(tp);
-	return e;
 }
 
 void
@@ -1328,6 +1352,7 @@ store_txn_abort(struct store_txn **tp)
 			change_undo(s, &t->changes[i]);
 	pthread_rwlock_unlock(&s->lock);
 	s->txn = NULL;
+	free(t->changed);
 	free(t->changes);
 	free(t);
 	*tp = NULL;

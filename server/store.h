@@ -30,6 +30,10 @@ struct store_txn;
 zd_err store_new(const char *zone, struct store **out);
 void store_free(struct store *s);
 
+/* On an empty store only: the first txn builds first_version (a checkpoint
+ * of that version is being loaded).  ZD_EBUG on a store that has versions. */
+zd_err store_base_set(struct store *s, uint64_t first_version);
+
 /* Borrowed: the apex, valid for the store's life. */
 const ldns_rdf *store_apex_get(const struct store *s);
 /* Newest version visible to readers; 0 before the first publish. */
@@ -118,8 +122,13 @@ zd_err store_txn_delta_wire(struct store_txn *t, uint8_t **wire, size_t *len);
  * txn).  ZD_EMALFORMED when the bytes do not parse or a deleted RR is absent. */
 zd_err store_txn_delta_apply(struct store_txn *t, const uint8_t *wire, size_t len);
 
+/* Allocate everything publish needs, so that a txn prepared before the
+ * database commit cannot fail to publish after it. */
+zd_err store_txn_prepare(struct store_txn *t);
+
 /* Publish: the txn's version becomes visible with this serial and publish
- * time.  Takes *t and sets it to NULL. */
+ * time.  Takes *t and sets it to NULL.  Cannot fail after store_txn_prepare();
+ * otherwise a failure aborts the txn. */
 zd_err store_txn_publish(struct store_txn **t, uint32_t serial, uint64_t published_ms);
 /* Discard: every change is undone, the store is as before begin.  Takes *t. */
 void store_txn_abort(struct store_txn **t);

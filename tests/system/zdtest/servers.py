@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 from .dnsutil import soa_serial
-from .proc import Daemon, free_port, wait_until, sanitizer_findings
+from .proc import Daemon, free_port, wait_until, sanitizer_findings, log_tail
 
 
 class _Server:
@@ -38,10 +38,12 @@ class _Server:
 
     def start(self, deadline=20):
         last = None
-        for _ in range(5):
-            self.port = free_port()
+        for attempt in range(5):
+            if self.port is None or attempt > 0:
+                self.port = free_port()
             self.write_config()
-            self.daemon = Daemon(self.kind, self.argv(), self.log).start()
+            self.daemon = Daemon(self.kind, self.argv(), getattr(self, "out", self.log),
+                                 cwd=self.dir).start()
             try:
                 wait_until(self.ready, deadline, f"{self.kind} ready on port {self.port}")
                 return self
@@ -78,11 +80,17 @@ class Nsd(_Server):
     """NSD 4 as a secondary of (primary_port, zones)."""
     kind = "nsd"
 
-    def __init__(self, primary_port, zones, tsig=None):
+    def __init__(self, primary_port, zones, tsig=None, port=None, source=None,
+                 axfr_fallback=True):
         super().__init__()
         self.primary_port = primary_port
         self.zones = zones
         self.tsig = tsig  # (name, algorithm, secret)
+        self.port = port
+        self.source = source  # loopback address it transfers from
+        # False: after a failed IXFR, retry IXFR instead of falling back to
+        # AXFR (the first load of an empty zone is an AXFR all the same)
+        self.axfr_fallback = axfr_fallback
 
     def write_config(self):
         d = self.dir
@@ -95,8 +103,10 @@ class Nsd(_Server):
         zones = "".join(
             f'zone:\n  name: "{z}"\n  zonefile: "{d}/{z}zone"\n'
             f"  request-xfr: 127.0.0.1@{self.primary_port} {key}\n"
-            f"  allow-notify: 127.0.0.1 {key}\n  allow-axfr-fallback: yes\n"
+            f"  allow-notify: 127.0.0.1 {key}\n"
+            f"  allow-axfr-fallback: {'yes' if self.axfr_fallback else 'no'}\n"
             f"  provide-xfr: 127.0.0.0/8 NOKEY\n"
+            + (f"  outgoing-interface: {self.source}\n" if self.source else "")
             for z in self.zones)
         with open(os.path.join(d, "nsd.conf"), "w") as f:
             f.write(f"""server:
@@ -116,6 +126,9 @@ class Nsd(_Server):
   tcp-count: 20
   do-ip6: no
   refuse-any: no
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  xfrd-reload-timeout: 0
 remote-control:
   control-enable: no
 {keycfg}{zones}""")
@@ -133,11 +146,13 @@ class Bind(_Server):
     """BIND 9 (named) as a secondary."""
     kind = "named"
 
-    def __init__(self, primary_port, zones, tsig=None):
+    def __init__(self, primary_port, zones, tsig=None, port=None, source=None):
         super().__init__()
         self.primary_port = primary_port
         self.zones = zones
         self.tsig = tsig
+        self.port = port
+        self.source = source
 
     def write_config(self):
         d = self.dir
@@ -166,23 +181,30 @@ class Bind(_Server):
   min-refresh-time 1;
   max-retry-time 5;
   min-retry-time 1;
+  {"transfer-source " + self.source + ";" if self.source else ""}
 }};
 controls {{ }};
 logging {{
   channel all {{ file "{self.log}"; print-time yes; severity info; }};
   category default {{ all; }};
-  category xfer-in {{ all; }};
+  channel xferin {{ file "{self.log}"; print-time yes; severity debug 3; }};
+  category xfer-in {{ xferin; }};
   category notify {{ all; }};
 }};
 {zones}""")
 
     def argv(self):
-        return ["named", "-g", "-n", "1", "-c", os.path.join(self.dir, "named.conf")]
+        # -f, not -g: -g would force all logging to stderr and ignore the
+        # channels; -d 3 lets the xfer-in channel log "requesting IXFR".
+        return ["named", "-f", "-d", "3", "-n", "1", "-c", os.path.join(self.dir, "named.conf")]
 
     def start(self, deadline=20):
-        # named -g logs to stderr; the config's channel writes the same file.
-        self.log = os.path.join(self.dir, "named.log")
+        self.log = os.path.join(self.dir, "named.log")  # the config's channels
+        self.out = os.path.join(self.dir, "named.out")  # named's own stderr
         return super().start(deadline)
+
+    def tail(self):
+        return f"{super().tail()}\n--- named log {self.log} ---\n{log_tail(self.log)}"
 
     def transfers(self):
         text = open(self.log, errors="replace").read()

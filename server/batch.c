@@ -1,0 +1,580 @@
+#include "server/batch.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/zd_log.h"
+#include "registry-adapter/adapter.h"
+#include "server/journal.h"
+#include "server/serial.h"
+
+#define CHECKPOINT_CHUNK_BYTES ((size_t)8 << 20)
+#define FULL_FETCH_ROWS        50000
+#define BACKOFF_MIN_MS         100
+#define BACKOFF_MAX_MS         30000
+#define DRAIN_ROUNDS_MAX       64 /* batches of one zone before the others get a turn */
+
+struct batch {
+	const struct zd_config *cfg;
+	struct zone **zones;
+	size_t n_zones;
+	int *sync_config; /* per zone: compare the configured records on the next batch */
+	batch_published_fn published;
+	void *arg;
+	struct ra *ra;
+	pthread_t thread;
+	int running;
+	_Atomic int stop;
+	_Atomic int db_up;
+	uint32_t backoff_ms;
+};
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+zd_err
+batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
+          batch_published_fn published, void *arg, struct batch **out)
+{
+	struct batch *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return ZD_ENOMEM;
+	b->sync_config = calloc(n_zones ? n_zones : 1, sizeof *b->sync_config);
+	if (b->sync_config == NULL || ra_new(cfg->database, &b->ra) != ZD_OK) {
+		free(b->sync_config);
+		free(b);
+		return ZD_ENOMEM;
+	}
+	b->cfg = cfg;
+	b->zones = zones;
+	b->n_zones = n_zones;
+	b->published = published;
+	b->arg = arg;
+	b->backoff_ms = BACKOFF_MIN_MS;
+	for (size_t i = 0; i < n_zones; i++)
+		b->sync_config[i] = 1;
+	*out = b;
+	return ZD_OK;
+}
+
+void
+batch_free(struct batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_stop(b);
+	ra_free(b->ra);
+	free(b->sync_config);
+	free(b);
+}
+
+int
+batch_db_is_up(const struct batch *b)
+{
+	return atomic_load(&b->db_up);
+}
+
+/* A list that borrows its RRs: emptied, never deep-freed. */
+static void
+borrowed_list_free(ldns_rr_list *l)
+{
+	if (l != NULL) {
+		ldns_rr_list_set_rr_count(l, 0);
+		ldns_rr_list_free(l);
+	}
+}
+
+static zd_err
+borrow_all(ldns_rr_list *dst, const ldns_rr_list *src, const ldns_rdf *owner)
+{
+	for (size_t i = 0; src != NULL && i < ldns_rr_list_rr_count(src); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(src, i);
+		if (owner != NULL && ldns_dname_compare(ldns_rr_owner(rr), owner) != 0)
+			continue;
+		if (!ldns_rr_list_push_rr(dst, rr)) /* borrowed: dst is never deep-freed */
+			return ZD_ENOMEM;
+	}
+	return ZD_OK;
+}
+
+static zd_err
+clone_all(ldns_rr_list *dst, const ldns_rr_list *src)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(src); i++) {
+		ldns_rr *c = ldns_rr_clone(ldns_rr_list_rr(src, i));
+		if (c == NULL || !ldns_rr_list_push_rr(dst, c)) { /* dst owns c */
+			ldns_rr_free(c);
+			return ZD_ENOMEM;
+		}
+	}
+	return ZD_OK;
+}
+
+/* Owner names the configuration has records at, once each (few). */
+static zd_err
+config_names(const struct zone *z, ldns_rdf ***out, size_t *n_out)
+{
+	size_t n = ldns_rr_list_rr_count(z->config_rrs), k = 0;
+	ldns_rdf **v = calloc(n ? n : 1, sizeof *v);
+	if (v == NULL)
+		return ZD_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		ldns_rdf *o = ldns_rr_owner(ldns_rr_list_rr(z->config_rrs, i));
+		size_t j;
+		for (j = 0; j < k && ldns_dname_compare(v[j], o) != 0; j++)
+			;
+		if (j == k)
+			v[k++] = o; /* borrowed from config_rrs */
+	}
+	*out = v;
+	*n_out = k;
+	return ZD_OK;
+}
+
+/* Make each configured name hold its configured records plus extra's records
+ * at that name (registry rows for a configured name, e.g. a nic. host). */
+static zd_err
+config_names_set(struct zone *z, struct store_txn *t, const ldns_rr_list *extra)
+{
+	ldns_rdf **names = NULL;
+	size_t n = 0;
+	ldns_rr_list *l = NULL;
+	zd_err e;
+
+	if ((e = config_names(z, &names, &n)) != ZD_OK)
+		return e;
+	if ((l = ldns_rr_list_new()) == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && e == ZD_OK; i++) {
+		ldns_rr_list_set_rr_count(l, 0);
+		if ((e = borrow_all(l, z->config_rrs, names[i])) == ZD_OK &&
+		    (e = borrow_all(l, extra, names[i])) == ZD_OK)
+			e = store_txn_name_set(t, names[i], l, zone_type_is_managed);
+	}
+out:
+	borrowed_list_free(l);
+	free(names);
+	return e;
+}
+
+static zd_err
+soa_put(struct zone *z, struct store_txn *t, uint32_t serial)
+{
+	ldns_rr *soa = NULL;
+	ldns_rr_list *l = NULL;
+	zd_err e;
+
+	if ((e = zone_soa_make(z, serial, &soa)) != ZD_OK)
+		return e;
+	if ((l = ldns_rr_list_new()) == NULL || !ldns_rr_list_push_rr(l, soa)) { /* l owns soa */
+		ldns_rr_free(soa);
+		ldns_rr_list_free(l);
+		return ZD_ENOMEM;
+	}
+	e = store_txn_rrset_put(t, ldns_rr_owner(soa), LDNS_RR_TYPE_SOA, 0, l);
+	ldns_rr_list_deep_free(l);
+	return e;
+}
+
+/* The version in t is complete but for its SOA: number it, journal it in the
+ * batch's transaction, commit, publish.  Takes *t and *rb. */
+static zd_err
+version_commit(struct batch *b, struct zone *z, struct ra_batch **rb, struct store_txn **t,
+               size_t names)
+{
+	const char *zname = z->cfg->name;
+	uint32_t prev = atomic_load(&z->serial);
+	uint32_t serial = serial_next(z->cfg->serial_policy, prev, zd_wallclock_s());
+	uint8_t *delta = NULL;
+	size_t len = 0, n_ids = 0, n_tx = 0, changed = store_txn_changes_get(*t);
+	uint64_t version = store_txn_version_get(*t), t0 = zd_now_ms();
+	char err[512];
+	zd_err e;
+
+	if ((e = soa_put(z, *t, serial)) != ZD_OK)
+		goto fail;
+	/* DNSSEC signing of the delta slots in here (issue 5); until then a
+	 * zone is published unsigned. */
+	if ((e = store_txn_delta_wire(*t, &delta, &len)) != ZD_OK)
+		goto fail;
+	const int64_t *ids = ra_batch_change_ids_get(*rb, &n_ids);
+	const int64_t *txids = ra_batch_txids_get(*rb, &n_tx);
+	size_t n_changes = ra_batch_changes_get(*rb);
+	e = journal_delta_append(ra_batch_conn_get(*rb), zname, version, serial, delta, len, ids,
+	                         n_ids, txids, n_tx, err, sizeof err);
+	free(delta);
+	if (e != ZD_OK) {
+		zd_log(ZD_LOG_ERROR, "batch", zname,
+		       "version %" PRIu64 " (serial %" PRIu32 ") not journalled, changes stay "
+		       "queued: %s",
+		       version, serial, err);
+		goto fail;
+	}
+	if ((e = store_txn_prepare(*t)) != ZD_OK)
+		goto fail;
+	if ((e = ra_batch_commit(rb)) != ZD_OK) {
+		zd_log(ZD_LOG_ERROR, "batch", zname,
+		       "commit of version %" PRIu64 " (serial %" PRIu32 ") failed, version "
+		       "discarded, changes stay queued: %s",
+		       version, serial, ra_error_get(b->ra));
+		store_txn_abort(t);
+		return e;
+	}
+	/* Committed: from here nothing may fail (prepared). */
+	store_txn_publish(t, serial, wall_ms());
+	atomic_store(&z->serial, serial);
+	atomic_fetch_add(&z->versions_published, 1);
+	atomic_fetch_add(&z->changes_consumed, n_changes);
+	atomic_store(&z->last_batch_ms, wall_ms());
+	zd_log(ZD_LOG_INFO, "batch", zname,
+	       "serial %" PRIu32 " published (version %" PRIu64 "): %zu change rows, %zu names, "
+	       "%zu RRsets changed, %zu txids, %" PRIu64 " ms",
+	       serial, version, n_changes, names, changed, n_tx, zd_now_ms() - t0);
+	if (b->published)
+		b->published(b->arg, z);
+	return ZD_OK;
+fail:
+	store_txn_abort(t);
+	ra_batch_abort(rb);
+	return e;
+}
+
+/* One batch of zone zi.  *taken gets the number of change rows taken. */
+static zd_err
+batch_one(struct batch *b, size_t zi, size_t *taken)
+{
+	struct zone *z = b->zones[zi];
+	const char *zname = z->cfg->name;
+	struct ra_batch *rb = NULL;
+	struct store_txn *t = NULL;
+	ldns_rr_list *l = NULL, *extra = NULL;
+	uint32_t max = b->cfg->limits.batch_max_changes;
+	zd_err e;
+
+	*taken = 0;
+	if ((e = ra_batch_take(b->ra, zname, max, &rb)) != ZD_OK) {
+		if (e != ZD_EDB)
+			zd_log(ZD_LOG_ERROR, "batch", zname, "taking a batch failed: %s (%s)",
+			       zd_strerror(e), ra_error_get(b->ra));
+		return e;
+	}
+	*taken = ra_batch_changes_get(rb);
+	if (*taken == 0 && !b->sync_config[zi]) {
+		ra_batch_abort(&rb); /* nothing to consume */
+		return ZD_OK;
+	}
+	if ((e = store_txn_begin(z->store, &t)) != ZD_OK)
+		goto fail;
+	l = ldns_rr_list_new();
+	extra = ldns_rr_list_new();
+	if (l == NULL || extra == NULL) {
+		e = ZD_ENOMEM;
+		goto fail;
+	}
+	size_t names = ra_batch_names_get(rb);
+	for (size_t i = 0; i < names; i++) {
+		const ldns_rdf *owner = ra_batch_name_get(rb, i);
+		const ldns_rr_list *rrs = ra_batch_name_rrs_get(rb, i);
+		if (zone_name_is_configured(z, owner)) {
+			/* merged with the configured records below */
+			if ((e = borrow_all(extra, rrs, NULL)) != ZD_OK)
+				goto fail;
+			b->sync_config[zi] = 1;
+			continue;
+		}
+		ldns_rr_list_set_rr_count(l, 0);
+		if ((e = borrow_all(l, rrs, NULL)) != ZD_OK ||
+		    (e = store_txn_name_set(t, owner, l, zone_type_is_managed)) != ZD_OK)
+			goto fail;
+	}
+	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
+		goto fail;
+	if (store_txn_changes_get(t) == 0) {
+		/* The names' records are what is published already: consume the
+		 * rows, make no version. */
+		store_txn_abort(&t);
+		if ((e = ra_batch_commit(&rb)) != ZD_OK)
+			zd_log(ZD_LOG_WARNING, "batch", zname, "commit failed: %s",
+			       ra_error_get(b->ra));
+		else if (*taken)
+			zd_log(ZD_LOG_INFO, "batch", zname,
+			       "%zu change rows consumed, no record changed", *taken);
+		b->sync_config[zi] = e != ZD_OK;
+		goto out;
+	}
+	e = version_commit(b, z, &rb, &t, names);
+	if (e == ZD_OK)
+		b->sync_config[zi] = 0;
+	goto out;
+fail:
+	if (e != ZD_EDB)
+		zd_log(ZD_LOG_ERROR, "batch", zname, "batch abandoned, changes stay queued: %s",
+		       zd_strerror(e));
+	store_txn_abort(&t);
+	ra_batch_abort(&rb);
+out:
+	borrowed_list_free(l);
+	borrowed_list_free(extra);
+	return e;
+}
+
+/* First start of a zone: the whole zone from the registry becomes version 1
+ * and its checkpoint, in one snapshot that also consumes the queued rows. */
+static zd_err
+zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
+{
+	const char *zname = z->cfg->name;
+	struct ra_batch *rb = NULL;
+	struct store_txn *t = NULL;
+	ldns_rr_list *all = NULL, *group = NULL, *extra = NULL;
+	int done = 0;
+	size_t names = 0;
+	uint64_t t0 = zd_now_ms();
+	zd_err e;
+
+	if ((e = ra_full_begin(b->ra, zname, &rb)) != ZD_OK) {
+		snprintf(err, errlen, "zone %s: full load: %s", zname, ra_error_get(b->ra));
+		return e;
+	}
+	all = ldns_rr_list_new();
+	group = ldns_rr_list_new();
+	extra = ldns_rr_list_new();
+	if (all == NULL || group == NULL || extra == NULL) {
+		e = ZD_ENOMEM;
+		goto fail;
+	}
+	if ((e = store_txn_begin(z->store, &t)) != ZD_OK)
+		goto fail;
+	while (!done) {
+		ldns_rr_list_set_rr_count(group, 0);
+		/* ra_full_next hands up whole names in owner order. */
+		size_t before = ldns_rr_list_rr_count(all);
+		if ((e = ra_full_next(rb, FULL_FETCH_ROWS, all, &done)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: full load: %s", zname, ra_error_get(b->ra));
+			goto fail;
+		}
+		size_t n = ldns_rr_list_rr_count(all);
+		for (size_t i = before; i < n;) {
+			ldns_rr *first = ldns_rr_list_rr(all, i);
+			size_t j = i;
+			ldns_rr_list_set_rr_count(group, 0);
+			while (j < n && ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(all, j)),
+			                                   ldns_rr_owner(first)) == 0) {
+				if (!ldns_rr_list_push_rr(group, ldns_rr_list_rr(all, j))) {
+					e = ZD_ENOMEM;
+					goto fail;
+				}
+				j++;
+			}
+			if (zone_name_is_configured(z, ldns_rr_owner(first)))
+				e = clone_all(extra, group);
+			else
+				e = store_txn_name_set(t, ldns_rr_owner(first), group,
+				                       zone_type_is_managed);
+			if (e != ZD_OK)
+				goto fail;
+			names++;
+			i = j;
+		}
+		/* The store holds its own copies (extra its clones): free the
+		 * fetched records as soon as they are put. */
+		for (size_t i = before; i < n; i++)
+			ldns_rr_free(ldns_rr_list_rr(all, i));
+		ldns_rr_list_set_rr_count(all, before);
+	}
+	if ((e = config_names_set(z, t, extra)) != ZD_OK)
+		goto fail;
+	uint32_t serial = serial_first(z->cfg->serial_policy, zd_wallclock_s());
+	if ((e = soa_put(z, t, serial)) != ZD_OK)
+		goto fail;
+	/* Nothing serves yet: publish in memory first so the checkpoint can be
+	 * read from the store; a failed commit fails the start-up. */
+	if ((e = store_txn_publish(&t, serial, wall_ms())) != ZD_OK)
+		goto fail;
+	uint64_t version = store_published_get(z->store);
+	if ((e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
+	                                  CHECKPOINT_CHUNK_BYTES, err, errlen)) != ZD_OK)
+		goto fail;
+	size_t consumed = ra_batch_changes_get(rb);
+	if ((e = ra_batch_commit(&rb)) != ZD_OK) {
+		snprintf(err, errlen, "zone %s: committing the first version: %s", zname,
+		         ra_error_get(b->ra));
+		goto fail;
+	}
+	atomic_store(&z->serial, serial);
+	atomic_store(&z->last_batch_ms, wall_ms());
+	struct store_stats st;
+	store_stats_get(z->store, &st);
+	zd_log(ZD_LOG_NOTICE, "batch", zname,
+	       "first version loaded from the registry: serial %" PRIu32 ", %zu names, %zu "
+	       "RRsets, %zu store bytes, %zu change rows consumed, %" PRIu64 " ms",
+	       serial, st.names, st.rrsets_live, st.bytes, consumed, zd_now_ms() - t0);
+	goto out;
+fail:
+	store_txn_abort(&t);
+	ra_batch_abort(&rb);
+out:
+	borrowed_list_free(group);
+	ldns_rr_list_deep_free(extra);
+	ldns_rr_list_deep_free(all);
+	return e;
+}
+
+zd_err
+batch_load(struct batch *b, char *err, size_t errlen)
+{
+	PGconn *c = PQconnectdb(b->cfg->database);
+	zd_err e = ZD_OK;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(err, errlen, "cannot connect to the database: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return ZD_EDB;
+	}
+	if ((e = journal_schema_check(c, err, errlen)) != ZD_OK)
+		goto out;
+	if ((e = ra_connect(b->ra)) != ZD_OK) {
+		snprintf(err, errlen, "cannot connect to the database: %s", ra_error_get(b->ra));
+		goto out;
+	}
+	for (size_t i = 0; i < b->n_zones && e == ZD_OK; i++) {
+		struct zone *z = b->zones[i];
+		int found = 0;
+		uint64_t t0 = zd_now_ms();
+		if ((e = journal_zone_load(c, z->cfg->name, z->store, &found, err, errlen)) !=
+		    ZD_OK)
+			break;
+		if (!found) {
+			e = zone_init(b, z, err, errlen);
+			continue;
+		}
+		uint32_t serial = 0;
+		store_serial_find(z->store, store_published_get(z->store), &serial);
+		atomic_store(&z->serial, serial);
+		struct store_stats st;
+		store_stats_get(z->store, &st);
+		zd_log(ZD_LOG_NOTICE, "batch", z->cfg->name,
+		       "loaded from the journal: serial %" PRIu32 ", versions %" PRIu64 "..%" PRIu64
+		       ", %zu names, %zu store bytes, %" PRIu64 " ms",
+		       serial, store_oldest_get(z->store), store_published_get(z->store), st.names,
+		       st.bytes, zd_now_ms() - t0);
+	}
+	if (e == ZD_OK)
+		atomic_store(&b->db_up, 1);
+out:
+	PQfinish(c);
+	return e;
+}
+
+/* Sleep up to ms, waking early on stop. */
+static void
+nap(struct batch *b, uint32_t ms)
+{
+	while (ms > 0 && !atomic_load(&b->stop)) {
+		uint32_t step = ms < 50 ? ms : 50;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000000L};
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static void
+db_down(struct batch *b, const char *why)
+{
+	if (atomic_exchange(&b->db_up, 0))
+		zd_log(ZD_LOG_ERROR, "batch", NULL,
+		       "database unreachable, publishing stopped (the last serials keep being "
+		       "served): %s",
+		       why);
+}
+
+static void *
+loop(void *arg)
+{
+	struct batch *b = arg;
+
+	while (!atomic_load(&b->stop)) {
+		if (!ra_is_connected(b->ra)) {
+			if (ra_connect(b->ra) != ZD_OK) {
+				db_down(b, ra_error_get(b->ra));
+				nap(b, b->backoff_ms);
+				b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS
+				                        ? BACKOFF_MAX_MS
+				                        : b->backoff_ms * 2;
+				continue;
+			}
+			if (!atomic_exchange(&b->db_up, 1))
+				zd_log(ZD_LOG_NOTICE, "batch", NULL,
+				       "database reachable again, publishing resumes");
+			b->backoff_ms = BACKOFF_MIN_MS;
+		}
+		int broken = 0;
+		for (size_t i = 0; i < b->n_zones && !broken && !atomic_load(&b->stop); i++) {
+			/* Drain the zone's queue, a bounded number of batches. */
+			for (int round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+				size_t taken = 0;
+				zd_err e = batch_one(b, i, &taken);
+				if (e == ZD_EDB || !ra_is_connected(b->ra)) {
+					db_down(b, ra_error_get(b->ra));
+					broken = 1;
+					break;
+				}
+				if (e != ZD_OK) {
+					nap(b, b->backoff_ms); /* do not spin on a failing batch */
+					break;
+				}
+				if (taken < b->cfg->limits.batch_max_changes)
+					break;
+			}
+		}
+		if (broken || atomic_load(&b->stop))
+			continue;
+		int notified = 0;
+		uint32_t wait = b->cfg->limits.poll_interval_ms;
+		if (wait > 200)
+			wait = 200; /* stay responsive to stop; NOTIFY still wakes at once */
+		for (uint32_t waited = 0; waited < b->cfg->limits.poll_interval_ms && !notified &&
+		                          !atomic_load(&b->stop);
+		     waited += wait) {
+			if (ra_wait(b->ra, wait, &notified) != ZD_OK) {
+				db_down(b, ra_error_get(b->ra));
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+zd_err
+batch_start(struct batch *b)
+{
+	if (b->running)
+		return ZD_OK;
+	atomic_store(&b->stop, 0);
+	if (pthread_create(&b->thread, NULL, loop, b) != 0)
+		return ZD_ENOMEM;
+	b->running = 1;
+	return ZD_OK;
+}
+
+void
+batch_stop(struct batch *b)
+{
+	if (!b->running)
+		return;
+	atomic_store(&b->stop, 1);
+	pthread_join(b->thread, NULL);
+	b->running = 0;
+}

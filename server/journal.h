@@ -1,0 +1,49 @@
+/* server/journal.h -- zonedist's state in PostgreSQL: the schema, the journal
+ * of deltas (one row per version after the first), and checkpoints (a whole
+ * version in chunks).  A restart loads a checkpoint and replays the journal.
+ *
+ * Threads: whoever owns the PGconn (the batch thread; a checkpoint writer on
+ * its own connection).  Limits: a delta or a checkpoint chunk <= 512 MiB (a
+ * bytea); load streams rows one at a time.  Errors: ZD_EDB with the server's
+ * message and SQLSTATE in err.  Standards: RFC 1995 difference sequences. */
+#ifndef ZD_JOURNAL_H
+#define ZD_JOURNAL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zd_err.h"
+#include "server/store.h"
+
+/* The schema version this binary expects (the newest embedded migration). */
+int journal_schema_version_get(void);
+
+/* Apply every migration newer than the database's, each in its own
+ * transaction, serialised by an advisory lock; running it again is harmless. */
+zd_err journal_schema_install(PGconn *c, char *err, size_t errlen);
+
+/* ZD_OK when the database's schema is the one this binary expects. */
+zd_err journal_schema_check(PGconn *c, char *err, size_t errlen);
+
+/* INSERT the journal row of one version, inside the caller's transaction. */
+zd_err journal_delta_append(PGconn *c, const char *zone, uint64_t version, uint32_t serial,
+                            const uint8_t *delta, size_t len, const int64_t *change_ids,
+                            size_t n_ids, const int64_t *txids, size_t n_txids, char *err,
+                            size_t errlen);
+
+/* Write version (published in s) as a checkpoint of chunks of at most
+ * chunk_bytes, inside the caller's transaction; marked complete last, so a
+ * partial checkpoint is never loaded. */
+zd_err journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t version,
+                                size_t chunk_bytes, char *err, size_t errlen);
+
+/* Fill an empty store: the oldest complete checkpoint, then every journal row
+ * after it, in version order, each published with its serial and time.
+ * *found = 0 (and the store untouched) when the zone has no checkpoint yet.
+ * A row that does not follow (version gap, delta that does not apply, serial
+ * mismatch) is ZD_EMALFORMED with the version named in err. */
+zd_err journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char *err,
+                         size_t errlen);
+
+#endif

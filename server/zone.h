@@ -1,0 +1,46 @@
+/* server/zone.h -- one served zone at run time: its configuration, its store,
+ * and the records its configuration owns (the SOA, apex NS and their
+ * addresses, other apex records: the registry never provides those).
+ * Threads: created at start-up; cfg/config_rrs read-only afterwards; the
+ * store as store.h says; the counters are written by the batch thread and
+ * read anywhere (atomics). */
+#ifndef ZD_ZONE_H
+#define ZD_ZONE_H
+
+#include <ldns/ldns.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/zd_config.h"
+#include "common/zd_err.h"
+#include "server/store.h"
+
+struct zone {
+	const struct zd_zone_config *cfg; /* borrowed from the config */
+	struct store *store;              /* owned */
+	ldns_rr_list *config_rrs;         /* owned; canonical; no SOA */
+	_Atomic uint32_t serial;          /* published serial */
+	_Atomic uint64_t versions_published;
+	_Atomic uint64_t changes_consumed;
+	_Atomic uint64_t last_batch_ms; /* wall clock of the last published version */
+};
+
+/* Parse the zone's configured records.  On ZD_OK *out is new (zone_free()).
+ * On failure err says which record and why. */
+zd_err zone_new(const struct zd_zone_config *cfg, struct zone **out, char *err, size_t errlen);
+void zone_free(struct zone *z);
+
+/* The SOA record of serial for this zone (new RR, caller owns it). */
+zd_err zone_soa_make(const struct zone *z, uint32_t serial, ldns_rr **out);
+
+/* 1 when owner has records in the configuration (apex or below). */
+int zone_name_is_configured(const struct zone *z, const ldns_rdf *owner);
+
+/* Append clones of the configuration's records at owner to out. */
+zd_err zone_config_rrs_append(const struct zone *z, const ldns_rdf *owner, ldns_rr_list *out);
+
+/* Types zonedist itself manages at a name: a registry's wanted set never
+ * replaces them (SOA, DNSSEC records). */
+int zone_type_is_managed(uint16_t type);
+
+#endif

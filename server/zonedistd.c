@@ -1,0 +1,280 @@
+/* server/zonedistd.c -- the daemon: configuration, start-up, the event loop
+ * (transfer server) and the batch thread, clean shutdown on SIGTERM/SIGINT.
+ *
+ *   zonedistd --config FILE            run
+ *   zonedistd --config FILE --init-db  install or upgrade the zonedist schema
+ *   zonedistd --config FILE --check    check the configuration and exit
+ *   zonedistd --config FILE --dump ZONE [--serial S]
+ *                                      print the zone at serial S (default:
+ *                                      the newest) as a master file, rebuilt
+ *                                      from the checkpoint and the journal
+ *
+ * Start-up errors (configuration, database, schema, bind) are said once on
+ * stderr and end the process with status 1 (2 for usage).  After start-up
+ * nothing exits: an unreachable database stops publishing, the last
+ * published serials keep being served. */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/zd_config.h"
+#include "common/zd_log.h"
+#include "common/zd_parse.h"
+#include "server/batch.h"
+#include "server/journal.h"
+#include "server/xfr.h"
+#include "server/zone.h"
+
+struct daemon {
+	struct zd_config *cfg;
+	struct zone **zones;
+	size_t n_zones;
+	struct event_base *base;
+	struct xfr_server *xfr;
+	struct batch *batch;
+	struct event *sigterm, *sigint;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: zonedistd --config FILE [--init-db | --check | --dump ZONE "
+	           "[--serial S]]\n");
+}
+
+static zd_err
+print_rr(void *arg, const ldns_rr *rr)
+{
+	ldns_rr_print((FILE *)arg, rr);
+	return ferror((FILE *)arg) ? ZD_EIO : ZD_OK;
+}
+
+/* The zone at a serial, from PostgreSQL alone (no running daemon needed). */
+static int
+dump_zone(const struct zd_config *cfg, const char *zone_arg, const char *serial_arg)
+{
+	char err[1024];
+	char *zname = zd_name_normalize(zone_arg);
+	const struct zd_zone_config *zc = zname ? zd_config_zone_find(cfg, zname) : NULL;
+	struct store *s = NULL;
+	PGconn *c = NULL;
+	uint32_t serial = 0;
+	uint64_t version = 0;
+	int found = 0, rc = 1;
+
+	if (zc == NULL) {
+		fprintf(stderr, "zonedistd: zone %s is not configured\n", zone_arg);
+		goto out;
+	}
+	if (serial_arg && zd_parse_u32(serial_arg, 0, UINT32_MAX, &serial) != ZD_OK) {
+		fprintf(stderr, "zonedistd: --serial takes a number from 0 to 4294967295\n");
+		goto out;
+	}
+	c = PQconnectdb(cfg->database);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "zonedistd: cannot connect to the database: %s", PQerrorMessage(c));
+		goto out;
+	}
+	if (store_new(zc->name, &s) != ZD_OK ||
+	    journal_zone_load(c, zc->name, s, &found, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: loading %s: %s\n", zc->name, err);
+		goto out;
+	}
+	if (!found) {
+		fprintf(stderr, "zonedistd: zone %s has no version yet\n", zc->name);
+		goto out;
+	}
+	version = store_published_get(s);
+	if (serial_arg && store_version_find(s, serial, &version) != ZD_OK) {
+		fprintf(stderr, "zonedistd: zone %s never had serial %u\n", zc->name, serial);
+		goto out;
+	}
+	struct store_cursor cur = STORE_CURSOR_INIT;
+	while (!cur.done)
+		if (store_walk(s, version, &cur, 1024, print_rr, stdout) != ZD_OK) {
+			fprintf(stderr, "zonedistd: writing the zone failed\n");
+			goto out;
+		}
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	store_free(s);
+	PQfinish(c);
+	free(zname);
+	return rc;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	zd_log(ZD_LOG_NOTICE, "main", NULL, "signal %d: shutting down", (int)sig);
+	event_base_loopbreak(d->base);
+}
+
+/* Batch thread -> loop: thread-safe by xfr's contract. */
+static void
+on_published(void *arg, struct zone *z)
+{
+	struct daemon *d = arg;
+	xfr_zone_published(d->xfr, z->cfg->name);
+}
+
+static int
+init_db(const struct zd_config *cfg)
+{
+	char err[1024];
+	PGconn *c = PQconnectdb(cfg->database);
+	int rc = 0;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "zonedistd: cannot connect to the database: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return 1;
+	}
+	if (journal_schema_install(c, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: --init-db failed: %s\n", err);
+		rc = 1;
+	} else {
+		printf("zonedist schema is at version %d\n", journal_schema_version_get());
+	}
+	PQfinish(c);
+	return rc;
+}
+
+static void
+daemon_clear(struct daemon *d)
+{
+	if (d->batch)
+		batch_stop(d->batch);
+	batch_free(d->batch);
+	xfr_server_free(d->xfr);
+	if (d->sigterm)
+		event_free(d->sigterm);
+	if (d->sigint)
+		event_free(d->sigint);
+	if (d->base)
+		event_base_free(d->base);
+	for (size_t i = 0; i < d->n_zones; i++)
+		zone_free(d->zones[i]);
+	free(d->zones);
+	zd_config_free(d->cfg);
+	libevent_global_shutdown();
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	        {"config", required_argument, NULL, 'c'},
+	        {"init-db", no_argument, NULL, 'i'},
+	        {"check", no_argument, NULL, 'k'},
+	        {"dump", required_argument, NULL, 'd'},
+	        {"serial", required_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *dump = NULL, *serial = NULL;
+	int do_init = 0, do_check = 0, ch, rc = 1;
+	struct daemon d = {0};
+	char err[1024];
+
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'i':
+			do_init = 1;
+			break;
+		case 'k':
+			do_check = 1;
+			break;
+		case 'd':
+			dump = optarg;
+			break;
+		case 's':
+			serial = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (zd_config_load(config, &d.cfg, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: %s: %s\n", config, err);
+		return 1;
+	}
+	zd_log_level_set((enum zd_log_level)d.cfg->log_level);
+	if (do_init || dump) {
+		rc = do_init ? init_db(d.cfg) : dump_zone(d.cfg, dump, serial);
+		zd_config_free(d.cfg);
+		return rc;
+	}
+	d.zones = calloc(d.cfg->n_zones ? d.cfg->n_zones : 1, sizeof *d.zones);
+	if (d.zones == NULL)
+		goto out;
+	for (size_t i = 0; i < d.cfg->n_zones; i++) {
+		if (zone_new(&d.cfg->zones[i], &d.zones[i], err, sizeof err) != ZD_OK) {
+			fprintf(stderr, "zonedistd: %s: %s\n", config, err);
+			goto out;
+		}
+		d.n_zones++;
+	}
+	if (do_check) {
+		printf("%s: configuration is valid (%zu zones)\n", config, d.n_zones);
+		rc = 0;
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0 || (d.base = event_base_new()) == NULL) {
+		fprintf(stderr, "zonedistd: cannot set up libevent\n");
+		goto out;
+	}
+	if (xfr_server_new(d.base, d.cfg, &d.xfr) != ZD_OK) {
+		fprintf(stderr, "zonedistd: cannot set up the transfer server (a TSIG secret that "
+		                "is not base64?)\n");
+		goto out;
+	}
+	if (batch_new(d.cfg, d.zones, d.n_zones, on_published, &d, &d.batch) != ZD_OK)
+		goto out;
+	zd_log(ZD_LOG_NOTICE, "main", NULL, "zonedistd starting: %zu zones", d.n_zones);
+	if (batch_load(d.batch, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: %s\n", err);
+		zd_log(ZD_LOG_ERROR, "main", NULL, "start-up failed: %s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < d.n_zones; i++)
+		if (xfr_server_zone_add(d.xfr, d.zones[i]->cfg, d.zones[i]->store) != ZD_OK)
+			goto out;
+	if (xfr_server_listen(d.xfr) != ZD_OK) {
+		fprintf(stderr, "zonedistd: cannot listen (see the log)\n");
+		goto out;
+	}
+	d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	if (d.sigterm == NULL || d.sigint == NULL || event_add(d.sigterm, NULL) != 0 ||
+	    event_add(d.sigint, NULL) != 0)
+		goto out;
+	if (batch_start(d.batch) != ZD_OK)
+		goto out;
+	for (size_t i = 0; i < d.n_zones; i++)
+		xfr_zone_published(d.xfr, d.zones[i]->cfg->name); /* tell secondaries at once */
+	zd_log(ZD_LOG_NOTICE, "main", NULL, "zonedistd ready");
+	event_base_dispatch(d.base);
+	rc = 0;
+out:
+	daemon_clear(&d);
+	return rc;
+}

@@ -1,0 +1,436 @@
+"""The spine (issue 4): registry commits reach NSD and BIND by IXFR, exactly
+once, and every serial stays available."""
+
+import random
+import re
+
+import pytest
+
+from zdtest.env import SOURCES, Chain, axfr_text, journal_rows
+from zdtest.proc import wait_until
+
+ZONE = "tld."
+N_DOMAINS = 10000
+
+
+def bulk_name(i, seed=1):
+    return f"b{seed}-{i}.{ZONE}"
+
+
+class Mutator:
+    """Registry transactions of every kind, from a seeded generator; each
+    call is one (or, for a new domain with its hosts, two) transactions."""
+
+    def __init__(self, registry, seed, n_domains=N_DOMAINS):
+        self.r = registry
+        self.n_domains = n_domains
+        self.rnd = random.Random(seed)
+        self.created = []   # our domains with in-domain hosts
+        self.held = set()
+        self.n = 0
+
+    def ext_host(self):
+        j = self.rnd.randrange(100)
+        return [f"ns1.dns{j}.bulk.example.", f"ns2.dns{j}.bulk.example."]
+
+    def plain_domain(self):
+        # bulk domains above the providers; those use external or sibling NS
+        return bulk_name(self.rnd.randrange(100, self.n_domains))
+
+    def new_domain(self):
+        self.n += 1
+        name = f"t{self.n}.{ZONE}"
+        h = f"ns1.{name}"
+        self.r.add_host(h, [f"192.0.2.{self.n % 250 + 1}", f"2001:db8:1::{self.n:x}"])
+        self.r.add_domain(name, zone=ZONE, ns=[h] + self.ext_host()[:1])
+        self.created.append(name)
+        return "new"
+
+    def delete_domain(self):
+        self.r.delete_domain(self.plain_domain_unheld())
+        return "delete"
+
+    def plain_domain_unheld(self):
+        while True:
+            d = self.plain_domain()
+            if d not in self.held:
+                return d
+
+    def ns_change(self):
+        self.r.set_ns(self.plain_domain_unheld(), self.ext_host())
+        return "ns"
+
+    def shared_glue(self):
+        # provider domains host name servers that sibling domains use
+        # (bulk_fill makes n // 1000 of them, 1 to 64)
+        p = self.rnd.randrange(1, max(1, min(64, self.n_domains // 1000)) + 1)
+        self.r.set_host_addrs(f"ns1.{bulk_name(p)}", [f"198.51.100.{self.rnd.randrange(1, 255)}"])
+        return "glue"
+
+    def ds_add(self):
+        d = self.plain_domain_unheld()
+        self.r.add_ds(d, (self.rnd.randrange(65536), 13, 2, "%064X" % self.rnd.getrandbits(256)))
+        return "ds+"
+
+    def ds_remove(self):
+        rows = self.r.query("SELECT d.name, s.keytag, s.alg, s.digest_type, s.digest FROM "
+                            "registry.ds_data s JOIN registry.domain d ON d.id = s.domain_id "
+                            "ORDER BY d.name LIMIT 50")
+        name, *ds = self.rnd.choice(rows)
+        self.r.remove_ds(name, tuple(ds))
+        return "ds-"
+
+    def hold(self):
+        d = self.plain_domain_unheld()
+        self.r.hold(d)
+        self.held.add(d)
+        return "hold"
+
+    def unhold(self):
+        if not self.held:
+            return self.hold()
+        d = self.rnd.choice(sorted(self.held))
+        self.r.unhold(d)
+        self.held.discard(d)
+        return "unhold"
+
+    def rename_host(self):
+        if not self.created:
+            return self.new_domain()
+        d = self.rnd.choice(self.created)
+        old = self.r.query("SELECT h.name FROM registry.host h JOIN registry.domain_ns n "
+                           "ON n.host_id = h.id JOIN registry.domain d ON d.id = n.domain_id "
+                           "WHERE d.name = %s AND h.name LIKE %s", [d, "%." + d])
+        if not old:
+            return self.new_domain()
+        self.r.rename_host(old[0][0], f"ns{self.rnd.randrange(10, 99)}-r.{d}")
+        return "rename"
+
+    KINDS = ("new_domain", "delete_domain", "ns_change", "shared_glue", "ds_add", "ds_remove",
+             "hold", "unhold", "rename_host")
+
+    def any(self, i):
+        # every kind at least once, in order, then at random
+        kind = self.KINDS[i] if i < len(self.KINDS) else self.rnd.choice(self.KINDS)
+        return getattr(self, kind)()
+
+
+@pytest.fixture
+def chain(pg, spawn):
+    c = Chain(pg, spawn)
+    c.registry.bulk_fill(ZONE, N_DOMAINS, seed=1)
+    c.start()
+    return c
+
+
+def test_registry_changes_reach_nsd_and_bind_by_ixfr(chain):
+    first = chain.settle(deadline=120)
+    expected = chain.expected()
+    assert len(expected) > 2 * N_DOMAINS
+    for name, sec in chain.secondaries.items():
+        assert axfr_text(sec.port, ZONE) == expected, f"{name} differs after the first load"
+    nsd_before = len(chain.secondaries["nsd"].transfers())
+
+    m = Mutator(chain.registry, seed=7)
+    kinds = [m.any(i) for i in range(100)]
+    assert set(kinds) >= {"new", "delete", "ns", "glue", "ds+", "ds-", "hold", "unhold",
+                          "rename"}
+    last = chain.settle(deadline=120)
+    assert last != first
+    expected = chain.expected()
+    for name, sec in chain.secondaries.items():
+        assert axfr_text(sec.port, ZONE) == expected, f"{name} differs after the changes"
+
+    # Each secondary fetched the zone once by AXFR, then only by IXFR: in
+    # zonedistd's transfer log (secondaries transfer from their own
+    # addresses) and, for BIND, in its own log.
+    log = chain.zd.log_text()
+    for kind, addr in SOURCES.items():
+        axfrs = re.findall(rf"xfr: AXFR \d+ to {re.escape(addr)}#", log)
+        ixfrs = re.findall(rf"xfr: IXFR (\d+)->(\d+) to {re.escape(addr)}#", log)
+        assert len(axfrs) == 1, f"{kind}: one AXFR (the first load), saw {axfrs}"
+        assert ixfrs, f"{kind} never fetched by IXFR"
+        assert ixfrs[-1][1] == str(last)
+        assert not re.search(rf"IXFR-as-AXFR[^\n]*{re.escape(addr)}#", log)
+    bind_log = open(chain.secondaries["bind"].log).read()
+    assert re.search(r"requesting IXFR", bind_log), chain.secondaries["bind"].tail()
+    assert len(chain.secondaries["nsd"].transfers()) > nsd_before
+
+    # every version is journalled once, serials continuous
+    rows = journal_rows(chain.pg, ZONE)
+    versions = [v for v, _, _ in rows]
+    assert versions == list(range(2, 2 + len(versions)))
+    serials = [s for _, s, _ in rows]
+    assert serials == list(range(first + 1, first + 1 + len(serials)))
+
+
+# --- every serial stays available ------------------------------------------
+
+
+def ixfr_diff(port, serial, keyring=None, keyname=None):
+    """(old serial, new serial, deleted set, added set) of a condensed IXFR
+    answer, in the axfr_text form; asserts the RFC 1995 framing."""
+    import dns.name
+    import dns.query
+    import dns.rdatatype
+    from zdtest.registry import canonical_rdata, norm
+
+    origin = dns.name.from_text(ZONE)
+    recs = []
+    for msg in dns.query.xfr("127.0.0.1", ZONE, rdtype=dns.rdatatype.IXFR, serial=serial,
+                             port=port, relativize=False, lifetime=30, keyring=keyring,
+                             keyname=keyname):
+        for rrset in msg.answer:
+            for rd in rrset:
+                t = dns.rdatatype.to_text(rrset.rdtype)
+                recs.append((norm(rrset.name.to_text()), t, int(rrset.ttl),
+                             rd.serial if t == "SOA" else
+                             canonical_rdata(t, rd.to_text(origin=origin, relativize=False))))
+    assert recs[0][1] == "SOA" and recs[-1][1] == "SOA" and recs[1][1] == "SOA", recs[:3]
+    new, old = recs[0][3], recs[1][3]
+    assert old == serial
+    soas = [i for i, r in enumerate(recs) if r[1] == "SOA"]
+    assert len(soas) == 4, "a condensed difference: new, old, new, new"
+    dels, adds = set(recs[2:soas[2]]), set(recs[soas[2] + 1:-1])
+    return old, new, dels, adds
+
+
+def dump(chain, serial=None):
+    """zonedistd --dump: the zone at a serial, rebuilt from PostgreSQL."""
+    import dns.zone
+    from zdtest.registry import canonical_rdata, norm
+    args = ["--dump", ZONE] + (["--serial", str(serial)] if serial is not None else [])
+    text = chain.zd.run(*args).stdout
+    z = dns.zone.from_text(text, origin=ZONE, relativize=False, check_origin=False)
+    out = set()
+    for name, ttl, rd in z.iterate_rdatas():
+        t = __import__("dns.rdatatype").rdatatype.to_text(rd.rdtype)
+        if t != "SOA":
+            out.add((norm(name.to_text()), t, int(ttl),
+                     canonical_rdata(t, rd.to_text(origin=None, relativize=False))))
+    return out
+
+
+def test_ixfr_and_axfr_of_old_serials_match_what_was_served(pg, spawn):
+    chain = Chain(pg, spawn, secondaries=())
+    chain.registry.bulk_fill(ZONE, 2000, seed=1)
+    chain.start()
+    saved = {chain.zd.serial(ZONE): axfr_text(chain.zd.port, ZONE)}
+    m = Mutator(chain.registry, seed=11, n_domains=2000)
+    for i in range(20):
+        m.any(i)
+        after = chain.settle()  # a kind may take two transactions, or change nothing
+        saved[after] = axfr_text(chain.zd.port, ZONE)
+    assert len(saved) >= 10
+    current = chain.zd.serial(ZONE)
+    olds = random.Random(5).sample(sorted(s for s in saved if s != current), 5)
+    for s in olds:
+        old, new, dels, adds = ixfr_diff(chain.zd.port, s)
+        assert (old, new) == (s, current)
+        assert dels == saved[s] - saved[current], f"IXFR from {s}: wrong deletions"
+        assert adds == saved[current] - saved[s], f"IXFR from {s}: wrong additions"
+        # and the whole zone at that old serial, rebuilt from the journal
+        assert dump(chain, s) == saved[s], f"zone at serial {s} differs from its AXFR"
+    assert dump(chain) == saved[current]
+    # an older serial that never existed gets the whole zone (RFC 1995 s4);
+    # one ahead of ours (RFC 1982) gets our SOA alone
+    import dns.query
+    import dns.rdatatype
+
+    def ixfr_records(serial):
+        msgs = dns.query.xfr("127.0.0.1", ZONE, rdtype=dns.rdatatype.IXFR, serial=serial,
+                             port=chain.zd.port, relativize=False, lifetime=30)
+        return sum(len(rr) for m_ in msgs for rr in m_.answer)
+
+    assert ixfr_records((current - 1000000) % 2**32) == len(saved[current]) + 2
+    assert ixfr_records(current + 1000) == 1
+
+
+# --- exactly once across kill -9 -------------------------------------------
+
+
+def test_kill9_during_a_stream_of_changes_loses_and_duplicates_nothing(pg, spawn):
+    import threading
+
+    chain = Chain(pg, spawn)
+    chain.registry.bulk_fill(ZONE, 2000, seed=1)
+    chain.start()
+    chain.settle()
+    restart_serial = None
+    txids = []
+    errors = []
+
+    def commit_stream():
+        # its own connection: the registry helper's is not shared across threads
+        from zdtest.registry import Registry
+        r = Registry(pg)
+        try:
+            for i in range(1000):
+                txids.append(r.add_domain(f"k{i}.{ZONE}", zone=ZONE,
+                                          ns=[f"ns1.dns{i % 100}.bulk.example."]))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            r.close()
+
+    t = threading.Thread(target=commit_stream)
+    t.start()
+    wait_until(lambda: len(txids) >= 300, 60, "300 commits")
+    chain.zd.kill9()
+    restart_serial = chain.journal_serial()
+    wait_until(lambda: len(txids) >= 500, 60, "500 commits while zonedistd is down")
+    chain.zd.start()
+    t.join(120)
+    assert not t.is_alive() and not errors, errors
+    last = chain.settle(deadline=120)
+
+    # every committed change is in the zone, once (a set compare would hide
+    # a duplicate: axfr_text asserts no record comes twice)
+    expected = chain.expected()
+    for name, sec in chain.secondaries.items():
+        got = axfr_text(sec.port, ZONE)
+        assert got == expected, f"{name}: {len(got ^ expected)} records differ"
+    assert sum(1 for r in expected if r[0].startswith("k") and r[1] == "NS") == 1000
+    # each registry transaction was consumed by exactly one journal row
+    rows = journal_rows(pg, ZONE)
+    seen = [tx for _, _, txs in rows for tx in txs]
+    assert sorted(set(txids) - set(seen)) == [], "transactions never journalled"
+    assert len([tx for tx in seen if tx in set(txids)]) == len(txids), "a txid journalled twice"
+    versions = [v for v, _, _ in rows]
+    assert versions == list(range(2, 2 + len(versions))), "versions not continuous"
+    serials = [s for _, s, _ in rows]
+    assert all(b == a + 1 for a, b in zip(serials, serials[1:])), "serials not continuous"
+    assert serials[-1] == last
+    # After the restart zonedistd answered every IXFR incrementally: it had
+    # the history back from the journal.  BIND caught up by IXFR.  NSD 4.6's
+    # xfrd, under a fast stream, sometimes logs "soa serial N update failed,
+    # restarting transfer" and then asks for AXFR by itself; an AXFR request
+    # from NSD is accepted only with that line in NSD's log.
+    log = chain.zd.log_text()
+    after_restart = log[log.rindex("zonedistd starting"):]
+    assert "loaded from the journal" in after_restart
+    assert "IXFR-as-AXFR" not in after_restart
+    ixfr_after = re.findall(r"xfr: IXFR (\d+)->(\d+) to 127\.0\.0\.3#", after_restart)
+    assert ixfr_after and ixfr_after[-1][1] == str(last), "BIND did not catch up by IXFR"
+    assert not re.search(r"xfr: AXFR \d+ to 127\.0\.0\.3#", after_restart)
+    nsd_axfrs = re.findall(r"xfr: AXFR \d+ to 127\.0\.0\.2#", after_restart)
+    nsd_log = open(chain.secondaries["nsd"].log).read()
+    assert not nsd_axfrs or "update failed, restarting transfer" in nsd_log
+    assert re.search(r"xfr: IXFR \d+->\d+ to 127\.0\.0\.2#", after_restart)
+    # and IXFR from the serial zonedistd was killed at is a real difference
+    old, new, dels, adds = ixfr_diff(chain.zd.port, restart_serial)
+    assert new == last and len(adds) < 2000
+
+
+# --- bad registry rows ------------------------------------------------------
+
+
+BAD_ROWS = [
+    ("bad1.tld.", "A", 3600, "300.1.1.1", "rdata"),
+    ("bad2.tld.", "NS", 3600, "x" * 70 + ".example.", "label"),
+    ("evil.example.", "NS", 3600, "ns.example.", "outside"),
+    ("tld.", "NS", 3600, "ns.hijack.example.", "apex"),
+    ("bad3.tld.", "SOA", 3600, "a. b. 1 2 3 4 5", "SOA"),
+    ("bad4.tld.", "NS", -5, "ns.example.", "ttl"),
+]
+
+
+def test_bad_registry_rows_are_rejected_and_the_rest_goes_on(pg, spawn):
+    chain = Chain(pg, spawn, secondaries=("nsd",))
+    chain.registry.bulk_fill(ZONE, 500, seed=1)
+    # A registry whose zone_rrs() returns bad rows for some names: the
+    # reference function, plus rows from a table.
+    pg.psql("ALTER FUNCTION zonedist.zone_rrs(text, text[]) RENAME TO zone_rrs_ref;"
+            "CREATE TABLE test_bad (owner text, type text, ttl int, rdata text);"
+            "CREATE FUNCTION zonedist.zone_rrs(zone text, names text[]) "
+            "RETURNS TABLE(owner text, type text, ttl integer, rdata text) LANGUAGE sql AS $$ "
+            "SELECT * FROM zonedist.zone_rrs_ref(zone, names) UNION ALL "
+            "SELECT b.owner, b.type, b.ttl, b.rdata FROM test_bad b "
+            "WHERE names IS NULL OR b.owner = ANY(names) $$")
+    chain.start()
+    chain.settle()
+    before = chain.zd.serial(ZONE)
+    live = bulk_name(300)
+    live_ns = {r for r in axfr_text(chain.secondaries["nsd"].port, ZONE)
+               if r[0] == live and r[1] == "NS"}
+    assert len(live_ns) == 2
+    # one transaction: bad rows for several names (one of them a live
+    # delegation whose other rows are fine), and a good new domain
+    values = ", ".join(f"('{o}', '{t}', {ttl}, '{r}')" for o, t, ttl, r, _ in BAD_ROWS)
+    touches = "; ".join(f"SELECT zonedist.touch('tld.', '{o}')" for o, *_ in BAD_ROWS)
+    pg.psql(f"BEGIN; INSERT INTO test_bad VALUES {values}; "
+            "INSERT INTO test_bad VALUES ('dup.tld.', 'NS', 3600, 'ns.example.'), "
+            "('dup.tld.', 'NS', 3600, 'ns.example.'); "
+            f"INSERT INTO test_bad VALUES ('{live}', 'A', 60, 'not-an-address'); "
+            f"{touches}; SELECT zonedist.touch('tld.', 'dup.tld.'); "
+            f"SELECT zonedist.touch('tld.', '{live}'); COMMIT")
+    chain.registry.add_domain("good.tld.", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+    after = chain.settle()
+    assert after != before
+    rejected = pg.psql("SELECT name, reason FROM zonedist.rejected ORDER BY id")
+    names = [l.split("|")[0] for l in rejected.splitlines()]
+    for owner, *_ in BAD_ROWS:
+        if owner in ("evil.example.", "tld."):
+            continue  # such change rows cannot even name an owner of the zone
+        assert owner in names, f"{owner} not in zonedist.rejected:\n{rejected}"
+    assert names.count("dup.tld.") == 1, rejected
+    assert all(l.split("|")[1] for l in rejected.splitlines()), "every rejection has a reason"
+    got = axfr_text(chain.secondaries["nsd"].port, ZONE)
+    owners = {r[0] for r in got}
+    assert "good.tld." in owners
+    assert not owners & {"bad1.tld.", "bad2.tld.", "evil.example.", "bad3.tld.", "bad4.tld."}
+    assert ("dup.tld.", "NS", 3600, "ns.example.") in got  # the valid row of a duplicate pair
+    assert ("tld.", "NS", 3600, "ns.hijack.example.") not in got
+    # the live delegation with one bad row keeps its published records
+    assert {r for r in got if r[0] == live and r[1] == "NS"} == live_ns
+    assert live in names
+    assert f"{live} keeps its published records" in chain.zd.log_text()
+    assert "rejected" in chain.zd.log_text() or "reject" in chain.zd.log_text().lower()
+
+
+# --- TSIG and ACLs ------------------------------------------------------------
+
+
+TSIG = ("xfr-key.", "hmac-sha256", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY=")
+
+
+def test_bind_transfers_with_tsig_and_others_are_refused(pg, spawn):
+    import dns.query
+    import dns.rcode
+    import dns.tsigkeyring
+    import dns.xfr
+
+    chain = Chain(pg, spawn, secondaries=("bind",), tsig=TSIG,
+                  zonedistd_kw={"acl": [("127.0.0.3/32", "xfr-key.")]})
+    chain.registry.bulk_fill(ZONE, 300, seed=1)
+    chain.start()
+    serial = chain.settle()
+    bind = chain.secondaries["bind"]
+    assert axfr_text(bind.port, ZONE) == chain.expected()
+    chain.registry.add_domain("signed.tld.", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+    chain.settle()
+    assert ("signed.tld.", "NS", 86400, "ns1.dns1.bulk.example.") in axfr_text(bind.port, ZONE)
+    assert re.search(r"IXFR \d+->\d+ to 127\.0\.0\.3#\d+ \(key xfr-key\.\)|"
+                     r"IXFR \d+->\d+ to 127\.0\.0\.3#", chain.zd.log_text())
+
+    good = dns.tsigkeyring.from_text({TSIG[0]: TSIG[2]})
+    wrong = dns.tsigkeyring.from_text({TSIG[0]: "d3JvbmctZG9lcy1ub3QtbWF0Y2gtdGhlLWtleQ=="})
+
+    def attempt(**kw):
+        try:
+            list(dns.query.xfr("127.0.0.1", ZONE, port=chain.zd.port, lifetime=10, **kw))
+            return "ok"
+        except dns.xfr.TransferError as e:
+            return dns.rcode.to_text(e.rcode)
+        except Exception as e:  # noqa: BLE001 - a bad-signature answer
+            return type(e).__name__
+
+    # from the ACL's address: without a key refused, a wrong key NOTAUTH, the key ok
+    assert attempt(source="127.0.0.3") == "REFUSED"
+    assert attempt(source="127.0.0.3", keyring=wrong, keyname=TSIG[0]) in (
+        "NOTAUTH", "PeerBadSignature", "BadSignature", "PeerBadKey")
+    assert attempt(source="127.0.0.3", keyring=good, keyname=TSIG[0]) == "ok"
+    # from an address outside the ACL, even with the key: refused
+    assert attempt(source="127.0.0.9", keyring=good, keyname=TSIG[0]) == "REFUSED"
+    assert attempt() == "REFUSED"
+    assert chain.zd.serial(ZONE) >= serial  # SOA queries need no key

@@ -1,0 +1,137 @@
+"""zonedistd under test: a generated YAML config, --init-db, start, wait
+until it answers, stop (or kill -9), sanitizer check of its log."""
+
+import os
+import subprocess
+import tempfile
+
+from .dnsutil import soa_serial
+from .proc import Daemon, free_port, wait_until, sanitizer_findings, log_tail
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def binary(name="zonedistd"):
+    build = os.environ.get("ZD_BUILD") or os.path.join(ROOT, "build")
+    sub = {"zonedistd": "server", "zonedist-check": "integrity-check"}[name]
+    path = os.path.join(build, sub, name)
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is not built (run ./test or ninja -C {build})")
+    return path
+
+
+APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
+        "a.nic.tld. 86400 IN A 192.0.2.53", "b.nic.tld. 86400 IN AAAA 2001:db8::53"]
+
+
+class Zonedistd:
+    def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
+                 serial_policy="increment", limits=None, log_level="info", apex=None):
+        """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
+        pairs; tsig: [(name, algorithm, secret)]."""
+        self.pg = pg
+        self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
+        self.conf = os.path.join(self.dir, "zonedistd.yaml")
+        self.log = os.path.join(self.dir, "zonedistd.log")
+        self.zones = list(zones)
+        self.notify = list(notify)
+        self.acl = list(acl)
+        self.tsig = list(tsig or [])
+        self.serial_policy = serial_policy
+        self.limits = dict(limits or {})
+        self.log_level = log_level
+        self.apex = apex
+        self.port = free_port()
+        self.daemon = None
+
+    def write_config(self):
+        lines = [f'database: "{self.pg.conninfo}"',
+                 f'listen: ["127.0.0.1@{self.port}"]',
+                 f"log-level: {self.log_level}"]
+        limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, **self.limits}
+        lines.append("limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
+        if self.tsig:
+            lines.append("tsig-keys:")
+            for name, alg, secret in self.tsig:
+                lines.append(f'  - {{name: "{name}", algorithm: {alg}, secret: "{secret}"}}')
+        lines.append("zones:")
+        for z in self.zones:
+            apex = self.apex or [a.replace("tld.", z) for a in APEX]
+            lines += [f"  - name: {z}",
+                      f"    serial-policy: {self.serial_policy}",
+                      f"    soa: {{mname: a.nic.{z}, rname: hostmaster.nic.{z}, refresh: 60, "
+                      "retry: 10, expire: 1209600, minimum: 300, ttl: 300}",
+                      "    apex: [" + ", ".join(f'"{a}"' for a in apex) + "]"]
+            if self.notify:
+                lines.append("    notify:")
+                for port, key in self.notify:
+                    k = f", key: {key}" if key else ""
+                    lines.append(f'      - {{address: "127.0.0.1@{port}"{k}}}')
+            lines.append("    allow-transfer:")
+            for a in self.acl:
+                prefix, key = (a, None) if isinstance(a, str) else a
+                k = f", key: {key}" if key else ""
+                lines.append(f"      - {{prefix: {prefix}{k}}}")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def run(self, *args, check=True):
+        return subprocess.run([binary(), "--config", self.conf, *args], capture_output=True,
+                              text=True, check=check, timeout=120)
+
+    def init_db(self):
+        self.write_config()
+        return self.run("--init-db")
+
+    def start(self, deadline=120):
+        self.write_config()
+        for attempt in range(3):
+            self.daemon = Daemon("zonedistd", [binary(), "--config", self.conf], self.log).start()
+            try:
+                wait_until(lambda: self._answering(), deadline, "zonedistd answering SOA")
+                return self
+            except (TimeoutError, RuntimeError):
+                self.daemon.stop()
+                if "Address already in use" in log_tail(self.log, 50) and attempt < 2:
+                    self.port = free_port()
+                    self.write_config()
+                    continue
+                raise RuntimeError("zonedistd did not start\n" + self.tail())
+        return self
+
+    def _answering(self):
+        if not self.daemon.alive():
+            raise RuntimeError("zonedistd exited")
+        return all(self.serial(z) is not None for z in self.zones)
+
+    def serial(self, zone="tld."):
+        try:
+            return soa_serial(self.port, zone, timeout=1.0)
+        except Exception:  # noqa: BLE001 - not answering (yet)
+            return None
+
+    def wait_serial_change(self, before, zone="tld.", deadline=30):
+        return wait_until(lambda: (s := self.serial(zone)) is not None and s != before and s,
+                          deadline, f"zonedistd serial of {zone} moving past {before}")
+
+    def stop(self):
+        rc = self.daemon.stop() if self.daemon else None
+        return rc
+
+    def kill9(self):
+        if self.daemon:
+            self.daemon.kill9()
+
+    def tail(self, lines=60):
+        return f"--- zonedistd log {self.log} ---\n{log_tail(self.log, lines)}"
+
+    def sanitizer_findings(self):
+        return sanitizer_findings(self.log)
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def cleanup(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,875 @@
+/* Unit tests of registry-adapter/: validation of zone_rrs rows (row.c), the
+ * per-owner checks, and the adapter's behaviour without a database.  Failure
+ * paths first; the libpq paths against a real PostgreSQL are system tests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ldns/ldns.h>
+
+#include "common/zd_err.h"
+#include "common/zd_log.h"
+#include "registry-adapter/adapter.h"
+#include "registry-adapter/row.h"
+
+static ldns_rdf *zone_tld;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	zd_log_level_set(ZD_LOG_ERROR);
+	return ldns_str2rdf_dname(&zone_tld, "tld.") == LDNS_STATUS_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	ldns_rdf_deep_free(zone_tld);
+	return 0;
+}
+
+/* Expect a reject; returns the reason (static) and checks *out stayed. */
+static const char *
+rejected(const char *owner, const char *type, const char *ttl, const char *rdata)
+{
+	ldns_rr *sentinel = (ldns_rr *)(uintptr_t)0x1;
+	ldns_rr *rr = sentinel;
+	const char *reason = NULL;
+	zd_err e = ra_row_parse(zone_tld, owner, type, ttl, rdata, &rr, &reason);
+
+	if (e != ZD_EMALFORMED)
+		fail_msg("%s %s %s \"%s\": expected ZD_EMALFORMED, got %s", owner ? owner : "NULL",
+		         type ? type : "NULL", ttl ? ttl : "NULL", rdata ? rdata : "NULL",
+		         zd_strerror(e));
+	assert_ptr_equal(rr, sentinel); /* out-param untouched on failure */
+	assert_non_null(reason);
+	return reason;
+}
+
+static void
+assert_rejected(const char *owner, const char *type, const char *ttl, const char *rdata,
+                const char *want)
+{
+	const char *reason = rejected(owner, type, ttl, rdata);
+	if (want != NULL && strcmp(reason, want) != 0)
+		fail_msg("%s %s %s \"%s\": reason \"%s\", want \"%s\"", owner ? owner : "NULL",
+		         type ? type : "NULL", ttl ? ttl : "NULL", rdata ? rdata : "NULL", reason,
+		         want);
+}
+
+/* Expect a record; returns its presentation form (caller frees). */
+static char *
+accepted(const char *owner, const char *type, const char *ttl, const char *rdata)
+{
+	ldns_rr *rr = NULL;
+	const char *reason = NULL;
+	zd_err e = ra_row_parse(zone_tld, owner, type, ttl, rdata, &rr, &reason);
+	char *s;
+
+	if (e != ZD_OK)
+		fail_msg("%s %s %s \"%s\": expected ZD_OK, got %s (%s)", owner, type, ttl, rdata,
+		         zd_strerror(e), reason ? reason : "-");
+	assert_int_equal(ldns_rr_get_class(rr), LDNS_RR_CLASS_IN);
+	s = ldns_rr2str(rr);
+	ldns_rr_free(rr);
+	assert_non_null(s);
+	s[strcspn(s, "\n")] = '\0';
+	return s;
+}
+
+static void
+assert_accepted(const char *owner, const char *type, const char *ttl, const char *rdata,
+                const char *want)
+{
+	char *s = accepted(owner, type, ttl, rdata);
+	if (want != NULL && strcmp(s, want) != 0)
+		fail_msg("got \"%s\", want \"%s\"", s, want);
+	free(s);
+}
+
+/* ---- ra_row_parse: failures -------------------------------------------- */
+
+static void
+row_parse_refuses_null_arguments_as_bug(void **state)
+{
+	ldns_rr *rr = NULL;
+	const char *reason = NULL;
+	(void)state;
+	assert_int_equal(ra_row_parse(NULL, "a.tld.", "A", "1", "192.0.2.1", &rr, &reason),
+	                 ZD_EBUG);
+	assert_int_equal(ra_row_parse(zone_tld, "a.tld.", "A", "1", "192.0.2.1", NULL, &reason),
+	                 ZD_EBUG);
+	assert_int_equal(ra_row_parse(zone_tld, "a.tld.", "A", "1", "192.0.2.1", &rr, NULL),
+	                 ZD_EBUG);
+	assert_null(rr);
+}
+
+static void
+row_parse_rejects_sql_null_fields(void **state)
+{
+	(void)state;
+	assert_rejected(NULL, "A", "300", "192.0.2.1", "owner is missing (NULL)");
+	assert_rejected("a.tld.", NULL, "300", "192.0.2.1", "type is missing (NULL)");
+	assert_rejected("a.tld.", "A", NULL, "192.0.2.1", "ttl is missing (NULL)");
+	assert_rejected("a.tld.", "A", "300", NULL, "rdata is missing (NULL)");
+}
+
+static void
+row_parse_rejects_owner_outside_the_zone(void **state)
+{
+	(void)state;
+	assert_rejected("a.example.", "A", "300", "192.0.2.1", "owner is outside the zone");
+	assert_rejected("a.eviltld.", "A", "300", "192.0.2.1", "owner is outside the zone");
+	assert_rejected("tld.example.", "A", "300", "192.0.2.1", "owner is outside the zone");
+	assert_rejected(".", "A", "300", "192.0.2.1", "owner is outside the zone");
+}
+
+static void
+row_parse_rejects_the_apex(void **state)
+{
+	const char *want = "owner is the apex (apex records are zonedist's configuration)";
+	(void)state;
+	assert_rejected("tld.", "NS", "300", "ns1.example.net.", want);
+	assert_rejected("TLD.", "A", "300", "192.0.2.1", want);
+	assert_rejected("tld.", "SOA", "300", "a. b. 1 2 3 4 5", want);
+}
+
+static void
+row_parse_rejects_relative_and_malformed_owners(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld", "A", "300", "192.0.2.1", "name is not absolute (no trailing dot)");
+	assert_rejected("@", "A", "300", "192.0.2.1", "name is not absolute (no trailing dot)");
+	assert_rejected("a.tld\\.", "A", "300", "192.0.2.1",
+	                "name is not absolute (no trailing dot)");
+	assert_rejected("", "A", "300", "192.0.2.1", "owner is empty");
+	assert_rejected("a..tld.", "A", "300", "192.0.2.1", "name has an empty label");
+	assert_rejected("a b.tld.", "A", "300", "192.0.2.1",
+	                "owner has a space, control or non-ASCII byte");
+	assert_rejected("\xc3\xa9.tld.", "A", "300", "192.0.2.1",
+	                "owner has a space, control or non-ASCII byte");
+	assert_rejected("a.tld.\n", "A", "300", "192.0.2.1", NULL);
+	assert_rejected("a.tld.\nb.tld. 300 IN A 192.0.2.2", "A", "300", "192.0.2.1", NULL);
+}
+
+static void
+row_parse_rejects_owner_label_longer_than_63(void **state)
+{
+	char owner[128];
+	(void)state;
+	memset(owner, 'a', 64);
+	snprintf(owner + 64, sizeof owner - 64, ".tld.");
+	assert_rejected(owner, "A", "300", "192.0.2.1", "label longer than 63 octets");
+	snprintf(owner + 63, sizeof owner - 63, ".tld."); /* 63: fine */
+	assert_accepted(owner, "A", "300", "192.0.2.1", NULL);
+}
+
+static void
+row_parse_rejects_owner_longer_than_255(void **state)
+{
+	char owner[RA_ROW_OWNER_MAX + 64];
+	size_t n = 0;
+	(void)state;
+	for (int i = 0; i < 4; i++) { /* 4 * 64 + 4 ("tld.") = 260 octets */
+		memset(owner + n, 'a', 63);
+		n += 63;
+		owner[n++] = '.';
+	}
+	snprintf(owner + n, sizeof owner - n, "tld.");
+	assert_rejected(owner, "A", "300", "192.0.2.1", "name longer than 255 octets");
+	memset(owner, 'a', sizeof owner - 1); /* over the text limit */
+	owner[sizeof owner - 1] = '\0';
+	assert_rejected(owner, "A", "300", "192.0.2.1", "name longer than 255 octets");
+}
+
+static void
+row_parse_rejects_unknown_types(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "FOO", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "TYPE1", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "TYPE99999", "300", "\\# 0", "unknown type");
+	assert_rejected("a.tld.", "TYPE65000", "300", "\\# 0", "unknown type");
+	assert_rejected("a.tld.", "A A", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "A;", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "IN", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "AAAAAAAAAAAAAAAAAAAAAAAAA", "300", "192.0.2.1", "unknown type");
+	assert_rejected("a.tld.", "A\t", "300", "192.0.2.1", NULL);
+}
+
+static void
+row_parse_rejects_types_zonedist_manages(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "SOA", "300", "a.tld. b.tld. 1 2 3 4 5",
+	                "type SOA is managed by zonedist");
+	assert_rejected("a.tld.", "RRSIG", "300",
+	                "A 8 2 300 20300101000000 20200101000000 1 tld. AAAA",
+	                "type RRSIG is managed by zonedist");
+	assert_rejected("a.tld.", "NSEC", "300", "b.tld. A", "type NSEC is managed by zonedist");
+	assert_rejected("a.tld.", "nsec3", "300", "1 0 0 - AAAA A",
+	                "type NSEC3 is managed by zonedist");
+	assert_rejected("a.tld.", "NSEC3PARAM", "300", "1 0 0 -",
+	                "type NSEC3PARAM is managed by zonedist");
+	assert_rejected("a.tld.", "DNSKEY", "300",
+	                "257 3 8 AwEAAQ==", "type DNSKEY is managed by zonedist");
+	assert_rejected("a.tld.", "CDS", "300", "1 8 2 abcd", "type CDS is managed by zonedist");
+	assert_rejected("a.tld.", "CDNSKEY", "300",
+	                "257 3 8 AwEAAQ==", "type CDNSKEY is managed by zonedist");
+	assert_rejected("a.tld.", "ZONEMD", "300", "1 1 1 abcd",
+	                "type ZONEMD is managed by zonedist");
+}
+
+static void
+row_parse_rejects_meta_and_query_types(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "ANY", "300", "192.0.2.1", "type is a meta or query type");
+	assert_rejected("a.tld.", "AXFR", "300", "192.0.2.1", "type is a meta or query type");
+	assert_rejected("a.tld.", "IXFR", "300", "192.0.2.1", "type is a meta or query type");
+	assert_rejected("a.tld.", "OPT", "300", "\\# 0", "type is a meta or query type");
+	assert_rejected("a.tld.", "TSIG", "300", "\\# 0", "type is a meta or query type");
+	assert_rejected("a.tld.", "IPSECKEY", "300",
+	                "10 1 2 192.0.2.1 AQNRU3mG7TVTO2BkR47usntb102u==",
+	                "type IPSECKEY is not supported");
+}
+
+static void
+row_parse_rejects_ttl_out_of_range_or_garbage(void **state)
+{
+	static const char *const bad[] = {
+	        "-1",   "2147483648", "4294967295", "4294967296", "99999999999999999999999",
+	        "",     "abc",        " 300",       "300 ",       "+5",
+	        "0x10", "3e2",        "300s",       "1h",         "３００",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_rejected("a.tld.", "A", bad[i], "192.0.2.1", NULL);
+	assert_rejected("a.tld.", "A", "-1", "192.0.2.1", "ttl out of range");
+	assert_rejected("a.tld.", "A", "2147483648", "192.0.2.1", "ttl out of range");
+}
+
+static void
+row_parse_rejects_a_with_trailing_text_or_bad_address(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1 extra", "rdata has trailing text");
+	assert_rejected("a.tld.", "A", "300", "300.1.1.1", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "1.2.3", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "01.2.3.4", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "", NULL);
+	assert_rejected("a.tld.", "A", "300", "   ", NULL);
+	assert_rejected("a.tld.", "A", "300", "\"192.0.2.1\"", NULL);
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1 ; comment",
+	                "rdata has parentheses or a comment");
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1;", "rdata has parentheses or a comment");
+	assert_rejected("a.tld.", "A", "300", "( 192.0.2.1 )",
+	                "rdata has parentheses or a comment");
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1\n",
+	                "field has a newline or another control character");
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1\r", NULL);
+	assert_rejected("a.tld.", "A", "300", "192.0.2.1\nb.tld. 300 IN A 192.0.2.2", NULL);
+}
+
+static void
+row_parse_rejects_aaaa_garbage(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "AAAA", "300", "zzzz", "rdata does not parse");
+	assert_rejected("a.tld.", "AAAA", "300", "2001:db8:::1", "rdata does not parse");
+	assert_rejected("a.tld.", "AAAA", "300", "2001:db8::1 x", "rdata has trailing text");
+	assert_rejected("a.tld.", "AAAA", "300", "192.0.2.1", "rdata does not parse");
+}
+
+static void
+row_parse_rejects_bad_names_in_rdata(void **state)
+{
+	char rdata[400];
+	(void)state;
+	memset(rdata, 'a', 64);
+	snprintf(rdata + 64, sizeof rdata - 64, ".example.net.");
+	assert_rejected("a.tld.", "NS", "300", rdata, "label longer than 63 octets");
+	for (int i = 0; i < 5; i++) {
+		memset(rdata + i * 64, 'b', 63);
+		rdata[i * 64 + 63] = '.';
+	}
+	rdata[5 * 64] = '\0';
+	assert_rejected("a.tld.", "NS", "300", rdata, "name longer than 255 octets");
+	assert_rejected("a.tld.", "NS", "300", "ns1", "name is not absolute (no trailing dot)");
+	assert_rejected("a.tld.", "NS", "300", "@", "name is not absolute (no trailing dot)");
+	assert_rejected("a.tld.", "NS", "300", "\"ns1.example.net.\"", "rdata has a quoted name");
+	assert_rejected("a.tld.", "NS", "300", "ns1..example.net.", "name has an empty label");
+	assert_rejected("a.tld.", "NS", "300", "ns1.example.net. ns2.example.net.",
+	                "rdata has trailing text");
+	assert_rejected("a.tld.", "CNAME", "300", "b.tld",
+	                "name is not absolute (no trailing dot)");
+	assert_rejected("a.tld.", "MX", "300", "10 mx", "name is not absolute (no trailing dot)");
+	assert_rejected("a.tld.", "SRV", "300", "1 2 3 target",
+	                "name is not absolute (no trailing dot)");
+}
+
+static void
+row_parse_rejects_numbers_that_ldns_would_wrap(void **state)
+{
+	const char *want = "rdata number out of range or not a number";
+	(void)state;
+	assert_rejected("a.tld.", "MX", "300", "65536 mx.example.", want);
+	assert_rejected("a.tld.", "MX", "300", "-1 mx.example.", want);
+	assert_rejected("a.tld.", "MX", "300", "0x10 mx.example.", want);
+	assert_rejected("a.tld.", "MX", "300", "\"10\" mx.example.", want);
+	assert_rejected("a.tld.", "SRV", "300", "1 2 70000 x.example.", want);
+	assert_rejected("a.tld.", "DS", "300", "70000 8 2 abcd", want);
+	assert_rejected("a.tld.", "DS", "300", "1 256 2 abcd", want);
+	assert_rejected("a.tld.", "DS", "300", "1 -8 2 abcd", want);
+	assert_rejected("a.tld.", "DS", "300", "1 8 300 abcd", want);
+	assert_rejected("a.tld.", "CAA", "300", "256 issue \"ca.example\"", want);
+	assert_rejected("a.tld.", "TLSA", "300", "256 1 1 abcd", want);
+	assert_rejected("a.tld.", "MX", "300", "99999999999999999999999 mx.example.", want);
+	assert_rejected("a.tld.", "CERT", "300", "0 1 8 AAAA", want);
+	assert_rejected("a.tld.", "CERT", "300", "0", want);
+}
+
+static void
+row_parse_rejects_bad_hex_fields(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "DS", "300", "1 8 2 abc",
+	                "rdata has an odd number of hex digits");
+	assert_rejected("a.tld.", "DS", "300", "1 8 2 ab c",
+	                "rdata has an odd number of hex digits");
+	assert_rejected("a.tld.", "DS", "300", "1 8 2 abcg",
+	                "rdata has a non-hex digit in a hex field");
+	assert_rejected("a.tld.", "DS", "300", "1 8 2 \\# 2 abcd",
+	                "rdata has a non-hex digit in a hex field");
+	assert_rejected("a.tld.", "DS", "300", "1 8 2 \"abcd\"", "rdata does not parse");
+	assert_rejected("a.tld.", "DS", "300", "1 8 2", NULL);
+	assert_rejected("a.tld.", "TLSA", "300", "3 1 1 abc",
+	                "rdata has an odd number of hex digits");
+	assert_rejected("a.tld.", "SSHFP", "300", "1 1 abc",
+	                "rdata has an odd number of hex digits");
+}
+
+static void
+row_parse_rejects_bad_generic_rdata(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "A", "300", "\\# 4 c000020",
+	                "rdata has an odd number of hex digits");
+	assert_rejected("a.tld.", "A", "300", "\\# 3 c0000201",
+	                "rdata length does not match its \\# length");
+	assert_rejected("a.tld.", "A", "300", "\\# x c0000201", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "\\# 70000", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "\\#", "rdata does not parse");
+	assert_rejected("a.tld.", "A", "300", "\\# 4 c0000201 ff",
+	                "rdata length does not match its \\# length");
+}
+
+static void
+row_parse_rejects_broken_quoting(void **state)
+{
+	(void)state;
+	assert_rejected("a.tld.", "TXT", "300", "\"abc", "rdata has an unterminated quote");
+	assert_rejected("a.tld.", "TXT", "300", "\"abc\\\"", "rdata has an unterminated quote");
+	assert_rejected("a.tld.", "TXT", "300", "\"a\"b",
+	                "rdata has text right after a closing quote");
+	assert_rejected("a.tld.", "TXT", "300", "a\"b\"", "rdata has a quote inside a word");
+	assert_rejected("a.tld.", "TXT", "300", "abc\\", "rdata ends in a backslash");
+	assert_rejected("a.tld.", "TXT", "300", "( abc", "rdata has parentheses or a comment");
+	assert_rejected("a.tld.", "TXT", "300", "abc )", "rdata has parentheses or a comment");
+	assert_rejected("a.tld.", "TXT", "300", "\"a\nb\"",
+	                "field has a newline or another control character");
+}
+
+static void
+row_parse_rejects_oversized_rdata(void **state)
+{
+	char *big = malloc(RA_ROW_RDATA_MAX + 2);
+	char *txt;
+	size_t n = 0;
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', RA_ROW_RDATA_MAX + 1);
+	big[RA_ROW_RDATA_MAX + 1] = '\0';
+	assert_rejected("a.tld.", "TXT", "300", big, "rdata text too long");
+	free(big);
+	/* ldns would silently cut this at about 65535 characters; rejected first. */
+	txt = malloc(300 * 253 + 1);
+	assert_non_null(txt);
+	for (int i = 0; i < 300; i++) {
+		txt[n++] = '"';
+		memset(txt + n, 'x', 250);
+		n += 250;
+		txt[n++] = '"';
+		txt[n++] = ' ';
+	}
+	txt[n] = '\0';
+	assert_rejected("a.tld.", "TXT", "300", txt, "rdata text too long");
+	/* an RFC 3597 length beyond 65535 octets: */
+	assert_rejected("a.tld.", "TXT", "300", "\\# 70000 00", "rdata does not parse");
+	free(txt);
+	assert_rejected("a.tld.", "A", "300000000000000000000", "192.0.2.1", "ttl out of range");
+}
+
+/* ---- ra_row_parse: success --------------------------------------------- */
+
+static void
+row_parse_builds_canonical_records(void **state)
+{
+	(void)state;
+	assert_accepted("WWW.Example.TLD.", "a", "300", "192.0.2.1",
+	                "www.example.tld.\t300\tIN\tA\t192.0.2.1");
+	assert_accepted("example.tld.", "NS", "86400", "NS1.Example.NET.",
+	                "example.tld.\t86400\tIN\tNS\tns1.example.net.");
+	assert_accepted("example.tld.", "AAAA", "0", "2001:DB8::1",
+	                "example.tld.\t0\tIN\tAAAA\t2001:db8::1");
+	assert_accepted("example.tld.", "A", "2147483647", "\t192.0.2.1\t",
+	                "example.tld.\t2147483647\tIN\tA\t192.0.2.1");
+	assert_accepted("example.tld.", "DS", "3600", "12345 8 2 AB CD",
+	                "example.tld.\t3600\tIN\tDS\t12345 8 2 abcd");
+	assert_accepted("example.tld.", "DS", "3600", "12345 RSASHA256 2 abcd",
+	                "example.tld.\t3600\tIN\tDS\t12345 8 2 abcd");
+	assert_accepted("example.tld.", "MX", "300", "0 .", "example.tld.\t300\tIN\tMX\t0 .");
+	assert_accepted("example.tld.", "TXT", "300", "\"hello; (world)\" two",
+	                "example.tld.\t300\tIN\tTXT\t\"hello; (world)\" \"two\"");
+	assert_accepted("example.tld.", "TXT", "300", "\"caf\xc3\xa9\"", NULL);
+	assert_accepted("example.tld.", "A", "300", "\\# 4 c0 000201",
+	                "example.tld.\t300\tIN\tA\t192.0.2.1");
+	assert_accepted("*.example.tld.", "A", "300", "192.0.2.1", NULL);
+	assert_accepted("example.tld.", "CAA", "300", "0 issue \"ca.example\"", NULL);
+	assert_accepted("example.tld.", "SRV", "300", "1 2 65535 target.example.", NULL);
+	assert_accepted("example.tld.", "TLSA", "300", "3 1 1 abcd", NULL);
+	assert_accepted("a\\.b.tld.", "A", "300", "192.0.2.1", NULL);
+	assert_accepted("a\\065.tld.", "A", "300", "192.0.2.1", NULL);
+}
+
+static void
+owner_parse_accepts_below_apex_only(void **state)
+{
+	ldns_rdf *d = NULL;
+	const char *reason = NULL;
+	char *s;
+	(void)state;
+	assert_int_equal(ra_owner_parse(zone_tld, "tld.", &d, &reason), ZD_EMALFORMED);
+	assert_null(d);
+	assert_int_equal(ra_owner_parse(zone_tld, NULL, &d, &reason), ZD_EMALFORMED);
+	assert_int_equal(ra_owner_parse(NULL, "a.tld.", &d, &reason), ZD_EBUG);
+	assert_int_equal(ra_owner_parse(zone_tld, "Sub.A.TLD.", &d, &reason), ZD_OK);
+	s = ldns_rdf2str(d);
+	assert_string_equal(s, "sub.a.tld.");
+	free(s);
+	ldns_rdf_deep_free(d);
+}
+
+/* ---- ra_rrs_check ------------------------------------------------------ */
+
+static ldns_rr_list *
+list_of(const char *const *rows, size_t n)
+{
+	ldns_rr_list *l = ldns_rr_list_new();
+	assert_non_null(l);
+	for (size_t i = 0; i < n; i++) {
+		/* rows: "owner ttl type rdata" */
+		char owner[256], ttl[32], type[32];
+		const char *p = rows[i], *q;
+		char *dst[3] = {owner, ttl, type};
+		ldns_rr *rr = NULL;
+		const char *reason = NULL;
+		for (int f = 0; f < 3; f++) {
+			q = strchr(p, ' ');
+			assert_non_null(q);
+			memcpy(dst[f], p, (size_t)(q - p));
+			dst[f][q - p] = '\0';
+			p = q + 1;
+		}
+		if (ra_row_parse(zone_tld, owner, type, ttl, p, &rr, &reason) != ZD_OK)
+			fail_msg("test row \"%s\": %s", rows[i], reason);
+		assert_true(ldns_rr_list_push_rr(l, rr));
+	}
+	return l;
+}
+
+static char *
+list_str(const ldns_rr_list *l)
+{
+	char *s = ldns_rr_list2str(l);
+	assert_non_null(s);
+	return s;
+}
+
+static void
+rrs_check_refuses_mixed_owners_and_leaves_the_list(void **state)
+{
+	static const char *const rows[] = {"a.tld. 300 A 192.0.2.1", "b.tld. 300 A 192.0.2.1"};
+	ldns_rr_list *l = list_of(rows, 2);
+	struct ra_reject *rej = (struct ra_reject *)(uintptr_t)0x1;
+	size_t n = 77;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_EBUG);
+	assert_int_equal(ldns_rr_list_rr_count(l), 2);
+	assert_ptr_equal(rej, (struct ra_reject *)(uintptr_t)0x1);
+	assert_int_equal(n, 77);
+	assert_int_equal(ra_rrs_check(NULL, &rej, &n), ZD_EBUG);
+	assert_int_equal(ra_rrs_check(l, NULL, &n), ZD_EBUG);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
+rrs_check_rejects_second_copy_as_duplicate(void **state)
+{
+	static const char *const rows[] = {
+	        "a.tld. 300 NS ns1.example.net.",
+	        "a.tld. 300 NS NS1.EXAMPLE.NET.", /* the same once canonical */
+	        "a.tld. 300 NS ns2.example.net.",
+	        "a.tld. 300 NS ns1.example.net.",
+	};
+	ldns_rr_list *l = list_of(rows, 4);
+	struct ra_reject *rej = NULL;
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(rej[0].reason, "duplicate");
+	assert_string_equal(rej[1].reason, "duplicate");
+	assert_int_equal(ldns_rr_list_rr_count(l), 2);
+	ra_rejects_free(rej, n);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
+rrs_check_keeps_the_smallest_ttl_whatever_the_order(void **state)
+{
+	static const char *const fwd[] = {
+	        "a.tld. 600 A 192.0.2.1", "a.tld. 300 A 192.0.2.2", "a.tld. 300 A 192.0.2.3",
+	        "a.tld. 900 AAAA 2001:db8::1", /* another RRset: its own TTL */
+	};
+	static const char *const rev[] = {
+	        "a.tld. 900 AAAA 2001:db8::1",
+	        "a.tld. 300 A 192.0.2.3",
+	        "a.tld. 300 A 192.0.2.2",
+	        "a.tld. 600 A 192.0.2.1",
+	};
+	char *out[2];
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		ldns_rr_list *l = list_of(k ? rev : fwd, 4);
+		struct ra_reject *rej = NULL;
+		size_t n = 0;
+		assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+		assert_int_equal(n, 1);
+		assert_string_equal(rej[0].reason, "TTL differs within the RRset");
+		assert_int_equal(ldns_rr_ttl(rej[0].rr), 600);
+		assert_int_equal(ldns_rr_list_rr_count(l), 3);
+		out[k] = list_str(l);
+		ra_rejects_free(rej, n);
+		ldns_rr_list_deep_free(l);
+	}
+	assert_string_equal(out[0], out[1]); /* same result in canonical order */
+	free(out[0]);
+	free(out[1]);
+}
+
+static void
+rrs_check_rejects_cname_next_to_other_data(void **state)
+{
+	static const char *const rows[] = {
+	        "a.tld. 300 CNAME b.example.",
+	        "a.tld. 300 A 192.0.2.1",
+	        "a.tld. 300 CNAME c.example.",
+	};
+	ldns_rr_list *l = list_of(rows, 3);
+	struct ra_reject *rej = NULL;
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(rej[i].reason, "CNAME and other data at one name");
+		assert_int_equal(ldns_rr_get_type(rej[i].rr), LDNS_RR_TYPE_CNAME);
+	}
+	assert_int_equal(ldns_rr_list_rr_count(l), 1);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(l, 0)), LDNS_RR_TYPE_A);
+	ra_rejects_free(rej, n);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
+rrs_check_keeps_one_cname_and_one_dname(void **state)
+{
+	static const char *const rows[] = {
+	        "a.tld. 300 CNAME c.example.",
+	        "a.tld. 300 CNAME b.example.",
+	};
+	static const char *const drows[] = {
+	        "a.tld. 300 DNAME c.example.",
+	        "a.tld. 300 DNAME b.example.",
+	        "a.tld. 300 NS ns.example.",
+	};
+	ldns_rr_list *l = list_of(rows, 2);
+	struct ra_reject *rej = NULL;
+	size_t n = 0;
+	char *s;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(rej[0].reason, "more than one CNAME at a name");
+	assert_int_equal(ldns_rr_list_rr_count(l), 1);
+	s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(l, 0), 0));
+	assert_string_equal(s, "b.example."); /* canonical order decides, not row order */
+	free(s);
+	ra_rejects_free(rej, n);
+	ldns_rr_list_deep_free(l);
+
+	l = list_of(drows, 3);
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(rej[0].reason, "more than one DNAME at a name");
+	assert_int_equal(ldns_rr_list_rr_count(l), 2);
+	ra_rejects_free(rej, n);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
+rrs_check_accepts_a_clean_delegation_in_canonical_order(void **state)
+{
+	static const char *const rows[] = {
+	        "a.tld. 3600 DS 12345 8 2 abcd",
+	        "a.tld. 86400 NS ns2.example.net.",
+	        "a.tld. 86400 NS ns1.example.net.",
+	};
+	ldns_rr_list *l = list_of(rows, 3);
+	struct ra_reject *rej = (struct ra_reject *)(uintptr_t)0x1;
+	size_t n = 5;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_null(rej);
+	assert_int_equal(n, 0);
+	assert_int_equal(ldns_rr_list_rr_count(l), 3);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(l, 0)), LDNS_RR_TYPE_NS);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(l, 2)), LDNS_RR_TYPE_DS);
+	ldns_rr_list_deep_free(l);
+
+	l = ldns_rr_list_new();
+	rej = (struct ra_reject *)(uintptr_t)0x1;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK); /* empty: the name is gone */
+	assert_null(rej);
+	assert_int_equal(n, 0);
+	ldns_rr_list_free(l);
+	ra_rejects_free(NULL, 0);
+}
+
+/* ---- never crashes ----------------------------------------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+
+static uint32_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 32);
+}
+
+static void
+mutate(char *s, size_t cap)
+{
+	static const char specials[] = "\"\\();. \t#@*-0123456789abcdefxyzAZ\x80\xff\x01\n";
+	size_t len = strlen(s);
+	int n = 1 + (int)(rnd() % 4);
+
+	for (int k = 0; k < n; k++) {
+		size_t pos = len ? rnd() % (len + 1) : 0;
+		char c = specials[rnd() % (sizeof specials - 1)];
+		switch (rnd() % 5) {
+		case 0: /* replace */
+			if (pos < len)
+				s[pos] = c;
+			break;
+		case 1: /* insert */
+			if (len + 1 < cap) {
+				memmove(s + pos + 1, s + pos, len - pos + 1);
+				s[pos] = c;
+				len++;
+			}
+			break;
+		case 2: /* delete */
+			if (pos < len) {
+				memmove(s + pos, s + pos + 1, len - pos);
+				len--;
+			}
+			break;
+		case 3: /* duplicate a run */
+			if (pos < len) {
+				size_t run = 1 + rnd() % 80;
+				if (run > len - pos)
+					run = len - pos;
+				if (len + run < cap) {
+					memmove(s + pos + run, s + pos, len - pos + 1);
+					len += run;
+				}
+			}
+			break;
+		default: /* truncate */
+			s[pos] = '\0';
+			len = pos;
+			break;
+		}
+	}
+}
+
+static void
+row_parse_never_crashes_on_mutated_rows(void **state)
+{
+	static const char *const seeds[][4] = {
+	        {"a.tld.", "A", "300", "192.0.2.1"},
+	        {"a.b.tld.", "AAAA", "0", "2001:db8::1"},
+	        {"x.tld.", "NS", "86400", "ns1.example.net."},
+	        {"x.tld.", "DS", "3600", "12345 8 2 0123456789abcdef0123456789abcdef"},
+	        {"x.tld.", "TXT", "60", "\"a b\" c \"d\\\"e\" \\065"},
+	        {"x.tld.", "MX", "60", "10 mx.example."},
+	        {"x.tld.", "SRV", "60", "1 2 3 t.example."},
+	        {"x.tld.", "CAA", "60", "0 issue \"ca.example\""},
+	        {"x.tld.", "TLSA", "60", "3 1 1 abcd"},
+	        {"x.tld.", "A", "60", "\\# 4 c0000201"},
+	        {"x.tld.", "LOC", "60", "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m"},
+	        {"x.tld.", "NAPTR", "60", "100 10 \"U\" \"E2U+sip\" \"!^.*$!sip:a@b!\" ."},
+	        {"x.tld.", "SSHFP", "60", "1 1 abcd"},
+	        {"x.tld.", "HINFO", "60", "\"cpu\" \"os\""},
+	        {"x.tld.", "APL", "60", "1:192.0.2.0/24 !2:2001:db8::/32"},
+	        {"x.tld.", "WKS", "60", "192.0.2.1 tcp 25 80"},
+	        {"x.tld.", "IPSECKEY", "60",
+	         "10 1 2 192.0.2.1 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="},
+	        {"x.tld.", "SVCB", "60", "1 . alpn=h2 port=443"},
+	        {"x.tld.", "HTTPS", "60", "1 . alpn=\"h2,h3\" ipv4hint=192.0.2.1"},
+	        {"x.tld.", "CERT", "60",
+	         "PKIX 1 RSASHA256 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="},
+	        {"x.tld.", "NSAP", "60", "0x47000580005a0000000001e133ffffff00016100"},
+	        {"x.tld.", "EUI48", "60", "00-00-5e-00-53-2a"},
+	        {"x.tld.", "URI", "60", "10 1 \"https://example/\""},
+	        {"x.tld.", "AMTRELAY", "60", "10 0 1 203.0.113.15"},
+	        {"x.tld.", "HIP", "60",
+	         "2 200100107B1A74DF365639CC39F1D578 "
+	         "AwEAAbdxyhNuSutc5EMzxTs9LBPCIkOFH8cIvM4p9+LrV4e19WzK00+"
+	         "CI6zBCQTdtWsuxKbWIy87UOoJTwkUs7lBu+Upr1gsNrut79ryra+"
+	         "bSRGQb1slImA8YVJyuIDsj7kwzG7jnERNqnWxZ48AWkskmdHaVDP4BcelrTI3rMXdXF5D "
+	         "rvs.example."},
+	        {"x.tld.", "DHCID", "60", "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="},
+	        {"x.tld.", "OPENPGPKEY", "60", "AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="},
+	        {"x.tld.", "CSYNC", "60", "66 3 A NS AAAA"},
+	};
+	enum { ITER = 40000, CAP = 512 };
+	(void)state;
+	for (int it = 0; it < ITER; it++) {
+		const char *const *seed = seeds[rnd() % (sizeof seeds / sizeof seeds[0])];
+		char f[4][CAP];
+		ldns_rr *rr = NULL;
+		const char *reason = NULL;
+		zd_err e;
+
+		for (int k = 0; k < 4; k++) {
+			snprintf(f[k], CAP, "%s", seed[k]);
+			if (rnd() % 3 == 0 || k == 3)
+				mutate(f[k], CAP);
+		}
+		e = ra_row_parse(zone_tld, f[0], f[1], f[2], f[3], &rr, &reason);
+		assert_true(e == ZD_OK || e == ZD_EMALFORMED);
+		if (e == ZD_OK) {
+			/* Whatever came out is a record ldns can print and check. */
+			ldns_rr_list *l = ldns_rr_list_new();
+			struct ra_reject *rej = NULL;
+			size_t n = 0;
+			char *s = ldns_rr2str(rr);
+			assert_non_null(s);
+			free(s);
+			assert_true(ldns_rr_list_push_rr(l, rr));
+			assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+			ra_rejects_free(rej, n);
+			ldns_rr_list_deep_free(l);
+		} else {
+			assert_non_null(reason);
+			assert_null(rr);
+		}
+	}
+}
+
+/* ---- adapter without a database ----------------------------------------- */
+
+static void
+adapter_reports_unreachable_database_as_edb(void **state)
+{
+	struct ra *ra = NULL;
+	struct ra_batch *b = (struct ra_batch *)(uintptr_t)0x1;
+	int notified = 7;
+	(void)state;
+	assert_int_equal(ra_new(NULL, &ra), ZD_EBUG);
+	assert_int_equal(
+	        ra_new("host=/nonexistent/zonedist port=1 dbname=x connect_timeout=2", &ra), ZD_OK);
+	assert_false(ra_is_connected(ra));
+	assert_int_equal(ra_connect(ra), ZD_EDB);
+	assert_false(ra_is_connected(ra));
+	assert_true(strncmp(ra_error_get(ra), "connect: ", 9) == 0);
+	assert_true(strlen(ra_error_get(ra)) > 9);
+	assert_null(strchr(ra_error_get(ra), '\n'));
+	assert_int_equal(ra_wait(ra, 10, &notified), ZD_EDB);
+	assert_int_equal(notified, 7);
+	assert_int_equal(ra_batch_take(ra, "tld.", 100, &b), ZD_EDB);
+	assert_ptr_equal(b, (struct ra_batch *)(uintptr_t)0x1);
+	assert_int_equal(ra_full_begin(ra, "tld.", &b), ZD_EDB);
+	assert_ptr_equal(b, (struct ra_batch *)(uintptr_t)0x1);
+	assert_int_equal(ra_batch_take(ra, "tld.", RA_BATCH_CHANGES_MAX + 1, &b), ZD_ELIMIT);
+	assert_int_equal(ra_full_next(NULL, 10, NULL, &notified), ZD_EBUG);
+	b = NULL;
+	ra_batch_abort(&b);
+	ra_batch_abort(NULL);
+	assert_int_equal(ra_batch_commit(&b), ZD_EBUG);
+	assert_int_equal(ra_batch_changes_get(NULL), 0);
+	assert_null(ra_batch_name_get(NULL, 0));
+	ra_free(ra);
+	ra_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(row_parse_refuses_null_arguments_as_bug),
+	        cmocka_unit_test(row_parse_rejects_sql_null_fields),
+	        cmocka_unit_test(row_parse_rejects_owner_outside_the_zone),
+	        cmocka_unit_test(row_parse_rejects_the_apex),
+	        cmocka_unit_test(row_parse_rejects_relative_and_malformed_owners),
+	        cmocka_unit_test(row_parse_rejects_owner_label_longer_than_63),
+	        cmocka_unit_test(row_parse_rejects_owner_longer_than_255),
+	        cmocka_unit_test(row_parse_rejects_unknown_types),
+	        cmocka_unit_test(row_parse_rejects_types_zonedist_manages),
+	        cmocka_unit_test(row_parse_rejects_meta_and_query_types),
+	        cmocka_unit_test(row_parse_rejects_ttl_out_of_range_or_garbage),
+	        cmocka_unit_test(row_parse_rejects_a_with_trailing_text_or_bad_address),
+	        cmocka_unit_test(row_parse_rejects_aaaa_garbage),
+	        cmocka_unit_test(row_parse_rejects_bad_names_in_rdata),
+	        cmocka_unit_test(row_parse_rejects_numbers_that_ldns_would_wrap),
+	        cmocka_unit_test(row_parse_rejects_bad_hex_fields),
+	        cmocka_unit_test(row_parse_rejects_bad_generic_rdata),
+	        cmocka_unit_test(row_parse_rejects_broken_quoting),
+	        cmocka_unit_test(row_parse_rejects_oversized_rdata),
+	        cmocka_unit_test(rrs_check_refuses_mixed_owners_and_leaves_the_list),
+	        cmocka_unit_test(rrs_check_rejects_second_copy_as_duplicate),
+	        cmocka_unit_test(rrs_check_keeps_the_smallest_ttl_whatever_the_order),
+	        cmocka_unit_test(rrs_check_rejects_cname_next_to_other_data),
+	        cmocka_unit_test(rrs_check_keeps_one_cname_and_one_dname),
+	        cmocka_unit_test(row_parse_never_crashes_on_mutated_rows),
+	        cmocka_unit_test(adapter_reports_unreachable_database_as_edb),
+	        cmocka_unit_test(row_parse_builds_canonical_records),
+	        cmocka_unit_test(owner_parse_accepts_below_apex_only),
+	        cmocka_unit_test(rrs_check_accepts_a_clean_delegation_in_canonical_order),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
