@@ -686,6 +686,14 @@ singleton_check(struct entry *e, size_t n)
 		if (dnames++ > 0)
 			e[i].reason = "more than one DNAME at a name";
 	}
+	/* RFC 4035 s2.4: a DS RRset sits at a delegation point only; without
+	 * the NS set it would sign nothing and break the chain below. */
+	size_t ns = 0;
+	for (size_t i = 0; i < n; i++)
+		ns += e[i].reason == NULL && e[i].type == LDNS_RR_TYPE_NS;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].reason == NULL && e[i].type == LDNS_RR_TYPE_DS && ns == 0)
+			e[i].reason = "DS without NS at the name";
 }
 
 zd_err

@@ -10,6 +10,7 @@
 
 #include "common/zd_log.h"
 #include "registry-adapter/adapter.h"
+#include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/serial.h"
 
@@ -27,6 +28,7 @@ struct batch {
 	batch_published_fn published;
 	void *arg;
 	struct ra *ra;
+	struct ckpt *ckpt; /* borrowed; may be NULL */
 	pthread_t thread;
 	int running;
 	_Atomic int stop;
@@ -76,6 +78,12 @@ batch_free(struct batch *b)
 	ra_free(b->ra);
 	free(b->sync_config);
 	free(b);
+}
+
+void
+batch_checkpointer_set(struct batch *b, struct ckpt *k)
+{
+	b->ckpt = k;
 }
 
 int
@@ -191,9 +199,9 @@ soa_put(struct zone *z, struct store_txn *t, uint32_t serial)
 /* The version in t is complete but for its SOA: number it, journal it in the
  * batch's transaction, commit, publish.  Takes *t and *rb. */
 static zd_err
-version_commit(struct batch *b, struct zone *z, struct ra_batch **rb, struct store_txn **t,
-               size_t names)
+version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_txn **t, size_t names)
 {
+	struct zone *z = b->zones[zi];
 	const char *zname = z->cfg->name;
 	uint32_t prev = atomic_load(&z->serial);
 	uint32_t serial = serial_next(z->cfg->serial_policy, prev, zd_wallclock_s());
@@ -244,6 +252,8 @@ version_commit(struct batch *b, struct zone *z, struct ra_batch **rb, struct sto
 	       serial, version, n_changes, names, changed, n_tx, zd_now_ms() - t0);
 	if (b->published)
 		b->published(b->arg, z);
+	if (b->ckpt != NULL && version % b->cfg->limits.checkpoint_every == 0)
+		ckpt_request(b->ckpt, zi, version);
 	return ZD_OK;
 fail:
 	store_txn_abort(t);
@@ -314,7 +324,7 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		b->sync_config[zi] = e != ZD_OK;
 		goto out;
 	}
-	e = version_commit(b, z, &rb, &t, names);
+	e = version_commit(b, zi, &rb, &t, names);
 	if (e == ZD_OK)
 		b->sync_config[zi] = 0;
 	goto out;

@@ -34,6 +34,11 @@ void batch_free(struct batch *b);
  * first checkpoint.  On failure err says what; the caller exits. */
 zd_err batch_load(struct batch *b, char *err, size_t errlen);
 
+/* Ask k (borrowed) for a checkpoint every limits.checkpoint_every versions.
+ * Before batch_start(). */
+struct ckpt;
+void batch_checkpointer_set(struct batch *b, struct ckpt *k);
+
 /* Run the loop on a new thread / stop it and wait for it. */
 zd_err batch_start(struct batch *b);
 void batch_stop(struct batch *b);

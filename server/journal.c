@@ -403,23 +403,74 @@ journal_row(void *arg, PGresult *row, char *err, size_t errlen)
 	return e;
 }
 
+static zd_err zone_load(PGconn *c, const char *zone, struct store *s, uint64_t upto, int *found,
+                        char *err, size_t errlen);
+
 zd_err
 journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char *err,
                   size_t errlen)
+{
+	return zone_load(c, zone, s, 0, found, err, errlen);
+}
+
+zd_err
+journal_zone_load_upto(PGconn *c, const char *zone, struct store *s, uint64_t version, int *found,
+                       char *err, size_t errlen)
+{
+	if (zd_check_failed(version > 0))
+		return ZD_EBUG;
+	return zone_load(c, zone, s, version, found, err, errlen);
+}
+
+zd_err
+journal_version_find(PGconn *c, const char *zone, uint32_t serial, uint64_t *version_out, char *err,
+                     size_t errlen)
+{
+	char sbuf[16];
+	uint64_t v;
+	zd_err e = ZD_ENOTFOUND;
+
+	snprintf(sbuf, sizeof sbuf, "%" PRIu32, serial);
+	const char *p[2] = {zone, sbuf};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT max(version) FROM (SELECT version FROM zonedist.journal "
+	                           "WHERE zone = $1 AND serial = $2 UNION ALL SELECT version FROM "
+	                           "zonedist.checkpoint WHERE zone = $1 AND serial = $2 AND "
+	                           "complete) v",
+	                           2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		e = db_fail(c, r, "finding the serial", err, errlen);
+	else if (!PQgetisnull(r, 0, 0) &&
+	         zd_parse_u64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &v) == ZD_OK) {
+		*version_out = v;
+		e = ZD_OK;
+	}
+	PQclear(r);
+	return e;
+}
+
+/* upto = 0: the oldest checkpoint and everything after it; otherwise the
+ * newest checkpoint at or below upto, and the journal up to upto. */
+static zd_err
+zone_load(PGconn *c, const char *zone, struct store *s, uint64_t upto, int *found, char *err,
+          size_t errlen)
 {
 	PGresult *r;
 	struct zd_buf all;
 	struct store_txn *t = NULL;
 	zd_err e;
-	const char *p1[1] = {zone};
+	char ubuf[24];
+	const char *order = upto ? "-1" : "1"; /* newest at or below upto, or the oldest */
 
 	if (zd_check_failed(store_published_get(s) == 0))
 		return ZD_EBUG;
+	snprintf(ubuf, sizeof ubuf, "%" PRIu64, upto ? upto : (uint64_t)INT64_MAX);
+	const char *p1[3] = {zone, ubuf, order};
 	r = PQexecParams(c,
 	                 "SELECT version, serial, (extract(epoch FROM created) * 1000)::bigint "
-	                 "FROM zonedist.checkpoint WHERE zone = $1 AND complete "
-	                 "ORDER BY version LIMIT 1",
-	                 1, NULL, p1, NULL, NULL, 0);
+	                 "FROM zonedist.checkpoint WHERE zone = $1 AND complete AND version <= $2 "
+	                 "ORDER BY version * $3 LIMIT 1",
+	                 3, NULL, p1, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		e = db_fail(c, r, "finding the checkpoint", err, errlen);
 		PQclear(r);
@@ -461,11 +512,13 @@ journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char
 		goto out;
 	zd_buf_clear(&all);
 	struct replay rp = {.s = s, .zone = zone};
+	const char *p3[3] = {zone, vbuf, ubuf};
 	e = stream_rows(c,
 	                "SELECT version, serial, (extract(epoch FROM created) * 1000)::bigint, "
-	                "delta FROM zonedist.journal WHERE zone = $1 AND version > $2 "
+	                "delta FROM zonedist.journal WHERE zone = $1 AND version > $2 AND "
+	                "version <= $3 "
 	                "ORDER BY version",
-	                2, p2, "reading the journal", journal_row, &rp, err, errlen);
+	                3, p3, "reading the journal", journal_row, &rp, err, errlen);
 	if (e == ZD_OK)
 		*found = 1;
 out:

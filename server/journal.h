@@ -46,4 +46,15 @@ zd_err journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, ui
 zd_err journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char *err,
                          size_t errlen);
 
+/* The version that had serial (the newest such), from the journal and the
+ * checkpoints.  ZD_ENOTFOUND when the zone never had it. */
+zd_err journal_version_find(PGconn *c, const char *zone, uint32_t serial, uint64_t *version_out,
+                            char *err, size_t errlen);
+
+/* Fill an empty store up to version only: the newest complete checkpoint at
+ * or below it, then the journal rows up to it.  Cost follows the distance to
+ * that checkpoint, not the zone's whole history. */
+zd_err journal_zone_load_upto(PGconn *c, const char *zone, struct store *s, uint64_t version,
+                              int *found, char *err, size_t errlen);
+
 #endif

@@ -249,10 +249,16 @@ notify_start(struct notify_peer *p)
 void
 notify_zone_published(struct xfr_zone *z)
 {
-	for (size_t i = 0; i < z->n_peers; i++)
-		if (!z->peers[i].active)
-			notify_start(&z->peers[i]);
-	/* An active one picks the new serial up when it resends. */
+	/* Every publish is told at once, also to a peer whose NOTIFY of an
+	 * older serial is still unanswered (in backoff, say, because it was
+	 * down): waiting for that peer's next resend would add the backoff to
+	 * the new serial's latency.  The new NOTIFY has a new id; an answer to
+	 * the old one then matches nothing and is ignored. */
+	for (size_t i = 0; i < z->n_peers; i++) {
+		if (z->peers[i].active)
+			evtimer_del(z->peers[i].timer);
+		notify_start(&z->peers[i]);
+	}
 }
 
 static void

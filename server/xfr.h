@@ -74,7 +74,7 @@ zd_err xfr_server_listen_addr(struct xfr_server *x, const struct sockaddr *sa, s
  * the loop sends NOTIFY with the published serial to the zone's notify peers
  * (TSIG-signed when the peer names a key), resending after
  * notify_timeout_ms, doubling, up to notify_retries times, until the peer
- * answers.  A publish while a NOTIFY is outstanding updates its serial.
+ * answers.  Every publish is sent at once, with a new id, also while a NOTIFY of an older serial is unanswered.
  * Unknown zones are ignored. */
 void xfr_zone_published(struct xfr_server *x, const char *zone);
 

@@ -25,6 +25,7 @@
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
 #include "server/batch.h"
+#include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/xfr.h"
 #include "server/zone.h"
@@ -36,6 +37,7 @@ struct daemon {
 	struct event_base *base;
 	struct xfr_server *xfr;
 	struct batch *batch;
+	struct ckpt *ckpt;
 	struct event *sigterm, *sigint;
 };
 
@@ -79,8 +81,25 @@ dump_zone(const struct zd_config *cfg, const char *zone_arg, const char *serial_
 		fprintf(stderr, "zonedistd: cannot connect to the database: %s", PQerrorMessage(c));
 		goto out;
 	}
-	if (store_new(zc->name, &s) != ZD_OK ||
-	    journal_zone_load(c, zc->name, s, &found, err, sizeof err) != ZD_OK) {
+	if (serial_arg) {
+		zd_err e = journal_version_find(c, zc->name, serial, &version, err, sizeof err);
+		if (e == ZD_ENOTFOUND) {
+			fprintf(stderr, "zonedistd: zone %s never had serial %u\n", zc->name,
+			        serial);
+			goto out;
+		}
+		if (e != ZD_OK) {
+			fprintf(stderr, "zonedistd: %s\n", err);
+			goto out;
+		}
+	}
+	/* The nearest checkpoint at or below the version, then the journal. */
+	zd_err le = store_new(zc->name, &s);
+	if (le == ZD_OK)
+		le = version ? journal_zone_load_upto(c, zc->name, s, version, &found, err,
+		                                      sizeof err)
+		             : journal_zone_load(c, zc->name, s, &found, err, sizeof err);
+	if (le != ZD_OK) {
 		fprintf(stderr, "zonedistd: loading %s: %s\n", zc->name, err);
 		goto out;
 	}
@@ -89,10 +108,6 @@ dump_zone(const struct zd_config *cfg, const char *zone_arg, const char *serial_
 		goto out;
 	}
 	version = store_published_get(s);
-	if (serial_arg && store_version_find(s, serial, &version) != ZD_OK) {
-		fprintf(stderr, "zonedistd: zone %s never had serial %u\n", zc->name, serial);
-		goto out;
-	}
 	struct store_cursor cur = STORE_CURSOR_INIT;
 	while (!cur.done)
 		if (store_walk(s, version, &cur, 1024, print_rr, stdout) != ZD_OK) {
@@ -152,6 +167,7 @@ daemon_clear(struct daemon *d)
 	if (d->batch)
 		batch_stop(d->batch);
 	batch_free(d->batch);
+	ckpt_free(d->ckpt);
 	xfr_server_free(d->xfr);
 	if (d->sigterm)
 		event_free(d->sigterm);
@@ -267,6 +283,10 @@ main(int argc, char **argv)
 	if (d.sigterm == NULL || d.sigint == NULL || event_add(d.sigterm, NULL) != 0 ||
 	    event_add(d.sigint, NULL) != 0)
 		goto out;
+	if (ckpt_new(d.cfg->database, d.zones, d.n_zones, &d.ckpt) != ZD_OK ||
+	    ckpt_start(d.ckpt) != ZD_OK)
+		goto out;
+	batch_checkpointer_set(d.batch, d.ckpt);
 	if (batch_start(d.batch) != ZD_OK)
 		goto out;
 	for (size_t i = 0; i < d.n_zones; i++)

@@ -434,3 +434,38 @@ def test_bind_transfers_with_tsig_and_others_are_refused(pg, spawn):
     assert attempt(source="127.0.0.9", keyring=good, keyname=TSIG[0]) == "REFUSED"
     assert attempt() == "REFUSED"
     assert chain.zd.serial(ZONE) >= serial  # SOA queries need no key
+
+
+# --- checkpoints ----------------------------------------------------------------
+
+
+def test_checkpoints_are_written_in_the_background_and_serve_old_serials(pg, spawn):
+    chain = Chain(pg, spawn, secondaries=(),
+                  zonedistd_kw={"limits": {"checkpoint-every": 5}})
+    chain.registry.bulk_fill(ZONE, 1000, seed=1)
+    chain.start()
+    saved = {}
+    for i in range(13):
+        if i:
+            chain.registry.add_domain(f"c{i}.{ZONE}", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+        serial = chain.settle()  # before the AXFR (the right side of = runs first)
+        saved[serial] = axfr_text(chain.zd.port, ZONE)
+    assert len(saved) == 13
+
+    def complete():
+        rows = pg.psql(f"SELECT version FROM zonedist.checkpoint WHERE zone = '{ZONE}' "
+                       "AND complete ORDER BY version")
+        return [int(v) for v in rows.split()]
+
+    wait_until(lambda: complete() == [1, 5, 10], 30, "checkpoints of versions 1, 5 and 10")
+    assert "checkpoint of version 10" in chain.zd.log_text()
+    serial_of = {int(v): int(s) for v, s in (l.split("|") for l in pg.psql(
+        f"SELECT version, serial FROM zonedist.journal WHERE zone = '{ZONE}'").split())}
+    # With the journal before version 10 gone, serials from version 10 on are
+    # still rebuilt: from the checkpoint of version 10 plus the journal.
+    pg.psql(f"DELETE FROM zonedist.journal WHERE zone = '{ZONE}' AND version <= 10")
+    for v in (10, 11, 13):
+        s = serial_of[v]
+        assert dump(chain, s) == saved[s], f"zone at serial {s} (version {v})"
+    r = chain.zd.run("--dump", ZONE, "--serial", str(serial_of[7]), check=False)
+    assert r.returncode != 0 and "never had serial" in r.stderr

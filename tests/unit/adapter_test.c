@@ -602,6 +602,37 @@ rrs_check_rejects_cname_next_to_other_data(void **state)
 }
 
 static void
+rrs_check_rejects_ds_without_ns(void **state)
+{
+	static const char *const lone[] = {
+	        "a.tld. 3600 DS 1 13 2 "
+	        "AABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDD",
+	        "a.tld. 300 TXT \"x\"",
+	};
+	static const char *const delegated[] = {
+	        "a.tld. 3600 DS 1 13 2 "
+	        "AABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDDAABBCCDD",
+	        "a.tld. 86400 NS ns.example.",
+	};
+	ldns_rr_list *l = list_of(lone, 2);
+	struct ra_reject *rej = NULL;
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(rej[0].reason, "DS without NS at the name");
+	assert_int_equal(ldns_rr_get_type(rej[0].rr), LDNS_RR_TYPE_DS);
+	assert_int_equal(ldns_rr_list_rr_count(l), 1);
+	ra_rejects_free(rej, n);
+	ldns_rr_list_deep_free(l);
+	l = list_of(delegated, 2);
+	assert_int_equal(ra_rrs_check(l, &rej, &n), ZD_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ldns_rr_list_rr_count(l), 2);
+	ldns_rr_list_deep_free(l);
+}
+
+static void
 rrs_check_keeps_one_cname_and_one_dname(void **state)
 {
 	static const char *const rows[] = {
@@ -864,6 +895,7 @@ main(void)
 	        cmocka_unit_test(rrs_check_rejects_second_copy_as_duplicate),
 	        cmocka_unit_test(rrs_check_keeps_the_smallest_ttl_whatever_the_order),
 	        cmocka_unit_test(rrs_check_rejects_cname_next_to_other_data),
+	        cmocka_unit_test(rrs_check_rejects_ds_without_ns),
 	        cmocka_unit_test(rrs_check_keeps_one_cname_and_one_dname),
 	        cmocka_unit_test(row_parse_never_crashes_on_mutated_rows),
 	        cmocka_unit_test(adapter_reports_unreachable_database_as_edb),

@@ -296,8 +296,9 @@ struct env {
 
 struct env_opts {
 	uint32_t max_tcp_clients, idle_ms, max_transfers, notify_retries, notify_timeout_ms;
-	uint16_t notify_port;   /* 0: no notify peers */
-	const char *notify_key; /* NULL: unsigned */
+	uint32_t max_message_bytes; /* 0: the default (65535) */
+	uint16_t notify_port;       /* 0: no notify peers */
+	const char *notify_key;     /* NULL: unsigned */
 };
 
 static void *
@@ -345,6 +346,7 @@ env_start(struct env *e, const struct env_opts *o)
 	         "  max-transfers: %u\n"
 	         "  notify-retries: %u\n"
 	         "  notify-timeout-ms: %u\n"
+	         "  max-message-bytes: %u\n"
 	         "tsig-keys:\n"
 	         "  - name: k1.\n"
 	         "    secret: \"" SECRET1 "\"\n"
@@ -375,7 +377,8 @@ env_start(struct env *e, const struct env_opts *o)
 	         "%s",
 	         o->max_tcp_clients ? o->max_tcp_clients : 50, o->idle_ms ? o->idle_ms : 10000,
 	         o->max_transfers ? o->max_transfers : 8, o->notify_retries,
-	         o->notify_timeout_ms ? o->notify_timeout_ms : 2000, notify);
+	         o->notify_timeout_ms ? o->notify_timeout_ms : 2000,
+	         o->max_message_bytes ? o->max_message_bytes : 65535, notify);
 	if (zd_config_parse(yaml, strlen(yaml), &e->cfg, err, sizeof err) != ZD_OK)
 		fail_msg("config: %s", err);
 	e->signed_zone = small_store_new("signed.", 7);
@@ -1650,7 +1653,11 @@ a_transfer_stays_on_its_version_while_a_new_one_is_published(void **state)
 	(void)state;
 	struct store *shared = g_tld;
 	g_tld = tld_store_new(); /* this test publishes: its own copy */
-	env_start(&e, &defaults);
+	/* 512-byte messages: the stream is far longer than the server's queue
+	 * and the socket buffers can hold while this client does not read, so
+	 * it is still running when version 4 is published. */
+	static const struct env_opts small_messages = {.max_message_bytes = 512};
+	env_start(&e, &small_messages);
 	/* a small receive window keeps the server from finishing at once */
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(e.port)};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1806,6 +1813,41 @@ notify_is_retried_until_answered(void **state)
 }
 
 static void
+a_publish_is_notified_at_once_while_an_older_notify_is_unanswered(void **state)
+{
+	struct env e;
+	uint16_t port;
+	struct sockaddr_in from;
+	(void)state;
+	int fd = udp_socket(&port);
+	/* a resend would come only after 5 s */
+	struct env_opts o = {.notify_port = port, .notify_retries = 5, .notify_timeout_ms = 5000};
+	env_start(&e, &o);
+	xfr_zone_published(e.x, "small.");
+	ldns_pkt *n1 = notify_recv(fd, WAIT_MS, &from, NULL, NULL);
+	assert_non_null(n1);
+	assert_int_equal(notify_serial(n1), 100);
+	/* not answered (the secondary was down, say); a new version follows */
+	small_store_publish(e.small_zone, "small.", 101);
+	uint64_t t0 = zd_now_ms();
+	xfr_zone_published(e.x, "small.");
+	ldns_pkt *n2 = notify_recv(fd, 1000, &from, NULL, NULL);
+	assert_non_null(n2); /* well before the 5 s resend */
+	assert_true(zd_now_ms() - t0 < 1000);
+	assert_int_equal(notify_serial(n2), 101);
+	assert_int_not_equal(ldns_pkt_id(n2), ldns_pkt_id(n1));
+	/* answering the new one ends it; the old one's answer matches nothing */
+	notify_answer(fd, n2, &from, NULL, NULL, NULL);
+	notify_answer(fd, n1, &from, NULL, NULL, NULL);
+	assert_null(notify_recv(fd, 500, &from, NULL, NULL));
+	assert_int_equal(env_stats(&e).notify_acked, 1);
+	ldns_pkt_free(n1);
+	ldns_pkt_free(n2);
+	env_stop(&e);
+	close(fd);
+}
+
+static void
 notify_gives_up_after_the_retries(void **state)
 {
 	struct env e;
@@ -1905,6 +1947,7 @@ main(void)
 	        cmocka_unit_test(transfers_beyond_max_transfers_get_servfail),
 	        cmocka_unit_test(random_and_mutated_queries_never_stop_the_server),
 	        cmocka_unit_test(a_client_leaving_mid_transfer_frees_the_stream),
+	        cmocka_unit_test(a_publish_is_notified_at_once_while_an_older_notify_is_unanswered),
 	        cmocka_unit_test(notify_gives_up_after_the_retries),
 	        cmocka_unit_test(tsig_interoperates_with_ldns_and_chains),
 	        cmocka_unit_test(soa_query_answers_the_published_serial),
