@@ -33,7 +33,8 @@ struct batch {
 	int running;
 	_Atomic int stop;
 	_Atomic int db_up;
-	uint32_t backoff_ms;
+	uint32_t backoff_ms;      /* pause before reconnecting */
+	uint32_t fail_backoff_ms; /* pause before retrying a failed batch */
 };
 
 static uint64_t
@@ -63,6 +64,7 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->published = published;
 	b->arg = arg;
 	b->backoff_ms = BACKOFF_MIN_MS;
+	b->fail_backoff_ms = BACKOFF_MIN_MS;
 	for (size_t i = 0; i < n_zones; i++)
 		b->sync_config[i] = 1;
 	*out = b;
@@ -542,9 +544,16 @@ loop(void *arg)
 					break;
 				}
 				if (e != ZD_OK) {
-					nap(b, b->backoff_ms); /* do not spin on a failing batch */
+					/* A batch that keeps failing (a limit, a journal
+					 * conflict) is retried with growing pauses, not
+					 * in a loop that floods the log. */
+					nap(b, b->fail_backoff_ms);
+					b->fail_backoff_ms = b->fail_backoff_ms * 2 > BACKOFF_MAX_MS
+					                             ? BACKOFF_MAX_MS
+					                             : b->fail_backoff_ms * 2;
 					break;
 				}
+				b->fail_backoff_ms = BACKOFF_MIN_MS;
 				if (taken < b->cfg->limits.batch_max_changes)
 					break;
 			}

@@ -469,3 +469,52 @@ def test_checkpoints_are_written_in_the_background_and_serve_old_serials(pg, spa
         assert dump(chain, s) == saved[s], f"zone at serial {s} (version {v})"
     r = chain.zd.run("--dump", ZONE, "--serial", str(serial_of[7]), check=False)
     assert r.returncode != 0 and "never had serial" in r.stderr
+
+
+# --- the database goes away ------------------------------------------------------
+
+
+def test_database_outage_keeps_the_last_serial_served_and_resumes(pg, spawn):
+    chain = Chain(pg, spawn, secondaries=("nsd",))
+    chain.registry.bulk_fill(ZONE, 500, seed=1)
+    chain.start()
+    serial = chain.settle()
+    chain.registry.close()
+    pg.server_stop()
+    wait_until(lambda: "database unreachable" in chain.zd.log_text(), 30,
+               "zonedistd saying the database is unreachable")
+    # still serving the last published serial, to secondaries too
+    assert chain.zd.serial(ZONE) == serial
+    assert chain.secondaries["nsd"].serial(ZONE) == serial
+    assert axfr_text(chain.zd.port, ZONE)  # transfers keep working
+    pg.server_start()
+    wait_until(lambda: "database reachable again" in chain.zd.log_text(), 60,
+               "zonedistd reconnecting")
+    from zdtest.registry import Registry
+    chain.registry = Registry(pg)
+    chain.registry.add_domain("after.tld.", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+    after = chain.settle()
+    assert after == serial + 1
+    assert ("after.tld.", "NS", 86400, "ns1.dns1.bulk.example.") in \
+        axfr_text(chain.secondaries["nsd"].port, ZONE)
+    assert chain.zd.daemon.alive()
+
+
+def test_serves_ipv4_and_ipv6_over_udp_and_tcp(pg, spawn):
+    import dns.message
+    import dns.query
+
+    chain = Chain(pg, spawn, secondaries=(),
+                  zonedistd_kw={"ipv6": True, "acl": ["127.0.0.0/8", "::1/128"]})
+    chain.registry.bulk_fill(ZONE, 100, seed=1)
+    chain.start()
+    serial = chain.settle()
+    q = dns.message.make_query(ZONE, "SOA")
+    for host in ("127.0.0.1", "::1"):
+        for send in (dns.query.udp, dns.query.tcp):
+            r = send(q, host, port=chain.zd.port, timeout=5)
+            assert r.answer and r.answer[0][0].serial == serial, (host, send.__name__)
+    n4 = sum(len(rr) for m in dns.query.xfr("127.0.0.1", ZONE, port=chain.zd.port)
+             for rr in m.answer)
+    n6 = sum(len(rr) for m in dns.query.xfr("::1", ZONE, port=chain.zd.port) for rr in m.answer)
+    assert n4 == n6 > 200

@@ -64,6 +64,19 @@ class Postgres:
         self.psql("CREATE DATABASE registry", db="postgres")
         return self
 
+    def server_stop(self):
+        """Stop the server, keep the cluster (a database outage)."""
+        subprocess.run([f"{PGBIN}/pg_ctl", "-D", self.data, "-m", "fast", "-t", "20", "stop"],
+                       preexec_fn=self._demote, check=True, capture_output=True)
+
+    def server_start(self, deadline=30):
+        """Start the same cluster again, on the same port."""
+        opts = (f"-k {self.sock} -c listen_addresses='' -p {self.port} -c fsync=off "
+                "-c track_commit_timestamp=on -c max_connections=50")
+        subprocess.run([f"{PGBIN}/pg_ctl", "-D", self.data, "-l", self.log, "-o", opts, "-w",
+                        "-t", str(deadline), "start"], preexec_fn=self._demote, check=True,
+                       capture_output=True)
+
     @property
     def conninfo(self):
         return f"host={self.sock} port={self.port} dbname={self.dbname} user={self.user}"

@@ -216,11 +216,14 @@ class Knot(_Server):
     the tiny test primary) or as a secondary of primary_port."""
     kind = "knot"
 
-    def __init__(self, zones, primary_port=None, notify_ports=()):
+    def __init__(self, zones, primary_port=None, notify_ports=(), ddns=False):
         super().__init__()
         self.zones = zones  # {zone: zonefile path or None for a secondary}
         self.primary_port = primary_port
         self.notify_ports = list(notify_ports)
+        # ddns: accept RFC 2136 updates from 127.0.0.0/8 and keep a journal
+        # of changes, so secondaries get IXFR (the benchmark's peer mode)
+        self.ddns = ddns
 
     def write_config(self):
         d = self.dir
@@ -235,10 +238,11 @@ class Knot(_Server):
             if self.primary_port:
                 zones += "    master: primary\n    acl: [notify_from_primary]\n"
             else:
-                zones += "    acl: [xfr]\n"
+                zones += "    acl: [xfr, upd]\n" if self.ddns else "    acl: [xfr]\n"
                 if self.notify_ports:
                     ids = ", ".join(f"sec{i}" for i in range(len(self.notify_ports)))
                     zones += f"    notify: [{ids}]\n"
+        os.makedirs(os.path.join(d, "db"), exist_ok=True)  # journal and timers live there
         with open(os.path.join(d, "knot.conf"), "w") as f:
             f.write(f"""server:
   rundir: {d}
@@ -258,11 +262,14 @@ database:
   - id: notify_from_primary
     address: 127.0.0.0/8
     action: notify
+  - id: upd
+    address: 127.0.0.0/8
+    action: update
 template:
   - id: default
     storage: {d}
     zonefile-sync: -1
-    journal-content: none
+    journal-content: {"changes" if self.ddns else "none"}
 zone:
 {zones}""")
 

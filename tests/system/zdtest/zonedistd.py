@@ -26,7 +26,8 @@ APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
 
 class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
-                 serial_policy="increment", limits=None, log_level="info", apex=None):
+                 serial_policy="increment", limits=None, log_level="info", apex=None,
+                 ipv6=False):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]."""
         self.pg = pg
@@ -41,12 +42,14 @@ class Zonedistd:
         self.limits = dict(limits or {})
         self.log_level = log_level
         self.apex = apex
+        self.ipv6 = ipv6  # also listen on [::1] at the same port
         self.port = free_port()
         self.daemon = None
 
     def write_config(self):
         lines = [f'database: "{self.pg.conninfo}"',
-                 f'listen: ["127.0.0.1@{self.port}"]',
+                 f'listen: ["127.0.0.1@{self.port}"'
+                 + (f', "[::1]:{self.port}"]' if self.ipv6 else "]"),
                  f"log-level: {self.log_level}"]
         limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, **self.limits}
         lines.append("limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
@@ -71,7 +74,7 @@ class Zonedistd:
             for a in self.acl:
                 prefix, key = (a, None) if isinstance(a, str) else a
                 k = f", key: {key}" if key else ""
-                lines.append(f"      - {{prefix: {prefix}{k}}}")
+                lines.append(f'      - {{prefix: "{prefix}"{k}}}')
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
