@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
 
 from zdtest.env import Chain  # noqa: E402
 from zdtest.pg import Postgres  # noqa: E402
+from zdtest.proc import Started  # noqa: E402
 from zdtest.proc import free_port, wait_until  # noqa: E402
 from zdtest.servers import Knot, Nsd  # noqa: E402
 
@@ -84,21 +85,6 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-class _NoSpawn:
-    """Chain wants a spawn function; keep what it starts, stop it at the end."""
-
-    def __init__(self):
-        self.started = []
-
-    def __call__(self, server, **kw):
-        self.started.append(server)
-        return server.start(**kw)
-
-    def stop(self):
-        for s in reversed(self.started):
-            s.stop()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--domains", type=int, default=100000)
@@ -116,7 +102,7 @@ def main():
     zone = "tld."
 
     pg = Postgres().start()
-    spawn = _NoSpawn()
+    spawn = Started()
     results = {"domains": a.domains, "seed": a.seed}
     try:
         chain = Chain(pg, spawn, secondaries=("nsd",),

@@ -17,21 +17,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
 
 from zdtest.env import Chain  # noqa: E402
 from zdtest.pg import Postgres  # noqa: E402
+from zdtest.proc import Started  # noqa: E402
 
 ZONE = "tld."
-
-
-class Spawn:
-    def __init__(self):
-        self.started = []
-
-    def __call__(self, server, **kw):
-        self.started.append(server)
-        return server.start(**kw)
-
-    def stop(self):
-        for s in reversed(self.started):
-            s.stop()
 
 
 def main():
@@ -47,7 +35,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 
     pg = Postgres().start()
-    spawn = Spawn()
+    spawn = Started()
     try:
         chain = Chain(pg, spawn, secondaries=("nsd",))
         chain.registry.bulk_fill(ZONE, a.domains, seed=1)

@@ -367,19 +367,7 @@ store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out)
 	return e;
 }
 
-zd_err
-store_published_ms_find(const struct store *s, uint64_t version, uint64_t *ms_out)
-{
-	zd_err e = ZD_ENOTFOUND;
-	pthread_rwlock_rdlock((pthread_rwlock_t *)&s->lock);
-	const struct version_info *vi = vinfo(s, version);
-	if (vi != NULL && version <= store_published_get(s)) {
-		*ms_out = vi->published_ms;
-		e = ZD_OK;
-	}
-	pthread_rwlock_unlock((pthread_rwlock_t *)&s->lock);
-	return e;
-}
+
 
 zd_err
 store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out)

@@ -116,3 +116,19 @@ class Daemon:
 
     def tail(self, lines=40):
         return f"--- {self.name} log {self.log_path} ---\n{log_tail(self.log_path, lines)}"
+
+
+class Started:
+    """A spawn function for scripts (the demo, benchmarks): start a server,
+    remember it, stop everything started, newest first, at the end."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, server, **kw):
+        self.started.append(server)
+        return server.start(**kw)
+
+    def stop(self):
+        for s in reversed(self.started):
+            s.stop()
