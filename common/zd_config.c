@@ -137,6 +137,13 @@ walk_map(struct ctx *c, yaml_node_t *map, const char *what, pair_fn each, void *
 		zd_err e;
 		if (ks == NULL)
 			return fail(c, k, "%s: keys must be strings", what);
+		/* A key given twice would silently override, or for lists
+		 * append to storage sized for one (found by fuzzing): refuse. */
+		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+			const char *qs = scalar(yaml_document_get_node(c->doc, q->key));
+			if (qs != NULL && strcmp(qs, ks) == 0)
+				return fail(c, k, "%s: '%s' is given twice", what, ks);
+		}
 		if ((e = each(c, arg, ks, v)) != ZD_OK)
 			return e;
 	}

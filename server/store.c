@@ -367,8 +367,6 @@ store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out)
 	return e;
 }
 
-
-
 zd_err
 store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out)
 {
@@ -1170,7 +1168,9 @@ store_txn_delta_apply(struct store_txn *t, const uint8_t *wire, size_t len)
 		rr = NULL;
 		n++;
 	}
-	if (soas == 0 || soas > 2) {
+	/* One SOA: a whole zone, for an empty store only (the first version or
+	 * a checkpoint); on a store with versions it would leave two SOAs. */
+	if (soas == 0 || soas > 2 || (soas == 1 && t->s->n_versions > 0)) {
 		e = ZD_EMALFORMED;
 		goto out;
 	}

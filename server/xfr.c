@@ -1497,19 +1497,22 @@ query_handle(struct query *q)
 		atomic_fetch_add_explicit(&x->n_dropped, 1, memory_order_relaxed);
 		return; /* a response: never answer one (no loops) */
 	}
+	/* TSIG first: a message with more than one TSIG RR (any but the last)
+	 * is FORMERR by RFC 8945 s5.2, and must not reach ldns_wire2pkt(),
+	 * which leaks the TSIG RRs it replaces (ldns 1.8.3; found by fuzzing). */
+	e = tsig_rr_parse(q->wire, q->len, &q->tsig);
+	if (e != ZD_OK && e != ZD_ENOTFOUND) {
+		xfr_log_limited(&x->rl_peer, ZD_LOG_INFO, NULL,
+		                "query from %s with a malformed TSIG: FORMERR", q->peer_str);
+		answer_empty(q, DNS_FORMERR, 0);
+		return;
+	}
 	if (ldns_wire2pkt(&q->pkt, q->wire, q->len) != LDNS_STATUS_OK) {
 		q->pkt = NULL;
 		xfr_log_limited(&x->rl_peer, ZD_LOG_INFO, NULL, "malformed query from %s: FORMERR",
 		                q->peer_str);
 		answer_empty(q, DNS_FORMERR, 0);
 		return;
-	}
-	e = tsig_rr_parse(q->wire, q->len, &q->tsig);
-	if (e != ZD_OK && e != ZD_ENOTFOUND) {
-		xfr_log_limited(&x->rl_peer, ZD_LOG_INFO, NULL,
-		                "query from %s with a malformed TSIG: FORMERR", q->peer_str);
-		answer_empty(q, DNS_FORMERR, 0);
-		goto out;
 	}
 	if (ldns_pkt_qdcount(q->pkt) == 1 && ldns_pkt_question(q->pkt) != NULL &&
 	    ldns_rr_list_rr_count(ldns_pkt_question(q->pkt)) == 1) {

@@ -188,6 +188,19 @@ config_rejects_unknown_keys_bad_values_and_dangling_refs(void **state)
 	                 ZD_EMALFORMED);
 	assert_non_null(strstr(err, "twice"));
 	assert_null(c);
+	/* a key given twice in one mapping is refused, lists too (before, a
+	 * second list was appended to storage sized for the first) */
+	assert_int_equal(parse("database: x\nlisten: [\"127.0.0.1@53\"]\n"
+	                       "listen: [\"127.0.0.1@54\"]\n",
+	                       &c, err, sizeof err),
+	                 ZD_EMALFORMED);
+	assert_non_null(strstr(err, "'listen' is given twice"));
+	assert_int_equal(parse("database: x\ndatabase: y\n", &c, err, sizeof err), ZD_EMALFORMED);
+	assert_int_equal(parse("database: x\nzones:\n - {name: a., soa: {mname: a., rname: b.},"
+	                       " apex: [\"a. 1 IN NS b.\"], apex: [\"a. 1 IN NS c.\"]}\n",
+	                       &c, err, sizeof err),
+	                 ZD_EMALFORMED);
+	assert_null(c);
 }
 
 static void

@@ -176,6 +176,24 @@ delta_apply_rejects_garbage_and_absent_deletions(void **state)
 	store_txn_abort(&t);
 	free(wire);
 	store_free(other);
+	/* a whole zone (one SOA, all additions) applies to an empty store
+	 * only: on one with versions it would leave two SOAs */
+	struct store *empty = NULL;
+	struct store_txn *t3 = NULL;
+	assert_int_equal(store_new("tld.", &empty), ZD_OK);
+	assert_int_equal(store_txn_begin(empty, &t3), ZD_OK);
+	soa(t3, 7);
+	put1(t3, "z.tld. 60 IN NS ns.example.");
+	assert_int_equal(store_txn_delta_wire(t3, &wire, &len), ZD_OK);
+	store_txn_abort(&t3);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_txn_delta_apply(t, wire, len), ZD_EMALFORMED);
+	store_txn_abort(&t);
+	assert_int_equal(store_txn_begin(empty, &t3), ZD_OK);
+	assert_int_equal(store_txn_delta_apply(t3, wire, len), ZD_OK);
+	store_txn_abort(&t3);
+	free(wire);
+	store_free(empty);
 	store_free(s);
 }
 

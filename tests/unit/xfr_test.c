@@ -928,6 +928,25 @@ malformed_queries_get_formerr_or_are_dropped_and_serving_goes_on(void **state)
 	assert_true(a[2] & 0x80);
 	assert_int_equal(a[3] & 0x0f, LDNS_RCODE_FORMERR);
 	free(a);
+	/* three TSIG RRs (only the last may be one, RFC 8945 s5.2): FORMERR,
+	 * and nothing leaks (ldns_wire2pkt() would; found by fuzzing) */
+	static const char three_tsigs_hex[] = "12340000000100000000000303746c640000060001"
+	                                      "016b0000fa00ff00000000001d0b686d61632d73686132353600"
+	                                      "00006955b900012c0000123400000000"
+	                                      "016b0000fa00ff00000000001d0b686d61632d73686132353600"
+	                                      "00006955b900012c0000123400000000"
+	                                      "016b0000fa00ff00000000001d0b686d61632d73686132353600"
+	                                      "00006955b900012c0000123400000000";
+	uint8_t three_tsigs[sizeof three_tsigs_hex / 2];
+	for (size_t i = 0; i < sizeof three_tsigs; i++) {
+		unsigned hi = (unsigned)ldns_hexdigit_to_int(three_tsigs_hex[2 * i]);
+		unsigned lo = (unsigned)ldns_hexdigit_to_int(three_tsigs_hex[2 * i + 1]);
+		three_tsigs[i] = (uint8_t)(hi << 4 | lo);
+	}
+	assert_non_null(
+	        a = udp_exchange_raw(e.port, three_tsigs, sizeof three_tsigs, WAIT_MS, &an));
+	assert_int_equal(a[3] & 0x0f, LDNS_RCODE_FORMERR);
+	free(a);
 	/* two questions: FORMERR */
 	ldns_pkt *q = query_new("tld.", LDNS_RR_TYPE_SOA);
 	ldns_rr *q2 = NULL;
