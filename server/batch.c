@@ -33,8 +33,10 @@ struct batch {
 	int running;
 	_Atomic int stop;
 	_Atomic int db_up;
-	uint32_t backoff_ms;      /* pause before reconnecting */
-	uint32_t fail_backoff_ms; /* pause before retrying a failed batch */
+	int *catch_up;                /* per zone: replay journal rows newer than the store first */
+	int test_lose_commit_outcome; /* test hook (ZD_TEST_LOSE_COMMIT_OUTCOME) */
+	uint32_t backoff_ms;          /* pause before reconnecting */
+	uint32_t fail_backoff_ms;     /* pause before retrying a failed batch */
 };
 
 static uint64_t
@@ -53,11 +55,17 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	if (b == NULL)
 		return ZD_ENOMEM;
 	b->sync_config = calloc(n_zones ? n_zones : 1, sizeof *b->sync_config);
-	if (b->sync_config == NULL || ra_new(cfg->database, &b->ra) != ZD_OK) {
+	b->catch_up = calloc(n_zones ? n_zones : 1, sizeof *b->catch_up);
+	if (b->sync_config == NULL || b->catch_up == NULL ||
+	    ra_new(cfg->database, &b->ra) != ZD_OK) {
 		free(b->sync_config);
+		free(b->catch_up);
 		free(b);
 		return ZD_ENOMEM;
 	}
+	/* Test hook: lose the outcome of the first commit (a test proves the
+	 * journal then decides).  Never set in production configurations. */
+	b->test_lose_commit_outcome = getenv("ZD_TEST_LOSE_COMMIT_OUTCOME") != NULL;
 	b->cfg = cfg;
 	b->zones = zones;
 	b->n_zones = n_zones;
@@ -65,6 +73,9 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->arg = arg;
 	b->backoff_ms = BACKOFF_MIN_MS;
 	b->fail_backoff_ms = BACKOFF_MIN_MS;
+				if (!atomic_exchange(&b->db_up, 1))
+					zd_log(ZD_LOG_NOTICE, "batch", NULL,
+					       "database reachable again, publishing resumes");
 	for (size_t i = 0; i < n_zones; i++)
 		b->sync_config[i] = 1;
 	*out = b;
@@ -79,6 +90,7 @@ batch_free(struct batch *b)
 	batch_stop(b);
 	ra_free(b->ra);
 	free(b->sync_config);
+	free(b->catch_up);
 	free(b);
 }
 
@@ -234,12 +246,22 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	}
 	if ((e = store_txn_prepare(*t)) != ZD_OK)
 		goto fail;
-	if ((e = ra_batch_commit(rb)) != ZD_OK) {
+	e = ra_batch_commit(rb);
+	if (e == ZD_OK && b->test_lose_commit_outcome) {
+		/* test hook: the commit went through, but we are told it failed,
+		 * as when the connection breaks after COMMIT was sent */
+		b->test_lose_commit_outcome = 0;
+		e = ZD_EDB;
+	}
+	if (e != ZD_OK) {
+		/* Maybe committed, maybe not: the next batch reads the journal
+		 * in its snapshot first and replays this version if it is there. */
 		zd_log(ZD_LOG_ERROR, "batch", zname,
-		       "commit of version %" PRIu64 " (serial %" PRIu32 ") failed, version "
-		       "discarded, changes stay queued: %s",
+		       "commit of version %" PRIu64 " (serial %" PRIu32 ") failed or its outcome "
+		       "is unknown; the version is discarded here, and the journal decides: %s",
 		       version, serial, ra_error_get(b->ra));
 		store_txn_abort(t);
+		b->catch_up[zi] = 1;
 		return e;
 	}
 	/* Committed: from here nothing may fail (prepared). */
@@ -283,6 +305,37 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		return e;
 	}
 	*taken = ra_batch_changes_get(rb);
+	if (b->catch_up[zi]) {
+		/* In this batch's snapshot: a version committed without our
+		 * knowing it is in the journal; replay it before building on. */
+		char err[512];
+		size_t applied = 0;
+		e = journal_zone_catch_up(ra_batch_conn_get(rb), zname, z->store, &applied, err,
+		                          sizeof err);
+		if (e != ZD_OK) {
+			zd_log(ZD_LOG_ERROR, "batch", zname, "reading the journal failed: %s", err);
+			ra_batch_abort(&rb);
+			return e;
+		}
+		b->catch_up[zi] = 0;
+		if (applied > 0) {
+			uint32_t serial = 0;
+			store_serial_find(z->store, store_published_get(z->store), &serial);
+			atomic_store(&z->serial, serial);
+			zd_log(ZD_LOG_NOTICE, "batch", zname,
+			       "%zu version(s) found committed in the journal and published: "
+			       "serial %" PRIu32,
+			       applied, serial);
+			if (b->published)
+				b->published(b->arg, z);
+		} else {
+			zd_log(ZD_LOG_NOTICE, "batch", zname,
+			       "the journal has no version beyond serial %" PRIu32
+			       ": the commit did not "
+			       "happen, its changes are still queued",
+			       atomic_load(&z->serial));
+		}
+	}
 	if (*taken == 0 && !b->sync_config[zi]) {
 		ra_batch_abort(&rb); /* nothing to consume */
 		return ZD_OK;

@@ -525,3 +525,25 @@ out:
 	zd_buf_clear(&all);
 	return e;
 }
+
+zd_err
+journal_zone_catch_up(PGconn *c, const char *zone, struct store *s, size_t *applied, char *err,
+                      size_t errlen)
+{
+	char vbuf[24];
+	uint64_t before = store_published_get(s);
+	struct replay rp = {.s = s, .zone = zone};
+	zd_err e;
+
+	if (zd_check_failed(before > 0))
+		return ZD_EBUG;
+	snprintf(vbuf, sizeof vbuf, "%" PRIu64, before);
+	const char *p[2] = {zone, vbuf};
+	e = stream_rows(c,
+	                "SELECT version, serial, (extract(epoch FROM created) * 1000)::bigint, "
+	                "delta FROM zonedist.journal WHERE zone = $1 AND version > $2 "
+	                "ORDER BY version",
+	                2, p, "reading the journal", journal_row, &rp, err, errlen);
+	*applied = (size_t)(store_published_get(s) - before);
+	return e;
+}

@@ -57,4 +57,11 @@ zd_err journal_version_find(PGconn *c, const char *zone, uint32_t serial, uint64
 zd_err journal_zone_load_upto(PGconn *c, const char *zone, struct store *s, uint64_t version,
                               int *found, char *err, size_t errlen);
 
+/* Replay, into a store that already has versions, the journal rows newer than
+ * its published version (a version another process or a commit whose outcome
+ * was unknown put there), each published with its serial; *applied gets how
+ * many.  Inside the caller's snapshot. */
+zd_err journal_zone_catch_up(PGconn *c, const char *zone, struct store *s, size_t *applied,
+                             char *err, size_t errlen);
+
 #endif

@@ -518,3 +518,26 @@ def test_serves_ipv4_and_ipv6_over_udp_and_tcp(pg, spawn):
              for rr in m.answer)
     n6 = sum(len(rr) for m in dns.query.xfr("::1", ZONE, port=chain.zd.port) for rr in m.answer)
     assert n4 == n6 > 200
+
+
+def test_a_commit_with_an_unknown_outcome_is_settled_by_the_journal(pg, spawn):
+    # The hook makes zonedistd believe its first batch commit failed after
+    # it went through (as when the connection breaks after COMMIT was sent).
+    chain = Chain(pg, spawn, secondaries=("nsd",),
+                  zonedistd_kw={"env": {"ZD_TEST_LOSE_COMMIT_OUTCOME": "1"}})
+    chain.registry.bulk_fill(ZONE, 300, seed=1)
+    chain.start()
+    first = chain.settle()
+    chain.registry.add_domain("lost.tld.", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+    wait_until(lambda: "found committed in the journal" in chain.zd.log_text(), 30,
+               "zonedistd replaying the version it was not told about")
+    chain.registry.add_domain("next.tld.", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+    last = chain.settle()
+    assert last == first + 2, "one version each, none built twice"
+    rows = journal_rows(pg, ZONE)
+    assert [v for v, _, _ in rows] == [2, 3]
+    got = axfr_text(chain.secondaries["nsd"].port, ZONE)
+    assert ("lost.tld.", "NS", 86400, "ns1.dns1.bulk.example.") in got
+    assert ("next.tld.", "NS", 86400, "ns1.dns1.bulk.example.") in got
+    assert got == chain.expected()
+    assert "not journalled" not in chain.zd.log_text()

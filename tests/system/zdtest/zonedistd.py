@@ -27,7 +27,7 @@ APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
 class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
-                 ipv6=False):
+                 ipv6=False, env=None):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]."""
         self.pg = pg
@@ -43,6 +43,7 @@ class Zonedistd:
         self.log_level = log_level
         self.apex = apex
         self.ipv6 = ipv6  # also listen on [::1] at the same port
+        self.env = env    # extra environment (test hooks)
         self.port = free_port()
         self.daemon = None
 
@@ -89,7 +90,9 @@ class Zonedistd:
     def start(self, deadline=120):
         self.write_config()
         for attempt in range(3):
-            self.daemon = Daemon("zonedistd", [binary(), "--config", self.conf], self.log).start()
+            env = dict(os.environ, **(self.env or {}))
+            self.daemon = Daemon("zonedistd", [binary(), "--config", self.conf], self.log,
+                                 env=env).start()
             try:
                 wait_until(lambda: self._answering(), deadline, "zonedistd answering SOA")
                 return self
