@@ -73,9 +73,9 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->arg = arg;
 	b->backoff_ms = BACKOFF_MIN_MS;
 	b->fail_backoff_ms = BACKOFF_MIN_MS;
-				if (!atomic_exchange(&b->db_up, 1))
-					zd_log(ZD_LOG_NOTICE, "batch", NULL,
-					       "database reachable again, publishing resumes");
+	if (!atomic_exchange(&b->db_up, 1))
+		zd_log(ZD_LOG_NOTICE, "batch", NULL,
+		       "database reachable again, publishing resumes");
 	for (size_t i = 0; i < n_zones; i++)
 		b->sync_config[i] = 1;
 	*out = b;
@@ -405,7 +405,6 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	struct store_txn *t = NULL;
 	ldns_rr_list *all = NULL, *group = NULL, *extra = NULL;
 	int done = 0;
-	size_t names = 0;
 	uint64_t t0 = zd_now_ms();
 	zd_err e;
 
@@ -423,15 +422,14 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	if ((e = store_txn_begin(z->store, &t)) != ZD_OK)
 		goto fail;
 	while (!done) {
-		ldns_rr_list_set_rr_count(group, 0);
-		/* ra_full_next hands up whole names in owner order. */
-		size_t before = ldns_rr_list_rr_count(all);
+		/* ra_full_next hands up whole names in owner order; all is empty
+		 * at each turn (the records are freed once put). */
 		if ((e = ra_full_next(rb, FULL_FETCH_ROWS, all, &done)) != ZD_OK) {
 			snprintf(err, errlen, "zone %s: full load: %s", zname, ra_error_get(b->ra));
 			goto fail;
 		}
 		size_t n = ldns_rr_list_rr_count(all);
-		for (size_t i = before; i < n;) {
+		for (size_t i = 0; i < n;) {
 			ldns_rr *first = ldns_rr_list_rr(all, i);
 			size_t j = i;
 			ldns_rr_list_set_rr_count(group, 0);
@@ -450,14 +448,13 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 				                       zone_type_is_managed);
 			if (e != ZD_OK)
 				goto fail;
-			names++;
 			i = j;
 		}
-		/* The store holds its own copies (extra its clones): free the
-		 * fetched records as soon as they are put. */
-		for (size_t i = before; i < n; i++)
+		/* The store holds its own copies (extra its clones). */
+		ldns_rr_list_set_rr_count(group, 0);
+		for (size_t i = 0; i < n; i++)
 			ldns_rr_free(ldns_rr_list_rr(all, i));
-		ldns_rr_list_set_rr_count(all, before);
+		ldns_rr_list_set_rr_count(all, 0);
 	}
 	if ((e = config_names_set(z, t, extra)) != ZD_OK)
 		goto fail;
