@@ -372,6 +372,7 @@ limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	        {"notify-retries", offsetof(struct zd_limits, notify_retries), 0, 100},
 	        {"notify-timeout-ms", offsetof(struct zd_limits, notify_timeout_ms), 10, 600000},
 	        {"checkpoint-every", offsetof(struct zd_limits, checkpoint_every), 1, 100000000},
+	        {"history-versions", offsetof(struct zd_limits, history_versions), 0, 100000000},
 	        {"max-message-bytes", offsetof(struct zd_limits, max_message_bytes), 512, 65535},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -532,6 +533,7 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	        .notify_retries = 5,
 	        .notify_timeout_ms = 2000,
 	        .checkpoint_every = 10000,
+	        .history_versions = 100000,
 	        .max_message_bytes = 65535,
 	};
 	yaml_node_t *root = yaml_document_get_root_node(&doc);

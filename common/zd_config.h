@@ -58,6 +58,7 @@ struct zd_limits {
 	uint32_t notify_retries;      /* NOTIFY resends before giving up */
 	uint32_t notify_timeout_ms;   /* wait for a NOTIFY answer */
 	uint32_t checkpoint_every;    /* versions between checkpoints */
+	uint32_t history_versions;    /* versions kept in memory at least; 0 = all */
 	uint32_t max_message_bytes;   /* TCP transfer message size */
 };
 

@@ -210,6 +210,39 @@ soa_put(struct zone *z, struct store_txn *t, uint32_t serial)
 	return e;
 }
 
+/* Keep limits.history_versions versions in memory (0: all).  Pruning only
+ * once the history is a tenth over the limit makes it a batch job, not a
+ * walk of the names at every version. */
+static void
+history_prune(const struct batch *b, struct zone *z)
+{
+	uint64_t keep = b->cfg->limits.history_versions;
+	uint64_t pub = store_published_get(z->store), oldest = store_oldest_get(z->store);
+	struct store_stats before, after;
+
+	if (keep == 0 || oldest == 0 || pub - oldest < keep + keep / 10 + 1)
+		return;
+	uint64_t t0 = zd_now_ms();
+	store_stats_get(z->store, &before);
+	zd_err e = store_prune(z->store, pub - keep + 1);
+	if (e != ZD_OK) {
+		/* Memory stays in use; serving goes on, the next version retries. */
+		zd_log(ZD_LOG_WARNING, "batch", z->cfg->name,
+		       "pruning versions below %" PRIu64 " failed: %s", pub - keep + 1,
+		       zd_strerror(e));
+		return;
+	}
+	store_stats_get(z->store, &after);
+	if (after.versions == before.versions)
+		return; /* a running transfer pins the oldest; the next version retries */
+	zd_log(ZD_LOG_INFO, "batch", z->cfg->name,
+	       "pruned %" PRIu64 " versions (now %" PRIu64 "..%" PRIu64 "), freed %zu bytes, "
+	       "%zu RRset versions, %zu names, in %" PRIu64 " ms",
+	       before.versions - after.versions, store_oldest_get(z->store), pub,
+	       before.bytes - after.bytes, before.rrsets_total - after.rrsets_total,
+	       before.names - after.names, zd_now_ms() - t0);
+}
+
 /* The version in t is complete but for its SOA: number it, journal it in the
  * batch's transaction, commit, publish.  Takes *t and *rb. */
 static zd_err
@@ -278,6 +311,7 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 		b->published(b->arg, z);
 	if (b->ckpt != NULL && version % b->cfg->limits.checkpoint_every == 0)
 		ckpt_request(b->ckpt, zi, version);
+	history_prune(b, z);
 	return ZD_OK;
 fail:
 	store_txn_abort(t);
@@ -515,8 +549,9 @@ batch_load(struct batch *b, char *err, size_t errlen)
 		struct zone *z = b->zones[i];
 		int found = 0;
 		uint64_t t0 = zd_now_ms();
-		if ((e = journal_zone_load(c, z->cfg->name, z->store, &found, err, errlen)) !=
-		    ZD_OK)
+		if ((e = journal_zone_load_recent(c, z->cfg->name, z->store,
+		                                  b->cfg->limits.history_versions, &found, err,
+		                                  errlen)) != ZD_OK)
 			break;
 		if (!found) {
 			e = zone_init(b, z, err, errlen);
@@ -528,10 +563,11 @@ batch_load(struct batch *b, char *err, size_t errlen)
 		struct store_stats st;
 		store_stats_get(z->store, &st);
 		zd_log(ZD_LOG_NOTICE, "batch", z->cfg->name,
-		       "loaded from the journal: serial %" PRIu32 ", versions %" PRIu64 "..%" PRIu64
+		       "loaded from the checkpoint of version %" PRIu64
+		       " and the journal: serial %" PRIu32 ", versions %" PRIu64 "..%" PRIu64
 		       ", %zu names, %zu store bytes, %" PRIu64 " ms",
-		       serial, store_oldest_get(z->store), store_published_get(z->store), st.names,
-		       st.bytes, zd_now_ms() - t0);
+		       store_oldest_get(z->store), serial, store_oldest_get(z->store),
+		       store_published_get(z->store), st.names, st.bytes, zd_now_ms() - t0);
 	}
 	if (e == ZD_OK)
 		atomic_store(&b->db_up, 1);

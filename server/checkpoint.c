@@ -104,6 +104,14 @@ write_one(struct ckpt *k, struct zone *z, uint64_t version)
 			return;
 		}
 	}
+	/* The walk takes many steps while the batch thread publishes and
+	 * prunes: keep the version until the checkpoint is written. */
+	if (store_version_pin(z->store, version) != ZD_OK) {
+		zd_log(ZD_LOG_WARNING, "checkpoint", z->cfg->name,
+		       "checkpoint of version %" PRIu64 " not written: no longer in memory",
+		       version);
+		return;
+	}
 	store_serial_find(z->store, version, &serial);
 	if ((e = exec(k->conn, "BEGIN")) == ZD_OK) {
 		e = journal_checkpoint_write(k->conn, z->cfg->name, z->store, version, CHUNK_BYTES,
@@ -115,6 +123,7 @@ write_one(struct ckpt *k, struct zone *z, uint64_t version)
 	} else {
 		snprintf(err, sizeof err, "BEGIN: %s", PQerrorMessage(k->conn));
 	}
+	store_version_unpin(z->store, version);
 	if (e != ZD_OK) {
 		zd_log(ZD_LOG_WARNING, "checkpoint", z->cfg->name,
 		       "checkpoint of version %" PRIu64 " (serial %" PRIu32 ") not written: %s",

@@ -403,14 +403,45 @@ journal_row(void *arg, PGresult *row, char *err, size_t errlen)
 	return e;
 }
 
-static zd_err zone_load(PGconn *c, const char *zone, struct store *s, uint64_t upto, int *found,
-                        char *err, size_t errlen);
+static zd_err zone_load(PGconn *c, const char *zone, struct store *s, uint64_t ck_below,
+                        uint64_t upto, int *found, char *err, size_t errlen);
 
 zd_err
 journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char *err,
                   size_t errlen)
 {
-	return zone_load(c, zone, s, 0, found, err, errlen);
+	return zone_load(c, zone, s, 0, 0, found, err, errlen);
+}
+
+zd_err
+journal_zone_load_recent(PGconn *c, const char *zone, struct store *s, uint64_t history_versions,
+                         int *found, char *err, size_t errlen)
+{
+	uint64_t newest = 0;
+
+	if (history_versions == 0)
+		return zone_load(c, zone, s, 0, 0, found, err, errlen);
+	const char *p[1] = {zone};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT coalesce(max(version), 0) FROM zonedist.journal WHERE "
+	                           "zone = $1",
+	                           1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		zd_err e = db_fail(c, r, "finding the newest version", err, errlen);
+		PQclear(r);
+		return e;
+	}
+	if (zd_parse_u64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &newest) != ZD_OK) {
+		PQclear(r);
+		snprintf(err, errlen, "journal version does not parse");
+		return ZD_EMALFORMED;
+	}
+	PQclear(r);
+	/* Replaying older versions would only build history that the first
+	 * prune drops again; with no checkpoint that old, the oldest one. */
+	if (newest <= history_versions)
+		return zone_load(c, zone, s, 0, 0, found, err, errlen);
+	return zone_load(c, zone, s, newest - history_versions, 0, found, err, errlen);
 }
 
 zd_err
@@ -419,7 +450,7 @@ journal_zone_load_upto(PGconn *c, const char *zone, struct store *s, uint64_t ve
 {
 	if (zd_check_failed(version > 0))
 		return ZD_EBUG;
-	return zone_load(c, zone, s, version, found, err, errlen);
+	return zone_load(c, zone, s, version, version, found, err, errlen);
 }
 
 zd_err
@@ -449,49 +480,72 @@ journal_version_find(PGconn *c, const char *zone, uint32_t serial, uint64_t *ver
 	return e;
 }
 
-/* upto = 0: the oldest checkpoint and everything after it; otherwise the
- * newest checkpoint at or below upto, and the journal up to upto. */
+/* The newest complete checkpoint at or below below (newest = 1), or the
+ * oldest (newest = 0).  *have = 0 when there is none. */
 static zd_err
-zone_load(PGconn *c, const char *zone, struct store *s, uint64_t upto, int *found, char *err,
-          size_t errlen)
+checkpoint_pick(PGconn *c, const char *zone, uint64_t below, int newest, uint64_t *version_out,
+                uint32_t *serial_out, uint64_t *ms_out, int *have, char *err, size_t errlen)
 {
-	PGresult *r;
+	char bbuf[24];
+	uint64_t version, ms;
+	uint32_t serial;
+	zd_err e = ZD_OK;
+
+	snprintf(bbuf, sizeof bbuf, "%" PRIu64, below ? below : (uint64_t)INT64_MAX);
+	const char *p[3] = {zone, bbuf, newest ? "-1" : "1"};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT version, serial, (extract(epoch FROM created) * "
+	                           "1000)::bigint FROM zonedist.checkpoint WHERE zone = $1 AND "
+	                           "complete AND version <= $2 ORDER BY version * $3 LIMIT 1",
+	                           3, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		e = db_fail(c, r, "finding the checkpoint", err, errlen);
+	} else if (PQntuples(r) == 0) {
+		*have = 0;
+	} else if (zd_parse_u64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &version) != ZD_OK ||
+	           zd_parse_u32(PQgetvalue(r, 0, 1), 0, UINT32_MAX, &serial) != ZD_OK ||
+	           zd_parse_u64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &ms) != ZD_OK) {
+		snprintf(err, errlen, "checkpoint row does not parse");
+		e = ZD_EMALFORMED;
+	} else {
+		*version_out = version;
+		*serial_out = serial;
+		*ms_out = ms;
+		*have = 1;
+	}
+	PQclear(r);
+	return e;
+}
+
+/* ck_below = 0: the oldest checkpoint; otherwise the newest at or below
+ * ck_below, or (upto = 0 only) the oldest when none is that old.  Then the
+ * journal after it, up to upto (0: all of it). */
+static zd_err
+zone_load(PGconn *c, const char *zone, struct store *s, uint64_t ck_below, uint64_t upto,
+          int *found, char *err, size_t errlen)
+{
 	struct zd_buf all;
 	struct store_txn *t = NULL;
 	zd_err e;
 	char ubuf[24];
-	const char *order = upto ? "-1" : "1"; /* newest at or below upto, or the oldest */
+	int have = 0;
 
 	if (zd_check_failed(store_published_get(s) == 0))
 		return ZD_EBUG;
 	snprintf(ubuf, sizeof ubuf, "%" PRIu64, upto ? upto : (uint64_t)INT64_MAX);
-	const char *p1[3] = {zone, ubuf, order};
-	r = PQexecParams(c,
-	                 "SELECT version, serial, (extract(epoch FROM created) * 1000)::bigint "
-	                 "FROM zonedist.checkpoint WHERE zone = $1 AND complete AND version <= $2 "
-	                 "ORDER BY version * $3 LIMIT 1",
-	                 3, NULL, p1, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		e = db_fail(c, r, "finding the checkpoint", err, errlen);
-		PQclear(r);
+	char vbuf[24];
+	uint64_t version = 0, ms = 0;
+	uint32_t serial = 0;
+	e = checkpoint_pick(c, zone, ck_below, ck_below != 0, &version, &serial, &ms, &have, err,
+	                    errlen);
+	if (e == ZD_OK && !have && ck_below != 0 && upto == 0)
+		e = checkpoint_pick(c, zone, 0, 0, &version, &serial, &ms, &have, err, errlen);
+	if (e != ZD_OK)
 		return e;
-	}
-	if (PQntuples(r) == 0) {
-		PQclear(r);
+	if (!have) {
 		*found = 0;
 		return ZD_OK;
 	}
-	char vbuf[24];
-	uint64_t version, ms;
-	uint32_t serial;
-	if (zd_parse_u64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &version) != ZD_OK ||
-	    zd_parse_u32(PQgetvalue(r, 0, 1), 0, UINT32_MAX, &serial) != ZD_OK ||
-	    zd_parse_u64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &ms) != ZD_OK) {
-		PQclear(r);
-		snprintf(err, errlen, "checkpoint row does not parse");
-		return ZD_EMALFORMED;
-	}
-	PQclear(r);
 	snprintf(vbuf, sizeof vbuf, "%" PRIu64, version);
 	const char *p2[2] = {zone, vbuf};
 	zd_buf_init(&all, (size_t)16 << 30); /* bytes: a 10M-name zone fits */

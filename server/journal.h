@@ -46,6 +46,14 @@ zd_err journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, ui
 zd_err journal_zone_load(PGconn *c, const char *zone, struct store *s, int *found, char *err,
                          size_t errlen);
 
+/* As journal_zone_load(), but with history_versions > 0 start from the newest
+ * complete checkpoint at or below (newest journal version - history_versions),
+ * or the oldest checkpoint when none is that old: versions older than the
+ * history kept in memory are not loaded.  history_versions = 0: exactly
+ * journal_zone_load(). */
+zd_err journal_zone_load_recent(PGconn *c, const char *zone, struct store *s,
+                                uint64_t history_versions, int *found, char *err, size_t errlen);
+
 /* The version that had serial (the newest such), from the journal and the
  * checkpoints.  ZD_ENOTFOUND when the zone never had it. */
 zd_err journal_version_find(PGconn *c, const char *zone, uint32_t serial, uint64_t *version_out,

@@ -22,6 +22,8 @@
 #define KEY_MAX      512 /* escaped canonical key of a <= 255 octet name */
 #define RRSET_MAX_RR 65535u
 #define RDATA_MAX    (16u << 20)
+#define PRUNE_STEP   1024u      /* names per write-lock hold while pruning */
+#define PINS_MAX     (1u << 20) /* distinct pinned versions */
 
 /* One RRset as it was during [from, to). */
 struct rrver {
@@ -68,8 +70,20 @@ struct store_txn {
 	size_t live_changes;
 };
 
+struct pin {
+	uint64_t version;
+	uint32_t count;
+};
+
 struct store {
 	pthread_rwlock_t lock;
+	/* Pins of versions read over several calls.  pin_mu is taken after the
+	 * rwlock, never before it.  prune_floor: versions below it are gone or
+	 * being pruned, so they cannot be pinned any more. */
+	pthread_mutex_t pin_mu;
+	struct pin *pins;
+	size_t n_pins, cap_pins;
+	uint64_t prune_floor;
 	ldns_rbtree_t tree;
 	ldns_rdf *apex;
 	_Atomic uint64_t published;
@@ -287,6 +301,7 @@ store_new(const char *zone, struct store **out)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&s->pin_mu, NULL);
 	*out = s;
 	return ZD_OK;
 }
@@ -322,6 +337,8 @@ store_free(struct store *s)
 		free(s->versions[i].changed);
 	free(s->versions);
 	ldns_rdf_deep_free(s->apex);
+	free(s->pins);
+	pthread_mutex_destroy(&s->pin_mu);
 	pthread_rwlock_destroy(&s->lock);
 	free(s);
 }
@@ -1344,6 +1361,162 @@ store_txn_abort(struct store_txn **tp)
 	free(t->changes);
 	free(t);
 	*tp = NULL;
+}
+
+/* --- history ---------------------------------------------------------- */
+
+zd_err
+store_version_pin(struct store *s, uint64_t v)
+{
+	zd_err e = ZD_OK;
+
+	/* The read lock keeps the version table still while it is checked;
+	 * prune_floor (under pin_mu) closes the gap to a prune that has not
+	 * dropped the version yet but has decided to. */
+	pthread_rwlock_rdlock(&s->lock);
+	pthread_mutex_lock(&s->pin_mu);
+	if (v == 0 || v > store_published_get(s) || vinfo(s, v) == NULL || v < s->prune_floor) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_pins; i++)
+		if (s->pins[i].version == v) {
+			s->pins[i].count++;
+			goto out;
+		}
+	if (s->n_pins == s->cap_pins) {
+		size_t ncap = s->cap_pins ? s->cap_pins * 2 : 16;
+		struct pin *p;
+		if (ncap > PINS_MAX) {
+			e = ZD_ELIMIT;
+			goto out;
+		}
+		if ((p = realloc(s->pins, ncap * sizeof *p)) == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		s->pins = p;
+		s->cap_pins = ncap;
+	}
+	s->pins[s->n_pins++] = (struct pin){.version = v, .count = 1};
+out:
+	pthread_mutex_unlock(&s->pin_mu);
+	pthread_rwlock_unlock(&s->lock);
+	return e;
+}
+
+void
+store_version_unpin(struct store *s, uint64_t v)
+{
+	pthread_mutex_lock(&s->pin_mu);
+	size_t i;
+	for (i = 0; i < s->n_pins && s->pins[i].version != v; i++)
+		;
+	/* Unpinning what was never pinned is a caller's bug; the pins stay. */
+	if (!zd_check_failed(i < s->n_pins) && --s->pins[i].count == 0)
+		s->pins[i] = s->pins[--s->n_pins];
+	pthread_mutex_unlock(&s->pin_mu);
+}
+
+/* Free the entries of n's chains that no version >= keep_from sees, and the
+ * chains left empty.  Under the write lock: a reader's chain_at() may step
+ * onto the first entry older than the one it sees.  Returns 1 when n holds
+ * no RRset version any more. */
+static int
+prune_name(struct store *s, struct sname *n, uint64_t keep_from)
+{
+	struct rrver **hp = &n->heads;
+
+	while (*hp != NULL) {
+		struct rrver *h = *hp, **rp = hp, *r;
+		/* Chains are newest first and never overlap in time: past the
+		 * first entry that ended by keep_from, every entry did. */
+		while (*rp != NULL && (*rp)->to > keep_from)
+			rp = &(*rp)->older;
+		r = *rp;
+		if (r == h) {
+			/* the whole chain: unlink it from the name */
+			*hp = h->next_type;
+		} else {
+			*rp = NULL;
+			hp = &h->next_type;
+		}
+		while (r != NULL) {
+			struct rrver *older = r->older;
+			s->bytes -= sizeof *r + r->len;
+			s->rrsets_total--;
+			free(r);
+			r = older;
+		}
+	}
+	return n->heads == NULL;
+}
+
+zd_err
+store_prune(struct store *s, uint64_t keep_from)
+{
+	if (zd_check_failed(s->txn == NULL))
+		return ZD_EBUG;
+	uint64_t pub = store_published_get(s);
+	if (keep_from > pub)
+		keep_from = pub; /* the published version always stays */
+	/* Never above a version a transfer or a checkpoint still reads; from
+	 * here on no version below keep_from can be pinned. */
+	pthread_mutex_lock(&s->pin_mu);
+	for (size_t i = 0; i < s->n_pins; i++)
+		if (s->pins[i].version < keep_from)
+			keep_from = s->pins[i].version;
+	if (keep_from > s->prune_floor)
+		s->prune_floor = keep_from;
+	pthread_mutex_unlock(&s->pin_mu);
+	if (s->n_versions == 0 || keep_from <= s->base)
+		return ZD_OK;
+
+	/* First the versions, so that no reader asks for a dropped one while
+	 * the chains below are cut. */
+	size_t drop = (size_t)(keep_from - s->base);
+	struct sname **base_changed = NULL;
+	pthread_rwlock_wrlock(&s->lock);
+	for (size_t i = 0; i < drop; i++) {
+		free(s->versions[i].changed);
+		s->bytes -= s->versions[i].n_changed * sizeof(struct sname *) +
+		            sizeof(struct version_info);
+	}
+	memmove(s->versions, s->versions + drop, (s->n_versions - drop) * sizeof *s->versions);
+	s->n_versions -= drop;
+	s->base = keep_from;
+	/* Nothing is diffed against a version older than the base, so its
+	 * list of changed names is not needed; the names it points to may be
+	 * freed below. */
+	base_changed = s->versions[0].changed;
+	s->bytes -= s->versions[0].n_changed * sizeof(struct sname *);
+	s->versions[0].changed = NULL;
+	s->versions[0].n_changed = 0;
+	pthread_rwlock_unlock(&s->lock);
+	free(base_changed);
+
+	/* Then the names, a step at a time so readers are not held up for the
+	 * whole tree.  Only this thread changes the tree, so a node pointer
+	 * stays valid across the unlocked gaps; a walk resumes after a removed
+	 * name by key (store_walk). */
+	ldns_rbnode_t *node = ldns_rbtree_first(&s->tree);
+	while (node != LDNS_RBTREE_NULL) {
+		pthread_rwlock_wrlock(&s->lock);
+		for (size_t k = 0; k < PRUNE_STEP && node != LDNS_RBTREE_NULL; k++) {
+			struct sname *n = (struct sname *)node;
+			node = ldns_rbtree_next(node);
+			if (!prune_name(s, n, keep_from))
+				continue;
+			/* Kept versions' changed lists cannot name n: a name
+			 * changed at v > keep_from has an entry with to > v. */
+			ldns_rbtree_delete(&s->tree, n->kb);
+			s->names--;
+			s->bytes -= sizeof *n + 2u + kb_len(n->kb);
+			free(n);
+		}
+		pthread_rwlock_unlock(&s->lock);
+	}
+	return ZD_OK;
 }
 
 void

@@ -131,6 +131,23 @@ zd_err store_txn_publish(struct store_txn **t, uint32_t serial, uint64_t publish
 /* Discard: every change is undone, the store is as before begin.  Takes *t. */
 void store_txn_abort(struct store_txn **t);
 
+/* --- History -------------------------------------------------------- */
+
+/* A reader that reads version v over several calls (a transfer, a checkpoint)
+ * pins it first, so store_prune() never drops it meanwhile.  Any thread;
+ * pins count.  ZD_ENOTFOUND when v is not kept (any more). */
+zd_err store_version_pin(struct store *s, uint64_t v);
+/* Undo one store_version_pin(s, v) that returned ZD_OK. */
+void store_version_unpin(struct store *s, uint64_t v);
+
+/* The batch thread only, between txns: forget the versions below keep_from
+ * (lowered to the oldest pinned version, and never above the published one).
+ * Afterwards they are ZD_ENOTFOUND to every reader, and RRset versions and
+ * names visible at none of the kept versions are freed.  Readers keep
+ * running: the write lock is taken in short steps.  ZD_EBUG with a txn
+ * open. */
+zd_err store_prune(struct store *s, uint64_t keep_from);
+
 /* --- Memory ---------------------------------------------------------- */
 
 struct store_stats {

@@ -501,6 +501,7 @@ struct xfr_stream {
 	struct zd_buf chunk;            /* RRs of the last store_walk() call */
 	struct zd_buf dels, adds;       /* IXFR difference, uncompressed RRs */
 	struct store_cursor cursor;
+	int pinned; /* version is pinned in z's store until stream_free() */
 	/* the query */
 	uint16_t id, flags;
 	uint8_t qname[255];
@@ -723,6 +724,8 @@ stream_free(struct xfr_stream *st)
 {
 	if (st == NULL)
 		return;
+	if (st->pinned)
+		store_version_unpin(st->z->s, st->version);
 	zd_buf_clear(&st->soa_cur);
 	zd_buf_clear(&st->soa_old);
 	zd_buf_clear(&st->chunk);
@@ -1346,6 +1349,14 @@ stream_new(struct query *q, uint64_t version, uint32_t serial)
 		return NULL;
 	st->z = q->zone;
 	st->version = version;
+	/* A transfer reads its version over many calls: keep it from being
+	 * pruned until the stream ends.  It was published a moment ago, so
+	 * only a prune of the whole history in between could have dropped it. */
+	if (store_version_pin(st->z->s, version) != ZD_OK) {
+		free(st);
+		return NULL;
+	}
+	st->pinned = 1;
 	st->serial = serial;
 	st->kind = q->qtype == TYPE_AXFR ? XFR_AXFR : XFR_IXFR;
 	st->steps = steps_axfr;

@@ -308,7 +308,7 @@ def test_kill9_during_a_stream_of_changes_loses_and_duplicates_nothing(pg, spawn
     # from NSD is accepted only with that line in NSD's log.
     log = chain.zd.log_text()
     after_restart = log[log.rindex("zonedistd starting"):]
-    assert "loaded from the journal" in after_restart
+    assert "loaded from the checkpoint of version" in after_restart
     assert "IXFR-as-AXFR" not in after_restart
     ixfr_after = re.findall(r"xfr: IXFR (\d+)->(\d+) to 127\.0\.0\.3#", after_restart)
     assert ixfr_after and ixfr_after[-1][1] == str(last), "BIND did not catch up by IXFR"
@@ -469,6 +469,58 @@ def test_checkpoints_are_written_in_the_background_and_serve_old_serials(pg, spa
         assert dump(chain, s) == saved[s], f"zone at serial {s} (version {v})"
     r = chain.zd.run("--dump", ZONE, "--serial", str(serial_of[7]), check=False)
     assert r.returncode != 0 and "never had serial" in r.stderr
+
+
+def test_history_horizon_prunes_memory_and_restarts_from_a_recent_checkpoint(pg, spawn):
+    chain = Chain(pg, spawn, secondaries=(),
+                  zonedistd_kw={"limits": {"history-versions": 5, "checkpoint-every": 5}})
+    chain.registry.bulk_fill(ZONE, 300, seed=1)
+    chain.start()
+    serials = []
+    saved = {}
+    for i in range(16):
+        if i:
+            chain.registry.add_domain(f"h{i}.{ZONE}", zone=ZONE, ns=["ns1.dns1.bulk.example."])
+        serial = chain.settle()  # before the AXFR (the right side of = runs first)
+        saved[serial] = axfr_text(chain.zd.port, ZONE)
+        serials.append(serial)
+    assert len(saved) == 16
+    current = serials[-1]
+    # within the last 5 versions: a real difference
+    recent = serials[-4]
+    old, new, dels, adds = ixfr_diff(chain.zd.port, recent)
+    assert (old, new) == (recent, current)
+    assert dels == saved[recent] - saved[current]
+    assert adds == saved[current] - saved[recent]
+    # pruned from memory: the whole zone, AXFR-style (RFC 1995 s4) ...
+    import dns.query
+    import dns.rdatatype
+    msgs = dns.query.xfr("127.0.0.1", ZONE, rdtype=dns.rdatatype.IXFR, serial=serials[2],
+                         port=chain.zd.port, relativize=False, lifetime=30)
+    assert sum(len(rr) for m_ in msgs for rr in m_.answer) == len(saved[current]) + 2
+    # ... while PostgreSQL still has every serial
+    assert dump(chain, serials[2]) == saved[serials[2]]
+    log = chain.zd.log_text()
+    assert re.search(r"batch: pruned \d+ versions \(now \d+\.\.\d+\), freed \d+ bytes", log), \
+        chain.zd.tail()
+
+    def complete():
+        rows = pg.psql(f"SELECT version FROM zonedist.checkpoint WHERE zone = '{ZONE}' "
+                       "AND complete ORDER BY version")
+        return [int(v) for v in rows.split()]
+
+    wait_until(lambda: 10 in complete(), 30, "checkpoint of version 10")
+    newest = journal_rows(pg, ZONE)[-1][0]
+    want = max(v for v in complete() if v <= newest - 5)
+    assert want > 1
+    chain.zd.stop()
+    chain.zd.start()
+    log = chain.zd.log_text()
+    after_restart = log[log.rindex("zonedistd starting"):]
+    m = re.search(r"loaded from the checkpoint of version (\d+)", after_restart)
+    assert m and int(m.group(1)) == want, after_restart[-2000:]
+    assert chain.zd.serial(ZONE) == current
+    assert axfr_text(chain.zd.port, ZONE) == saved[current] == chain.expected()
 
 
 # --- the database goes away ------------------------------------------------------

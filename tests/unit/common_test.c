@@ -208,19 +208,20 @@ config_parses_a_full_file(void **state)
 {
 	struct zd_config *c = NULL;
 	char err[256];
-	const char *text = "database: \"host=/tmp dbname=registry\"\n"
-	                   "listen: [\"127.0.0.1@5300\", \"::1@5300\"]\n"
-	                   "log-level: debug\n"
-	                   "limits: {max-transfers: 3, batch-max-changes: 500}\n"
-	                   "tsig-keys:\n"
-	                   "  - {name: Xfr-Key, algorithm: hmac-sha256, secret: \"c2VjcmV0\"}\n"
-	                   "zones:\n"
-	                   "  - name: TLD\n"
-	                   "    serial-policy: unixtime\n"
-	                   "    soa: {mname: a.nic.tld., rname: hostmaster.nic.tld., expire: 600}\n"
-	                   "    apex: [\"tld. 86400 IN NS a.nic.tld.\"]\n"
-	                   "    notify: [{address: \"127.0.0.1@5301\", key: xfr-key}]\n"
-	                   "    allow-transfer: [{prefix: 127.0.0.0/8}]\n";
+	const char *text =
+	        "database: \"host=/tmp dbname=registry\"\n"
+	        "listen: [\"127.0.0.1@5300\", \"::1@5300\"]\n"
+	        "log-level: debug\n"
+	        "limits: {max-transfers: 3, batch-max-changes: 500, history-versions: 7}\n"
+	        "tsig-keys:\n"
+	        "  - {name: Xfr-Key, algorithm: hmac-sha256, secret: \"c2VjcmV0\"}\n"
+	        "zones:\n"
+	        "  - name: TLD\n"
+	        "    serial-policy: unixtime\n"
+	        "    soa: {mname: a.nic.tld., rname: hostmaster.nic.tld., expire: 600}\n"
+	        "    apex: [\"tld. 86400 IN NS a.nic.tld.\"]\n"
+	        "    notify: [{address: \"127.0.0.1@5301\", key: xfr-key}]\n"
+	        "    allow-transfer: [{prefix: 127.0.0.0/8}]\n";
 	(void)state;
 	assert_int_equal(parse(text, &c, err, sizeof err), ZD_OK);
 	assert_string_equal(c->database, "host=/tmp dbname=registry");
@@ -229,6 +230,7 @@ config_parses_a_full_file(void **state)
 	assert_int_equal(c->limits.max_transfers, 3);
 	assert_int_equal(c->limits.batch_max_changes, 500);
 	assert_int_equal(c->limits.max_tcp_clients, 256); /* default kept */
+	assert_int_equal(c->limits.history_versions, 7);
 	const struct zd_zone_config *z = zd_config_zone_find(c, "tld.");
 	assert_non_null(z);
 	assert_int_equal(z->serial_policy, ZD_SERIAL_UNIXTIME);

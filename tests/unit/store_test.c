@@ -474,6 +474,171 @@ delta_replays_into_an_identical_store(void **state)
 	store_free(b);
 }
 
+/* --- pruning ---------------------------------------------------------- */
+
+/* Versions 1..10: each v >= 2 has serial v, adds d<v>.tld. (a name that then
+ * lives one version only), deletes d<v-1>.tld. and changes b.tld.'s DS. */
+static struct store *
+zone_history(void)
+{
+	struct store *s = zone_v1();
+	for (uint32_t v = 2; v <= 10; v++) {
+		struct store_txn *t = NULL;
+		char text[120];
+		assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+		soa(t, v);
+		snprintf(text, sizeof text, "d%u.tld. 86400 IN NS ns.example.net.", v);
+		put1(t, text);
+		if (v > 2) {
+			snprintf(text, sizeof text, "d%u.tld.", v - 1);
+			del(t, text, LDNS_RR_TYPE_NS);
+		}
+		snprintf(text, sizeof text, "b.tld. 3600 IN DS %u 13 2 aabbccdd", v);
+		put1(t, text);
+		assert_int_equal(store_txn_publish(&t, v, 1000 + v), ZD_OK);
+	}
+	return s;
+}
+
+static void
+prune_refuses_while_a_txn_is_open(void **state)
+{
+	struct store *s = zone_history();
+	struct store_txn *t = NULL;
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_prune(s, 8), ZD_EBUG);
+	store_txn_abort(&t);
+	assert_int_equal(store_oldest_get(s), 1); /* nothing dropped */
+	store_free(s);
+}
+
+static void
+pruned_versions_are_not_found(void **state)
+{
+	struct store *s = zone_history();
+	struct store_cursor c = STORE_CURSOR_INIT;
+	struct text out;
+	uint32_t serial = 0;
+	uint64_t v = 0;
+	(void)state;
+	assert_int_equal(store_prune(s, 8), ZD_OK);
+	assert_int_equal(store_oldest_get(s), 8);
+	assert_int_equal(store_serial_find(s, 7, &serial), ZD_ENOTFOUND);
+	assert_int_equal(serial, 0); /* out-param untouched on failure */
+	assert_int_equal(store_version_find(s, 7, &v), ZD_ENOTFOUND);
+	assert_int_equal(v, 0);
+	memset(&out, 0, sizeof out);
+	assert_int_equal(store_walk(s, 7, &c, 100, collect, &out), ZD_ENOTFOUND);
+	assert_int_equal(out.count, 0);
+	assert_int_equal(store_diff(s, 7, 10, 1000, collect, collect, &out), ZD_ENOTFOUND);
+	assert_int_equal(store_version_pin(s, 7), ZD_ENOTFOUND);
+	/* the oldest kept one is there, and is a base: nothing is diffed to it */
+	assert_int_equal(store_serial_find(s, 8, &serial), ZD_OK);
+	assert_int_equal(serial, 8);
+	assert_int_equal(store_version_find(s, 8, &v), ZD_OK);
+	assert_int_equal(v, 8);
+	store_free(s);
+}
+
+static void
+kept_versions_read_exactly_as_before_pruning(void **state)
+{
+	struct store *s = zone_history();
+	static struct text before[3], after, d_before, d_after;
+	struct store_stats st0, st1;
+	(void)state;
+	for (uint64_t v = 8; v <= 10; v++)
+		walk_all(s, v, &before[v - 8], 3);
+	memset(&d_before, 0, sizeof d_before);
+	assert_int_equal(store_diff(s, 8, 10, 1000, collect, collect, &d_before), ZD_OK);
+	store_stats_get(s, &st0);
+	assert_int_equal(store_prune(s, 8), ZD_OK);
+	store_stats_get(s, &st1);
+	for (uint64_t v = 8; v <= 10; v++) {
+		walk_all(s, v, &after, 3);
+		assert_string_equal(after.buf, before[v - 8].buf);
+	}
+	memset(&d_after, 0, sizeof d_after);
+	assert_int_equal(store_diff(s, 8, 10, 1000, collect, collect, &d_after), ZD_OK);
+	assert_string_equal(d_after.buf, d_before.buf);
+	/* memory: d2..d7 existed only in pruned versions; b.tld. keeps the DS
+	 * versions of 8, 9 and 10 only */
+	assert_int_equal(st0.versions, 10);
+	assert_int_equal(st1.versions, 3);
+	assert_int_equal(st0.names - st1.names, 6);
+	assert_true(st1.rrsets_total < st0.rrsets_total);
+	/* d2..d7 NS; DS and SOA of versions 1..7 */
+	assert_int_equal(st0.rrsets_total - st1.rrsets_total, 6 + 7 + 7);
+	assert_true(st1.bytes < st0.bytes);
+	assert_int_equal(st1.rrsets_live, st0.rrsets_live);
+	/* pruning again to the same or an older version changes nothing */
+	assert_int_equal(store_prune(s, 5), ZD_OK);
+	store_stats_get(s, &st0);
+	assert_int_equal(st0.bytes, st1.bytes);
+	/* publishing goes on after a prune, and diffs across it are right */
+	struct store_txn *t = NULL;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	assert_int_equal(store_txn_version_get(t), 11);
+	soa(t, 11);
+	assert_int_equal(store_txn_publish(&t, 11, 2000), ZD_OK);
+	memset(&d_after, 0, sizeof d_after);
+	assert_int_equal(store_diff(s, 9, 11, 1000, collect, collect, &d_after), ZD_OK);
+	assert_int_equal(d_after.count, 2 + 4); /* SOAs, d9 -> d10, two DS */
+	store_free(s);
+}
+
+static void
+a_pinned_version_blocks_pruning_above_it(void **state)
+{
+	struct store *s = zone_history();
+	static struct text before, after;
+	uint32_t serial = 0;
+	(void)state;
+	walk_all(s, 5, &before, 100);
+	assert_int_equal(store_version_pin(s, 5), ZD_OK);
+	assert_int_equal(store_version_pin(s, 5), ZD_OK); /* pins count */
+	assert_int_equal(store_prune(s, 8), ZD_OK);
+	assert_int_equal(store_oldest_get(s), 5);
+	assert_int_equal(store_serial_find(s, 4, &serial), ZD_ENOTFOUND);
+	walk_all(s, 5, &after, 100);
+	assert_string_equal(after.buf, before.buf);
+	store_version_unpin(s, 5);
+	assert_int_equal(store_prune(s, 8), ZD_OK);
+	assert_int_equal(store_oldest_get(s), 5); /* one pin left */
+	store_version_unpin(s, 5);
+	assert_int_equal(store_prune(s, 8), ZD_OK);
+	assert_int_equal(store_oldest_get(s), 8);
+	/* never above the published version either */
+	assert_int_equal(store_prune(s, 100), ZD_OK);
+	assert_int_equal(store_oldest_get(s), 10);
+	walk_all(s, 10, &after, 100);
+	assert_true(after.count > 0);
+	store_free(s);
+}
+
+static void
+a_walk_continues_across_a_prune(void **state)
+{
+	struct store *s = zone_history();
+	static struct text whole, part;
+	struct store_cursor c = STORE_CURSOR_INIT;
+	(void)state;
+	walk_all(s, 10, &whole, 1);
+	assert_int_equal(store_version_pin(s, 10), ZD_OK);
+	memset(&part, 0, sizeof part);
+	/* tld., a., ns1.a., ns2.a., b., d10., d2., d3.: the cursor is on a
+	 * name the prune removes */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(store_walk(s, 10, &c, 1, collect, &part), ZD_OK);
+	assert_int_equal(store_prune(s, 9), ZD_OK);
+	while (!c.done)
+		assert_int_equal(store_walk(s, 10, &c, 1, collect, &part), ZD_OK);
+	assert_string_equal(part.buf, whole.buf);
+	store_version_unpin(s, 10);
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -489,6 +654,11 @@ main(void)
 	        cmocka_unit_test(unchanged_and_repeated_puts_record_only_the_net_change),
 	        cmocka_unit_test(name_set_replaces_all_but_kept_types),
 	        cmocka_unit_test(delta_replays_into_an_identical_store),
+	        cmocka_unit_test(prune_refuses_while_a_txn_is_open),
+	        cmocka_unit_test(pruned_versions_are_not_found),
+	        cmocka_unit_test(kept_versions_read_exactly_as_before_pruning),
+	        cmocka_unit_test(a_pinned_version_blocks_pruning_above_it),
+	        cmocka_unit_test(a_walk_continues_across_a_prune),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
