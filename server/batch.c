@@ -73,9 +73,6 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->arg = arg;
 	b->backoff_ms = BACKOFF_MIN_MS;
 	b->fail_backoff_ms = BACKOFF_MIN_MS;
-	if (!atomic_exchange(&b->db_up, 1))
-		zd_log(ZD_LOG_NOTICE, "batch", NULL,
-		       "database reachable again, publishing resumes");
 	for (size_t i = 0; i < n_zones; i++)
 		b->sync_config[i] = 1;
 	*out = b;
@@ -640,6 +637,11 @@ loop(void *arg)
 					break;
 				}
 				b->fail_backoff_ms = BACKOFF_MIN_MS;
+				/* A failed batch marked the database down; a good
+				 * one over the same connection marks it up again. */
+				if (!atomic_exchange(&b->db_up, 1))
+					zd_log(ZD_LOG_NOTICE, "batch", NULL,
+					       "database reachable again, publishing resumes");
 				if (taken < b->cfg->limits.batch_max_changes)
 					break;
 			}
