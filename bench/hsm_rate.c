@@ -14,7 +14,6 @@
  * destroys them at the end.  --threads defaults to "1,<online CPUs>".
  * --keys per-thread gives each thread its own key (default: all share one).
  * Limits: up to 256 threads per run, 16 runs, 3600 seconds per run. */
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -114,15 +113,6 @@ run(struct hsm *h, struct hsm_key *const *keys, int per_thread, unsigned n, unsi
 		*elapsed_ms = longest ? longest : 1;
 	}
 	return ok;
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 /* JSON string body: quotes, backslashes and control bytes escaped. */
@@ -314,6 +304,6 @@ out:
 	}
 	hsm_free(h);
 	if (dir[0] != '\0')
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		hsm_softhsm_remove(dir);
 	return status;
 }

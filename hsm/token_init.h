@@ -17,6 +17,10 @@
  * loaded.  dir must exist.  ZD_EIO with errno text in err. */
 zd_err hsm_softhsm_setup(const char *dir, char *err, size_t errlen);
 
+/* Remove dir and everything below it (a throwaway token made with
+ * hsm_softhsm_setup()); best effort, for tests and benchmarks. */
+void hsm_softhsm_remove(const char *dir);
+
 /* Initialise the first slot whose token is not initialised: C_InitToken
  * with so_pin and label, then C_InitPIN with user_pin in an SO session.
  * ZD_EHSM (reason in err) when the module does not load, has no free slot,

@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -82,15 +81,6 @@ path_join(char *out, const char *name)
 }
 
 static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 group_setup(void **state)
 {
 	char err[512];
@@ -116,7 +106,7 @@ group_teardown(void **state)
 {
 	(void)state;
 	if (dir[0] != '\0')
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		hsm_softhsm_remove(dir);
 	return 0;
 }
 
