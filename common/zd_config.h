@@ -36,6 +36,48 @@ struct zd_acl_entry {
 	char *key; /* TSIG key required from this prefix, or NULL */
 };
 
+enum zd_denial {
+	ZD_DENIAL_NSEC3 = 0,
+	ZD_DENIAL_NSEC,
+};
+
+#define ZD_NSEC3_SALT_MAX 255 /* bytes (RFC 5155 s3.1.5) */
+
+/* A zone's signing policy (the dnssec: setting; docs/CONFIG.md).  Times are
+ * seconds.  zd_config_parse() refuses a policy whose signatures could expire
+ * on a secondary that still serves the zone (the lifetime guard):
+ * refresh - refresh / 4 must be at least soa expire + max_ttl, and
+ * validity - jitter must exceed refresh. */
+struct zd_dnssec_config {
+	int enabled;               /* 0: `dnssec: off` (or the section absent) */
+	int force_unsign;          /* unsign even while the parent may hold a DS */
+	uint8_t algorithm;         /* 8 RSASHA256, 13 ECDSAP256SHA256 (default), 15 ED25519 */
+	uint16_t ksk_bits;         /* RSA modulus bits, 2048 or 4096 (default 2048); 0 otherwise */
+	uint16_t zsk_bits;         /* likewise */
+	enum zd_denial denial;     /* default NSEC3 */
+	int nsec3_opt_out;         /* default 1 */
+	uint16_t nsec3_iterations; /* default 0 (RFC 9276) */
+	uint8_t nsec3_salt[ZD_NSEC3_SALT_MAX]; /* default empty */
+	uint8_t nsec3_salt_len;
+	uint32_t validity;         /* signature validity; default 30 days */
+	uint32_t refresh;          /* re-sign when remaining validity < this; default 24 days */
+	uint32_t jitter;           /* expiration spread; default 2 days */
+	uint32_t inception_offset; /* inception = now - this; default 1 hour */
+	uint32_t dnskey_ttl;       /* default: soa ttl */
+	uint32_t denial_ttl;       /* NSEC3/NSEC/NSEC3PARAM TTL; default: min(soa ttl, minimum) */
+	uint32_t max_ttl;          /* largest TTL a signed record may have; default 2 days */
+	int cds;                   /* publish CDS + CDNSKEY of the KSK at the apex; default 0 */
+};
+
+/* The PKCS#11 token holding every zone's keys (the hsm: section). */
+struct zd_hsm_config {
+	char *module;            /* module path; NULL: the SoftHSMv2 default */
+	char *token_label;       /* required when any zone signs */
+	char *pin_file;          /* exactly one of pin_file and pin_env */
+	char *pin_env;           /* name of the environment variable */
+	uint32_t sign_processes; /* signing processes for a full signing; 0: one per core */
+};
+
 struct zd_zone_config {
 	char *name; /* lower case, trailing dot */
 	enum zd_serial_policy serial_policy;
@@ -47,6 +89,7 @@ struct zd_zone_config {
 	size_t n_notify;
 	struct zd_acl_entry *acl; /* empty: nobody may transfer */
 	size_t n_acl;
+	struct zd_dnssec_config dnssec;
 };
 
 struct zd_limits {
@@ -72,6 +115,8 @@ struct zd_config {
 	struct zd_zone_config *zones;
 	size_t n_zones;
 	struct zd_limits limits;
+	int has_hsm; /* the hsm: section is present */
+	struct zd_hsm_config hsm;
 };
 
 /* Untrusted text in; on ZD_OK *out is a new config the caller owns

@@ -91,6 +91,7 @@ struct store {
 	struct version_info *versions;
 	size_t n_versions, cap_versions;
 	struct store_txn *txn;
+	_Atomic uint64_t txn_version; /* version the open txn builds; 0 when none */
 	/* statistics; writer only, read under the lock */
 	size_t names, rrsets_live, rrsets_total, bytes;
 };
@@ -278,6 +279,16 @@ vinfo(const struct store *s, uint64_t v)
 	if (v < s->base || v - s->base >= s->n_versions)
 		return NULL;
 	return &s->versions[v - s->base];
+}
+
+/* v may be read: a kept, published version, or the version the open txn
+ * builds (only the writer asks for that one).  Under the read lock. */
+static int
+readable(const struct store *s, uint64_t v)
+{
+	if (v != 0 && v == atomic_load(&s->txn_version))
+		return 1;
+	return v != 0 && v <= store_published_get(s) && vinfo(s, v) != NULL;
 }
 
 /* --- life cycle --------------------------------------------------------- */
@@ -487,7 +498,7 @@ store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max
 	if (c->done)
 		return ZD_OK;
 	pthread_rwlock_rdlock(&s->lock);
-	if (version == 0 || version > store_published_get(s) || vinfo(s, version) == NULL) {
+	if (!readable(s, version)) {
 		e = ZD_ENOTFOUND;
 		goto out;
 	}
@@ -547,7 +558,7 @@ store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint1
 	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;
 	pthread_rwlock_rdlock(&s->lock);
-	if (version == 0 || version > store_published_get(s) || vinfo(s, version) == NULL) {
+	if (!readable(s, version)) {
 		e = ZD_ENOTFOUND;
 		goto out;
 	}
@@ -569,6 +580,160 @@ store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint1
 out:
 	pthread_rwlock_unlock(&s->lock);
 	ldns_rr_list_deep_free(l);
+	return e;
+}
+
+zd_err
+store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn, void *arg)
+{
+	uint8_t key[KEY_MAX];
+	uint16_t keylen;
+	zd_err e;
+
+	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+		return e;
+	pthread_rwlock_rdlock(&s->lock);
+	if (!readable(s, version)) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	struct sname *n = name_find(s, key, keylen);
+	if (n != NULL)
+		e = emit_name(n, version, fn, arg);
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return e;
+}
+
+zd_err
+store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t *types,
+                 size_t cap, size_t *n_out)
+{
+	uint8_t key[KEY_MAX];
+	uint16_t keylen;
+	size_t n = 0;
+	zd_err e;
+
+	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+		return e;
+	pthread_rwlock_rdlock(&s->lock);
+	if (!readable(s, version)) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	struct sname *sn = name_find(s, key, keylen);
+	for (const struct rrver *h = sn ? sn->heads : NULL; h != NULL; h = h->next_type) {
+		if (chain_at(h, version) == NULL)
+			continue;
+		size_t i = 0;
+		while (i < n && types[i] < h->type)
+			i++;
+		if (i < n && types[i] == h->type)
+			continue; /* RRSIG: once */
+		if (n == cap) {
+			e = ZD_ELIMIT;
+			goto out;
+		}
+		memmove(types + i + 1, types + i, (n - i) * sizeof *types);
+		types[i] = h->type;
+		n++;
+	}
+	*n_out = n;
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return e;
+}
+
+/* n holds a live RRset of type (0: any) at v. */
+static int
+name_live(const struct sname *n, uint64_t v, uint16_t type)
+{
+	for (const struct rrver *h = n->heads; h != NULL; h = h->next_type)
+		if ((type == 0 || h->type == type) && chain_at(h, v) != NULL)
+			return 1;
+	return 0;
+}
+
+zd_err
+store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, int dir,
+                    uint16_t type, ldns_rdf **out)
+{
+	uint8_t key[KEY_MAX], kb[2 + KEY_MAX];
+	uint16_t keylen;
+	ldns_rbnode_t *node = NULL;
+	zd_err e;
+
+	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+		return e;
+	kb_make(kb, key, keylen);
+	pthread_rwlock_rdlock(&s->lock);
+	if (!readable(s, version)) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	int exact = ldns_rbtree_find_less_equal(&s->tree, kb, &node);
+	if (dir > 0)
+		node = node == NULL ? ldns_rbtree_first(&s->tree) : ldns_rbtree_next(node);
+	else if (exact)
+		node = ldns_rbtree_previous(node);
+	else if (node == NULL)
+		node = LDNS_RBTREE_NULL;
+	while (node != LDNS_RBTREE_NULL && !name_live((struct sname *)node, version, type))
+		node = dir > 0 ? ldns_rbtree_next(node) : ldns_rbtree_previous(node);
+	if (node == LDNS_RBTREE_NULL) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	if ((*out = name_rdf((struct sname *)node)) == NULL)
+		e = ZD_ENOMEM;
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return e;
+}
+
+zd_err
+store_below_walk(struct store *s, uint64_t version, const ldns_rdf *owner, size_t max_visits,
+                 store_name_fn fn, void *arg)
+{
+	uint8_t key[KEY_MAX], kb[2 + KEY_MAX];
+	uint16_t keylen;
+	ldns_rbnode_t *node = NULL;
+	size_t visits = 0;
+	zd_err e;
+
+	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+		return e;
+	kb_make(kb, key, keylen);
+	pthread_rwlock_rdlock(&s->lock);
+	if (!readable(s, version)) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	ldns_rbtree_find_less_equal(&s->tree, kb, &node);
+	node = node == NULL ? ldns_rbtree_first(&s->tree) : ldns_rbtree_next(node);
+	/* The names below owner follow it: their keys extend owner's key. */
+	for (; node != LDNS_RBTREE_NULL; node = ldns_rbtree_next(node)) {
+		struct sname *n = (struct sname *)node;
+		if (kb_len(n->kb) <= keylen || memcmp(n->kb + 2, key, keylen) != 0)
+			break;
+		if (++visits > max_visits) {
+			e = ZD_ELIMIT;
+			goto out;
+		}
+		if (!name_live(n, version, 0))
+			continue;
+		ldns_rdf *name = name_rdf(n);
+		if (name == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		e = fn(arg, name);
+		ldns_rdf_deep_free(name);
+		if (e != ZD_OK)
+			goto out;
+	}
+out:
+	pthread_rwlock_unlock(&s->lock);
 	return e;
 }
 
@@ -680,6 +845,7 @@ store_txn_begin(struct store *s, struct store_txn **out)
 	t->s = s;
 	t->version = store_published_get(s) + 1;
 	s->txn = t;
+	atomic_store(&s->txn_version, t->version);
 	*out = t;
 	return ZD_OK;
 }
@@ -694,6 +860,24 @@ size_t
 store_txn_changes_get(const struct store_txn *t)
 {
 	return t->live_changes;
+}
+
+zd_err
+store_txn_changes_foreach(struct store_txn *t, store_change_fn fn, void *arg)
+{
+	zd_err e = ZD_OK;
+	for (size_t i = 0; i < t->n_changes && e == ZD_OK; i++) {
+		const struct change *c = &t->changes[i];
+		if (c->name == NULL)
+			continue;
+		const struct rrver *r = c->added ? c->added : c->ended;
+		ldns_rdf *owner = name_rdf(c->name);
+		if (owner == NULL)
+			return ZD_ENOMEM;
+		e = fn(arg, owner, r->type, r->covered);
+		ldns_rdf_deep_free(owner);
+	}
+	return e;
 }
 
 static struct sname *
@@ -1337,6 +1521,7 @@ store_txn_publish(struct store_txn **tp, uint32_t serial, uint64_t published_ms)
 	};
 	s->bytes += t->n_changed * sizeof *t->changed + sizeof(struct version_info);
 	atomic_store(&s->published, t->version);
+	atomic_store(&s->txn_version, 0);
 	pthread_rwlock_unlock(&s->lock);
 	s->txn = NULL;
 	free(t->changes);
@@ -1355,6 +1540,7 @@ store_txn_abort(struct store_txn **tp)
 	for (size_t i = t->n_changes; i-- > 0;)
 		if (t->changes[i].name != NULL)
 			change_undo(s, &t->changes[i]);
+	atomic_store(&s->txn_version, 0);
 	pthread_rwlock_unlock(&s->lock);
 	s->txn = NULL;
 	free(t->changed);

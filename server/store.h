@@ -7,7 +7,8 @@
  *
  * Threads: one writer (the batch thread) builds version published+1 in a
  * store_txn; any number of readers (the transfer server) read versions
- * <= store_published_get().  Readers hold the store's read lock only for the
+ * <= store_published_get(); the writer may also read the version its open
+ * txn builds (store_txn_version_get()) with every reading function.  Readers hold the store's read lock only for the
  * duration of one call, so a long AXFR never stalls the writer.
  * Limits: names <= 255 octets; an RRset <= 65535 records and 16 MiB of rdata.
  * Standards: RFC 4034 s6 (canonical order and form), RFC 1995 (differences). */
@@ -78,6 +79,34 @@ zd_err store_walk(struct store *s, uint64_t version, struct store_cursor *c, siz
 zd_err store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t type,
                         uint16_t covered, ldns_rr_list **out);
 
+/* Every RR at owner as of version (RRSIGs included, SOA first), like
+ * store_walk for one name; no call when owner holds nothing.  fn runs under
+ * the store's read lock: it must not write to the store. */
+zd_err store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn,
+                      void *arg);
+
+/* The types of the RRsets live at owner as of version, ascending, each once
+ * (RRSIG once whatever it covers); *n = 0 when none.  ZD_ELIMIT when more
+ * than cap (65536 always suffices). */
+zd_err store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t *types,
+                        size_t cap, size_t *n);
+
+/* The nearest owner name strictly after (dir > 0) or before (dir < 0) owner
+ * in canonical order that holds a live RRset of type (0: of any type) as of
+ * version; owner itself need not exist.  ZD_ENOTFOUND when there is none
+ * (no wrap-around).  On ZD_OK *out is a new name the caller frees
+ * (ldns_rdf_deep_free).  Cost: the names skipped. */
+zd_err store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, int dir,
+                           uint16_t type, ldns_rdf **out);
+
+/* Calls fn for each name strictly below owner that holds any live RRset as
+ * of version, in canonical order; a return other than ZD_OK stops the walk
+ * and is passed back.  ZD_ELIMIT after max_visits names (live or not) were
+ * looked at.  fn runs under the read lock (no writes). */
+typedef zd_err (*store_name_fn)(void *arg, const ldns_rdf *name);
+zd_err store_below_walk(struct store *s, uint64_t version, const ldns_rdf *owner, size_t max_visits,
+                        store_name_fn fn, void *arg);
+
 /* Differences from version `from` to version `to` (from < to, both kept),
  * condensed: each RR that is in `from` and not in `to` goes to del_fn, each
  * RR in `to` and not in `from` to add_fn, SOA included.  Cost follows the
@@ -105,6 +134,12 @@ zd_err store_txn_rrset_put(struct store_txn *t, const ldns_rdf *owner, uint16_t 
  * NSEC3).  keep may be NULL. */
 zd_err store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_list *rrs,
                           int (*keep)(uint16_t type));
+
+/* Each (owner, type, covered) this txn changed and did not undo, in the
+ * order of the changes (the same RRset may come more than once). */
+typedef zd_err (*store_change_fn)(void *arg, const ldns_rdf *owner, uint16_t type,
+                                  uint16_t covered);
+zd_err store_txn_changes_foreach(struct store_txn *t, store_change_fn fn, void *arg);
 
 /* Number of RRsets this txn changed so far. */
 size_t store_txn_changes_get(const struct store_txn *t);
