@@ -13,11 +13,13 @@
 #include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/serial.h"
+#include "server/signer.h"
 
 #define CHECKPOINT_CHUNK_BYTES ((size_t)8 << 20)
 #define FULL_FETCH_ROWS        50000
 #define BACKOFF_MIN_MS         100
 #define BACKOFF_MAX_MS         30000
+#define BACKOFF_HSM_MS         3000 /* retry pause while the token is away */
 #define DRAIN_ROUNDS_MAX       64 /* batches of one zone before the others get a turn */
 
 struct batch {
@@ -37,6 +39,10 @@ struct batch {
 	int test_lose_commit_outcome; /* test hook (ZD_TEST_LOSE_COMMIT_OUTCOME) */
 	uint32_t backoff_ms;          /* pause before reconnecting */
 	uint32_t fail_backoff_ms;     /* pause before retrying a failed batch */
+	struct signer_token *tk;      /* borrowed; NULL when no zone signs */
+	int hsm_down;                 /* the token failed; logged once until it is back */
+	int *force_full;              /* per zone: the next version is a full signing */
+	uint64_t *refresh_ms;         /* per zone: last signature refresh step */
 };
 
 static uint64_t
@@ -56,10 +62,15 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 		return ZD_ENOMEM;
 	b->sync_config = calloc(n_zones ? n_zones : 1, sizeof *b->sync_config);
 	b->catch_up = calloc(n_zones ? n_zones : 1, sizeof *b->catch_up);
-	if (b->sync_config == NULL || b->catch_up == NULL ||
+	b->force_full = calloc(n_zones ? n_zones : 1, sizeof *b->force_full);
+	b->refresh_ms = calloc(n_zones ? n_zones : 1, sizeof *b->refresh_ms);
+	if (b->sync_config == NULL || b->catch_up == NULL || b->force_full == NULL ||
+	    b->refresh_ms == NULL ||
 	    ra_new(cfg->database, &b->ra) != ZD_OK) {
 		free(b->sync_config);
 		free(b->catch_up);
+		free(b->force_full);
+		free(b->refresh_ms);
 		free(b);
 		return ZD_ENOMEM;
 	}
@@ -88,7 +99,15 @@ batch_free(struct batch *b)
 	ra_free(b->ra);
 	free(b->sync_config);
 	free(b->catch_up);
+	free(b->force_full);
+	free(b->refresh_ms);
 	free(b);
+}
+
+void
+batch_token_set(struct batch *b, struct signer_token *tk)
+{
+	b->tk = tk;
 }
 
 void
@@ -240,6 +259,51 @@ history_prune(const struct batch *b, struct zone *z)
 	       before.names - after.names, zd_now_ms() - t0);
 }
 
+/* Sign the version t builds (a zone without a signer: nothing to do), then
+ * let the validation gate look at it.  On failure the version must not be
+ * committed; the reason is logged here. */
+static zd_err
+version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct signer_stats *st)
+{
+	struct zone *z = b->zones[zi];
+	const char *zname = z->cfg->name;
+	uint32_t serial = atomic_load(&z->serial);
+	char err[768];
+	zd_err e;
+
+	memset(st, 0, sizeof *st);
+	if (z->signer == NULL)
+		return ZD_OK;
+	if (!signer_token_is_up(b->tk)) {
+		if ((e = signer_token_check(b->tk, err, sizeof err)) != ZD_OK) {
+			zd_log(ZD_LOG_ERROR, "signer", zname,
+			       "token unavailable, publishing stopped (serial %" PRIu32
+			       " keeps being served, changes stay queued): %s",
+			       serial, err);
+			b->hsm_down = 1;
+			return ZD_EHSM;
+		}
+		zd_log(ZD_LOG_NOTICE, "signer", zname, "token available again, signing resumes");
+		b->hsm_down = 0;
+	}
+	e = signer_txn_sign(z->signer, z->store, t, full, st, err, sizeof err);
+	if (e != ZD_OK) {
+		if (!signer_token_is_up(b->tk)) {
+			b->hsm_down = 1;
+			zd_log(ZD_LOG_ERROR, "signer", zname,
+			       "the token went away while signing: publishing stopped (serial %" PRIu32
+			       " keeps being served, changes stay queued), reconnecting: %s",
+			       serial, err);
+		} else {
+			zd_log(ZD_LOG_ERROR, "signer", zname,
+			       "version %" PRIu64 " not signed, changes stay queued: %s",
+			       store_txn_version_get(t), err);
+		}
+		return e;
+	}
+	return ZD_OK;
+}
+
 /* The version in t is complete but for its SOA: number it, journal it in the
  * batch's transaction, commit, publish.  Takes *t and *rb. */
 static zd_err
@@ -255,10 +319,13 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	char err[512];
 	zd_err e;
 
+	struct signer_stats sst;
+	int full = b->force_full[zi];
 	if ((e = soa_put(z, *t, serial)) != ZD_OK)
 		goto fail;
-	/* DNSSEC signing of the delta slots in here (issue 5); until then a
-	 * zone is published unsigned. */
+	if ((e = version_sign(b, zi, *t, full, &sst)) != ZD_OK)
+		goto fail;
+	changed = store_txn_changes_get(*t);
 	if ((e = store_txn_delta_wire(*t, &delta, &len)) != ZD_OK)
 		goto fail;
 	const int64_t *ids = ra_batch_change_ids_get(*rb, &n_ids);
@@ -300,10 +367,16 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	atomic_fetch_add(&z->versions_published, 1);
 	atomic_fetch_add(&z->changes_consumed, n_changes);
 	atomic_store(&z->last_batch_ms, wall_ms());
+	atomic_store(&z->sigs_last, sst.signatures);
+	atomic_fetch_add(&z->sigs_total, sst.signatures);
+	b->force_full[zi] = 0;
 	zd_log(ZD_LOG_INFO, "batch", zname,
 	       "serial %" PRIu32 " published (version %" PRIu64 "): %zu change rows, %zu names, "
-	       "%zu RRsets changed, %zu txids, %" PRIu64 " ms",
-	       serial, version, n_changes, names, changed, n_tx, zd_now_ms() - t0);
+	       "%zu RRsets changed, %zu txids, %zu signatures%s (%zu names signed, %zu chain "
+	       "records changed, %" PRIu64 " ms signing), %" PRIu64 " ms",
+	       serial, version, n_changes, names, changed, n_tx, sst.signatures,
+	       full ? " (full signing)" : "", sst.names, sst.chain_changed, sst.ms,
+	       zd_now_ms() - t0);
 	if (b->published)
 		b->published(b->arg, z);
 	if (b->ckpt != NULL && version % b->cfg->limits.checkpoint_every == 0)
@@ -314,6 +387,31 @@ fail:
 	store_txn_abort(t);
 	ra_batch_abort(rb);
 	return e;
+}
+
+/* Signature refresh: every poll interval, look at the next few names; 1 when
+ * some have signatures to renew (the next version re-signs them). */
+static int
+refresh_due(struct batch *b, size_t zi)
+{
+	struct zone *z = b->zones[zi];
+	uint64_t now = zd_now_ms();
+	struct store_stats st;
+	size_t due = 0;
+
+	if (z->signer == NULL)
+		return 0;
+	if (now - b->refresh_ms[zi] >= b->cfg->limits.poll_interval_ms) {
+		b->refresh_ms[zi] = now;
+		store_stats_get(z->store, &st);
+		size_t step =
+		        signer_refresh_step_names(z->signer, st.names, b->cfg->limits.poll_interval_ms);
+		if (signer_refresh_collect(z->signer, z->store, step, &due) != ZD_OK)
+			return 0;
+	} else if (signer_refresh_collect(z->signer, z->store, 0, &due) != ZD_OK) {
+		return 0;
+	}
+	return due > 0;
 }
 
 /* One batch of zone zi.  *taken gets the number of change rows taken. */
@@ -367,7 +465,8 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       atomic_load(&z->serial));
 		}
 	}
-	if (*taken == 0 && !b->sync_config[zi]) {
+	int resign = refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]);
+	if (*taken == 0 && !b->sync_config[zi] && !resign) {
 		ra_batch_abort(&rb); /* nothing to consume */
 		return ZD_OK;
 	}
@@ -397,7 +496,7 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	}
 	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
 		goto fail;
-	if (store_txn_changes_get(t) == 0) {
+	if (store_txn_changes_get(t) == 0 && !resign) {
 		/* The names' records are what is published already: consume the
 		 * rows, make no version. */
 		store_txn_abort(&t);
@@ -492,6 +591,19 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	uint32_t serial = serial_first(z->cfg->serial_policy, zd_wallclock_s());
 	if ((e = soa_put(z, t, serial)) != ZD_OK)
 		goto fail;
+	struct signer_stats sst;
+	size_t zi = 0;
+	while (zi < b->n_zones && b->zones[zi] != z)
+		zi++;
+	if ((e = version_sign(b, zi, t, 1, &sst)) != ZD_OK) {
+		snprintf(err, errlen, "zone %s: the first signing failed (see the log)", zname);
+		goto fail;
+	}
+	if (z->signer != NULL)
+		zd_log(ZD_LOG_NOTICE, "signer", zname,
+		       "first version signed: %zu signatures, %zu names, %zu chain records, %" PRIu64
+		       " ms",
+		       sst.signatures, sst.names, sst.chain_changed, sst.ms);
 	/* Nothing serves yet: publish in memory first so the checkpoint can be
 	 * read from the store; a failed commit fails the start-up. */
 	if ((e = store_txn_publish(&t, serial, wall_ms())) != ZD_OK)
@@ -557,6 +669,13 @@ batch_load(struct batch *b, char *err, size_t errlen)
 		uint32_t serial = 0;
 		store_serial_find(z->store, store_published_get(z->store), &serial);
 		atomic_store(&z->serial, serial);
+		if (z->signer != NULL && signer_keys_changed(z->signer, z->store)) {
+			/* new keys, or a zone signed for the first time */
+			b->force_full[i] = 1;
+			zd_log(ZD_LOG_NOTICE, "signer", z->cfg->name,
+			       "the published DNSKEY RRset is not the keys' one: the next version "
+			       "is a full signing");
+		}
 		struct store_stats st;
 		store_stats_get(z->store, &st);
 		zd_log(ZD_LOG_NOTICE, "batch", z->cfg->name,
@@ -629,11 +748,14 @@ loop(void *arg)
 				if (e != ZD_OK) {
 					/* A batch that keeps failing (a limit, a journal
 					 * conflict) is retried with growing pauses, not
-					 * in a loop that floods the log. */
+					 * in a loop that floods the log; a lost token is
+					 * looked for again every few seconds. */
 					nap(b, b->fail_backoff_ms);
 					b->fail_backoff_ms = b->fail_backoff_ms * 2 > BACKOFF_MAX_MS
 					                             ? BACKOFF_MAX_MS
 					                             : b->fail_backoff_ms * 2;
+					if (b->hsm_down && b->fail_backoff_ms > BACKOFF_HSM_MS)
+						b->fail_backoff_ms = BACKOFF_HSM_MS;
 					break;
 				}
 				b->fail_backoff_ms = BACKOFF_MIN_MS;

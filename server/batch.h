@@ -39,6 +39,10 @@ zd_err batch_load(struct batch *b, char *err, size_t errlen);
 struct ckpt;
 void batch_checkpointer_set(struct batch *b, struct ckpt *k);
 
+/* The token the zones' signers use (borrowed); before batch_load(). */
+struct signer_token;
+void batch_token_set(struct batch *b, struct signer_token *tk);
+
 /* Run the loop on a new thread / stop it and wait for it. */
 zd_err batch_start(struct batch *b);
 void batch_stop(struct batch *b);

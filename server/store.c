@@ -663,21 +663,25 @@ store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, in
 	ldns_rbnode_t *node = NULL;
 	zd_err e;
 
-	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+	if (owner != NULL && (e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;
-	kb_make(kb, key, keylen);
 	pthread_rwlock_rdlock(&s->lock);
 	if (!readable(s, version)) {
 		e = ZD_ENOTFOUND;
 		goto out;
 	}
-	int exact = ldns_rbtree_find_less_equal(&s->tree, kb, &node);
-	if (dir > 0)
-		node = node == NULL ? ldns_rbtree_first(&s->tree) : ldns_rbtree_next(node);
-	else if (exact)
-		node = ldns_rbtree_previous(node);
-	else if (node == NULL)
-		node = LDNS_RBTREE_NULL;
+	if (owner == NULL) {
+		node = dir > 0 ? ldns_rbtree_first(&s->tree) : ldns_rbtree_last(&s->tree);
+	} else {
+		kb_make(kb, key, keylen);
+		int exact = ldns_rbtree_find_less_equal(&s->tree, kb, &node);
+		if (dir > 0)
+			node = node == NULL ? ldns_rbtree_first(&s->tree) : ldns_rbtree_next(node);
+		else if (exact)
+			node = ldns_rbtree_previous(node);
+		else if (node == NULL)
+			node = LDNS_RBTREE_NULL;
+	}
 	while (node != LDNS_RBTREE_NULL && !name_live((struct sname *)node, version, type))
 		node = dir > 0 ? ldns_rbtree_next(node) : ldns_rbtree_previous(node);
 	if (node == LDNS_RBTREE_NULL) {

@@ -93,7 +93,8 @@ zd_err store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner
 
 /* The nearest owner name strictly after (dir > 0) or before (dir < 0) owner
  * in canonical order that holds a live RRset of type (0: of any type) as of
- * version; owner itself need not exist.  ZD_ENOTFOUND when there is none
+ * version; owner itself need not exist, and NULL means from the start
+ * (dir > 0: the first such name) or from the end (dir < 0: the last).  ZD_ENOTFOUND when there is none
  * (no wrap-around).  On ZD_OK *out is a new name the caller frees
  * (ldns_rdf_deep_free).  Cost: the names skipped. */
 zd_err store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, int dir,

@@ -23,6 +23,10 @@ struct zone {
 	_Atomic uint64_t versions_published;
 	_Atomic uint64_t changes_consumed;
 	_Atomic uint64_t last_batch_ms; /* wall clock of the last published version */
+	struct signer *signer;          /* owned by zonedistd.c; NULL: published unsigned */
+	_Atomic uint64_t sigs_last;     /* RRSIGs the last published version made */
+	_Atomic uint64_t sigs_total;    /* RRSIGs made since the start */
+	_Atomic uint64_t gate_failures; /* versions the validation gate refused */
 };
 
 /* Parse the zone's configured records.  On ZD_OK *out is new (zone_free()).

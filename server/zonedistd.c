@@ -27,6 +27,7 @@
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
+#include "server/signer.h"
 #include "server/xfr.h"
 #include "server/zone.h"
 
@@ -38,6 +39,7 @@ struct daemon {
 	struct xfr_server *xfr;
 	struct batch *batch;
 	struct ckpt *ckpt;
+	struct signer_token *token; /* NULL when no zone signs */
 	struct event *sigterm, *sigint;
 };
 
@@ -161,6 +163,37 @@ init_db(const struct zd_config *cfg)
 	return rc;
 }
 
+/* The token and each signed zone's keys (found or generated). */
+static zd_err
+signers_start(struct daemon *d, char *err, size_t errlen)
+{
+	size_t n_signed = 0;
+	zd_err e;
+
+	for (size_t i = 0; i < d->n_zones; i++)
+		n_signed += d->zones[i]->cfg->dnssec.enabled != 0;
+	if (n_signed == 0)
+		return ZD_OK;
+	if ((e = signer_token_new(&d->cfg->hsm, &d->token, err, errlen)) != ZD_OK)
+		return e;
+	for (size_t i = 0; i < d->n_zones; i++) {
+		struct zone *z = d->zones[i];
+		if (!z->cfg->dnssec.enabled)
+			continue;
+		char why[512];
+		if ((e = signer_new(z->cfg, d->token, &z->signer, why, sizeof why)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: keys: %s", z->cfg->name, why);
+			return e;
+		}
+		const char *corrupt = getenv("ZD_TEST_CORRUPT_SIGNATURE");
+		if (corrupt != NULL) /* test hook, never in production */
+			signer_test_corrupt_set(z->signer, corrupt);
+	}
+	zd_log(ZD_LOG_NOTICE, "main", NULL, "token '%s' ready: %zu signed zones",
+	       d->cfg->hsm.token_label, n_signed);
+	return ZD_OK;
+}
+
 static void
 daemon_clear(struct daemon *d)
 {
@@ -175,8 +208,11 @@ daemon_clear(struct daemon *d)
 		event_free(d->sigint);
 	if (d->base)
 		event_base_free(d->base);
-	for (size_t i = 0; i < d->n_zones; i++)
+	for (size_t i = 0; i < d->n_zones; i++) {
+		signer_free(d->zones[i]->signer);
 		zone_free(d->zones[i]);
+	}
+	signer_token_free(d->token);
 	free(d->zones);
 	zd_config_free(d->cfg);
 	libevent_global_shutdown();
@@ -254,6 +290,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (signers_start(&d, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: %s\n", err);
+		zd_log(ZD_LOG_ERROR, "main", NULL, "start-up failed: %s", err);
+		goto out;
+	}
 	if (evthread_use_pthreads() != 0 || (d.base = event_base_new()) == NULL) {
 		fprintf(stderr, "zonedistd: cannot set up libevent\n");
 		goto out;
@@ -265,6 +306,7 @@ main(int argc, char **argv)
 	}
 	if (batch_new(d.cfg, d.zones, d.n_zones, on_published, &d, &d.batch) != ZD_OK)
 		goto out;
+	batch_token_set(d.batch, d.token);
 	zd_log(ZD_LOG_NOTICE, "main", NULL, "zonedistd starting: %zu zones", d.n_zones);
 	if (batch_load(d.batch, err, sizeof err) != ZD_OK) {
 		fprintf(stderr, "zonedistd: %s\n", err);

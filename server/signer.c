@@ -1,0 +1,1072 @@
+/* server/signer.c -- keys, reconciliation of each touched name, RRSIGs
+ * (see signer.h).  The NSEC3/NSEC chain is in nsec3.c. */
+#include "server/signer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/zd_log.h"
+#include "hsm/hsm.h"
+#include "server/signer_priv.h"
+
+#define KEYGEN_TRIES  16
+#define PENDING_MAX   100000 /* names waiting for a refresh */
+#define TYPES_MAX     256    /* types at one name we reconcile */
+#define KEY_LABEL_MAX 300
+
+/* ---- the token ---------------------------------------------------------- */
+
+zd_err
+signer_token_new(const struct zd_hsm_config *hc, struct signer_token **out, char *err,
+                 size_t errlen)
+{
+	struct hsm_config c = {
+	        .module_path = hc->module,
+	        .token_label = hc->token_label,
+	        .pin_file = hc->pin_file,
+	        .pin_env = hc->pin_env,
+	};
+	struct signer_token *tk = calloc(1, sizeof *tk);
+	zd_err e;
+
+	if (tk == NULL)
+		return ZD_ENOMEM;
+	if ((e = hsm_new(&c, &tk->h)) != ZD_OK) {
+		snprintf(err, errlen, "hsm: %s", zd_strerror(e));
+		free(tk);
+		return e;
+	}
+	if ((e = hsm_connect(tk->h)) != ZD_OK) {
+		snprintf(err, errlen, "hsm: %s", hsm_error_get(tk->h));
+		goto fail;
+	}
+	if ((e = hsm_session_open(tk->h, &tk->sess, err, errlen)) != ZD_OK)
+		goto fail;
+	tk->up = 1;
+	*out = tk;
+	return ZD_OK;
+fail:
+	hsm_free(tk->h);
+	free(tk);
+	return e;
+}
+
+void
+signer_token_free(struct signer_token *tk)
+{
+	if (tk == NULL)
+		return;
+	hsm_session_close(tk->sess);
+	/* keys are the signers' and must be gone: signer_free() first */
+	hsm_free(tk->h);
+	free(tk);
+}
+
+int
+signer_token_is_up(const struct signer_token *tk)
+{
+	return tk->up;
+}
+
+zd_err
+signer_token_check(struct signer_token *tk, char *err, size_t errlen)
+{
+	zd_err e;
+
+	if (tk->up)
+		return ZD_OK;
+	hsm_session_close(tk->sess);
+	tk->sess = NULL;
+	if ((e = hsm_reconnect(tk->h)) != ZD_OK) {
+		snprintf(err, errlen, "%s", hsm_error_get(tk->h));
+		return e;
+	}
+	if ((e = hsm_session_open(tk->h, &tk->sess, err, errlen)) != ZD_OK)
+		return e;
+	tk->up = 1;
+	return ZD_OK;
+}
+
+static zd_err
+token_sign(struct signer_token *tk, const struct hsm_key *k, const uint8_t *data, size_t len,
+           uint8_t *sig, size_t *siglen, char *err, size_t errlen)
+{
+	if (!tk->up) {
+		snprintf(err, errlen, "the token is not available");
+		return ZD_EHSM;
+	}
+	zd_err e = hsm_sign(tk->sess, k, data, len, sig, siglen);
+	if (e != ZD_OK) {
+		snprintf(err, errlen, "%s", hsm_session_error_get(tk->sess));
+		if (hsm_session_lost(tk->sess))
+			tk->up = 0;
+	}
+	return e;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+ldns_rr *
+signer_rr_make(const ldns_rdf *owner, uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t len)
+{
+	uint8_t *wire = NULL;
+	ldns_rr *rr = NULL;
+	ldns_rdf *o = NULL;
+	size_t pos = 0;
+
+	if (len > 65535 || (wire = malloc(len + 2)) == NULL)
+		return NULL;
+	wire[0] = (uint8_t)(len >> 8);
+	wire[1] = (uint8_t)len;
+	memcpy(wire + 2, rdata, len);
+	if ((rr = ldns_rr_new()) == NULL || (o = ldns_rdf_clone(owner)) == NULL)
+		goto fail;
+	ldns_rr_set_owner(rr, o);
+	ldns_rr_set_type(rr, (ldns_rr_type)type);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(rr, ttl);
+	if (ldns_wire2rdf(rr, wire, len + 2, &pos) != LDNS_STATUS_OK)
+		goto fail;
+	free(wire);
+	return rr;
+fail:
+	free(wire);
+	ldns_rr_free(rr);
+	return NULL;
+}
+
+zd_err
+signer_rrset_put1(struct work *w, const ldns_rdf *owner, uint16_t type, uint16_t covered,
+                  ldns_rr *rr)
+{
+	ldns_rr_list *l = ldns_rr_list_new();
+	zd_err e;
+
+	if (l == NULL || (rr != NULL && !ldns_rr_list_push_rr(l, rr))) {
+		ldns_rr_list_free(l);
+		ldns_rr_free(rr);
+		return ZD_ENOMEM;
+	}
+	e = store_txn_rrset_put(w->t, owner, type, covered, l); /* the list owns rr */
+	ldns_rr_list_deep_free(l);
+	return e;
+}
+
+/* The RRs at owner as of the txn's version, cloned. */
+static zd_err
+collect(void *arg, const ldns_rr *rr)
+{
+	ldns_rr *c = ldns_rr_clone(rr);
+	if (c == NULL || !ldns_rr_list_push_rr(arg, c)) { /* the list owns c */
+		ldns_rr_free(c);
+		return ZD_ENOMEM;
+	}
+	return ZD_OK;
+}
+
+zd_err
+signer_name_rrs(struct work *w, uint64_t v, const ldns_rdf *owner, ldns_rr_list **out)
+{
+	ldns_rr_list *l = ldns_rr_list_new();
+	zd_err e;
+	if (l == NULL)
+		return ZD_ENOMEM;
+	if ((e = store_name_rrs(w->s, v, owner, collect, l)) != ZD_OK) {
+		ldns_rr_list_deep_free(l);
+		return e;
+	}
+	*out = l;
+	return ZD_OK;
+}
+
+/* ---- name vectors --------------------------------------------------------- */
+
+zd_err
+namevec_push(struct namevec *nv, ldns_rdf *name)
+{
+	if (name == NULL)
+		return ZD_ENOMEM;
+	if (nv->n == nv->cap) {
+		size_t ncap = nv->cap ? nv->cap * 2 : 64;
+		ldns_rdf **p = realloc(nv->v, ncap * sizeof *p);
+		if (p == NULL) {
+			ldns_rdf_deep_free(name);
+			return ZD_ENOMEM;
+		}
+		nv->v = p;
+		nv->cap = ncap;
+	}
+	nv->v[nv->n++] = name;
+	return ZD_OK;
+}
+
+static int
+rdf_ptr_cmp(const void *a, const void *b)
+{
+	return ldns_dname_compare(*(ldns_rdf *const *)a, *(ldns_rdf *const *)b);
+}
+
+void
+namevec_sort_unique(struct namevec *nv)
+{
+	size_t w = 0;
+	qsort(nv->v, nv->n, sizeof *nv->v, rdf_ptr_cmp);
+	for (size_t i = 0; i < nv->n; i++) {
+		if (w > 0 && ldns_dname_compare(nv->v[w - 1], nv->v[i]) == 0)
+			ldns_rdf_deep_free(nv->v[i]);
+		else
+			nv->v[w++] = nv->v[i];
+	}
+	nv->n = w;
+}
+
+void
+namevec_clear(struct namevec *nv)
+{
+	for (size_t i = 0; i < nv->n; i++)
+		ldns_rdf_deep_free(nv->v[i]);
+	free(nv->v);
+	memset(nv, 0, sizeof *nv);
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+static zd_err
+dnskey_rr(const struct signer *sg, const struct hsm_key *k, uint16_t flags, ldns_rr **out)
+{
+	uint8_t rd[HSM_DNSKEY_RDATA_MAX];
+	size_t len = 0;
+	zd_err e = hsm_key_dnskey_rdata(k, flags, rd, sizeof rd, &len);
+	if (e != ZD_OK)
+		return e;
+	*out = signer_rr_make(sg->apex, LDNS_RR_TYPE_DNSKEY, sg->p->dnskey_ttl, rd, len);
+	return *out ? ZD_OK : ZD_ENOMEM;
+}
+
+/* The key labelled label, or a new one. */
+static zd_err
+key_get(struct signer *sg, const char *label, uint16_t flags, const uint16_t *used, size_t n_used,
+        struct hsm_key **out, char *err, size_t errlen)
+{
+	struct hsm *h = sg->tk->h;
+	struct hsm_key **keys = NULL, *found = NULL;
+	size_t n = 0;
+	zd_err e;
+
+	if ((e = hsm_key_list(h, label, &keys, &n)) != ZD_OK) {
+		snprintf(err, errlen, "listing keys '%s': %s", label, hsm_error_get(h));
+		return e;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(hsm_key_label_get(keys[i]), label) != 0)
+			continue;
+		if (found != NULL) {
+			snprintf(err, errlen,
+			         "two key pairs in the token are labelled '%s'; remove one", label);
+			hsm_key_list_free(keys, n);
+			return ZD_EHSM;
+		}
+		found = keys[i];
+	}
+	if (found != NULL) {
+		/* keep found, free the others */
+		for (size_t i = 0; i < n; i++)
+			if (keys[i] != found)
+				hsm_key_free(keys[i]);
+		free(keys);
+		if (hsm_key_alg_get(found) != sg->p->algorithm) {
+			snprintf(err, errlen,
+			         "key '%s' in the token is %s, the policy says %s: an algorithm "
+			         "rollover is not done by changing the configuration",
+			         label, hsm_alg_name(hsm_key_alg_get(found)),
+			         hsm_alg_name(sg->p->algorithm));
+			hsm_key_free(found);
+			return ZD_EHSM;
+		}
+		*out = found;
+		return ZD_OK;
+	}
+	hsm_key_list_free(keys, n);
+	struct hsm_keyspec spec = {
+	        .alg = sg->p->algorithm,
+	        .bits = flags == HSM_DNSKEY_KSK ? sg->p->ksk_bits : sg->p->zsk_bits,
+	        .label = label,
+	};
+	if ((e = hsm_key_generate_unique(h, &spec, flags, used, n_used, KEYGEN_TRIES, out)) !=
+	    ZD_OK) {
+		snprintf(err, errlen, "generating key '%s': %s", label, hsm_error_get(h));
+		return e;
+	}
+	char id[2 * HSM_ID_MAX + 1];
+	hsm_key_id_str(*out, id, sizeof id);
+	zd_log(ZD_LOG_NOTICE, "signer", sg->zc->name,
+	       "generated %s key '%s' in the token: %s, key tag %u, CKA_ID %s",
+	       flags == HSM_DNSKEY_KSK ? "KSK" : "ZSK", label, hsm_alg_name(sg->p->algorithm),
+	       hsm_key_tag_get(*out, flags), id);
+	return ZD_OK;
+}
+
+zd_err
+signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out,
+           char *err, size_t errlen)
+{
+	struct signer *sg = calloc(1, sizeof *sg);
+	char label[KEY_LABEL_MAX];
+	zd_err e;
+
+	if (sg == NULL)
+		return ZD_ENOMEM;
+	sg->zc = zc;
+	sg->p = &zc->dnssec;
+	sg->tk = tk;
+	sg->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)sg;
+	if (ldns_str2rdf_dname(&sg->apex, zc->name) != LDNS_STATUS_OK) {
+		free(sg);
+		return ZD_EMALFORMED;
+	}
+	ldns_dname2canonical(sg->apex);
+	snprintf(label, sizeof label, "%s ZSK", zc->name);
+	if ((e = key_get(sg, label, HSM_DNSKEY_ZSK, NULL, 0, &sg->zsk, err, errlen)) != ZD_OK)
+		goto fail;
+	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
+	/* the KSK's tag, revoked or not, must differ from the ZSK's */
+	uint16_t used[1] = {sg->zsk_tag};
+	snprintf(label, sizeof label, "%s KSK", zc->name);
+	if ((e = key_get(sg, label, HSM_DNSKEY_KSK, used, 1, &sg->ksk, err, errlen)) != ZD_OK)
+		goto fail;
+	sg->ksk_tag = hsm_key_tag_get(sg->ksk, HSM_DNSKEY_KSK);
+	if (sg->ksk_tag == sg->zsk_tag) {
+		snprintf(err, errlen,
+		         "the KSK and the ZSK in the token have the same key tag %u; remove one",
+		         sg->ksk_tag);
+		e = ZD_EHSM;
+		goto fail;
+	}
+	*out = sg;
+	return ZD_OK;
+fail:
+	signer_free(sg);
+	return e;
+}
+
+void
+signer_free(struct signer *sg)
+{
+	if (sg == NULL)
+		return;
+	hsm_key_free(sg->ksk);
+	hsm_key_free(sg->zsk);
+	ldns_rdf_deep_free(sg->apex);
+	namevec_clear(&sg->pending);
+	free(sg->corrupt_owner);
+	free(sg);
+}
+
+void
+signer_test_corrupt_set(struct signer *sg, const char *owner)
+{
+	free(sg->corrupt_owner);
+	sg->corrupt_owner = NULL;
+	if (owner != NULL && ldns_str2rdf_dname(&sg->corrupt_owner, owner) == LDNS_STATUS_OK)
+		ldns_dname2canonical(sg->corrupt_owner);
+}
+
+/* The apex records the keys and the policy make: DNSKEY, CDS, CDNSKEY,
+ * NSEC3PARAM (each a list the caller frees; NULL when the policy has none). */
+static zd_err
+apex_sets(struct signer *sg, ldns_rr_list *sets[4])
+{
+	static const uint16_t types[4] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_CDS,
+	                                  LDNS_RR_TYPE_CDNSKEY, LDNS_RR_TYPE_NSEC3PARAM};
+	ldns_rr *ksk = NULL, *zsk = NULL;
+	zd_err e;
+
+	(void)types;
+	for (int i = 0; i < 4; i++)
+		sets[i] = NULL;
+	if ((e = dnskey_rr(sg, sg->ksk, HSM_DNSKEY_KSK, &ksk)) != ZD_OK)
+		return e;
+	if ((e = dnskey_rr(sg, sg->zsk, HSM_DNSKEY_ZSK, &zsk)) != ZD_OK) {
+		ldns_rr_free(ksk);
+		return e;
+	}
+	e = ZD_ENOMEM;
+	if ((sets[0] = ldns_rr_list_new()) == NULL)
+		goto fail;
+	if (sg->p->cds) {
+		ldns_rr *ds = ldns_key_rr2ds(ksk, LDNS_SHA256), *cdnskey = ldns_rr_clone(ksk);
+		if (ds == NULL || cdnskey == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||
+		    (sets[2] = ldns_rr_list_new()) == NULL) {
+			ldns_rr_free(ds);
+			ldns_rr_free(cdnskey);
+			goto fail;
+		}
+		ldns_rr_set_type(ds, LDNS_RR_TYPE_CDS);
+		ldns_rr_set_ttl(ds, sg->p->dnskey_ttl);
+		ldns_rr_set_type(cdnskey, LDNS_RR_TYPE_CDNSKEY);
+		ldns_rr_list_push_rr(sets[1], ds);      /* the list owns ds */
+		ldns_rr_list_push_rr(sets[2], cdnskey); /* the list owns cdnskey */
+	}
+	if (!ldns_rr_list_push_rr(sets[0], ksk)) /* the list owns ksk */
+		goto fail;
+	ksk = NULL;
+	if (!ldns_rr_list_push_rr(sets[0], zsk)) /* the list owns zsk */
+		goto fail;
+	zsk = NULL;
+	if (sg->p->denial == ZD_DENIAL_NSEC3) {
+		uint8_t rd[5 + ZD_NSEC3_SALT_MAX];
+		rd[0] = 1; /* SHA-1 */
+		rd[1] = 0; /* flags: 0 in NSEC3PARAM (RFC 5155 s4.1.2) */
+		rd[2] = (uint8_t)(sg->p->nsec3_iterations >> 8);
+		rd[3] = (uint8_t)sg->p->nsec3_iterations;
+		rd[4] = sg->p->nsec3_salt_len;
+		memcpy(rd + 5, sg->p->nsec3_salt, sg->p->nsec3_salt_len);
+		ldns_rr *pr = signer_rr_make(sg->apex, LDNS_RR_TYPE_NSEC3PARAM, 0, rd,
+		                             5u + sg->p->nsec3_salt_len);
+		if (pr == NULL || (sets[3] = ldns_rr_list_new()) == NULL ||
+		    !ldns_rr_list_push_rr(sets[3], pr)) { /* the list owns pr */
+			ldns_rr_free(pr);
+			goto fail;
+		}
+	}
+	return ZD_OK;
+fail:
+	ldns_rr_free(ksk);
+	ldns_rr_free(zsk);
+	for (int i = 0; i < 4; i++) {
+		ldns_rr_list_deep_free(sets[i]);
+		sets[i] = NULL;
+	}
+	return e;
+}
+
+static const uint16_t apex_types[4] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_CDS, LDNS_RR_TYPE_CDNSKEY,
+                                       LDNS_RR_TYPE_NSEC3PARAM};
+
+int
+signer_keys_changed(struct signer *sg, struct store *s)
+{
+	ldns_rr_list *sets[4], *pub = NULL;
+	int changed = 1;
+	if (apex_sets(sg, sets) != ZD_OK)
+		return 1;
+	if (store_rrset_find(s, store_published_get(s), sg->apex, LDNS_RR_TYPE_DNSKEY, 0, &pub) ==
+	            ZD_OK &&
+	    pub != NULL) {
+		ldns_rr_list_sort(pub);
+		ldns_rr_list_sort(sets[0]);
+		changed = ldns_rr_list_compare(pub, sets[0]) != 0;
+	}
+	ldns_rr_list_deep_free(pub);
+	for (int i = 0; i < 4; i++)
+		ldns_rr_list_deep_free(sets[i]);
+	return changed;
+}
+
+/* ---- RRSIGs -------------------------------------------------------------- */
+
+static uint32_t
+now_s(void)
+{
+	return (uint32_t)time(NULL);
+}
+
+/* An RRSIG that needs no renewal: by the key that signs this type now, for
+ * this TTL, and valid for longer than the refresh period. */
+int
+signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint32_t ttl)
+{
+	const struct signer *sg = w->sg;
+	int ksk = covered == LDNS_RR_TYPE_DNSKEY || covered == LDNS_RR_TYPE_CDS ||
+	          covered == LDNS_RR_TYPE_CDNSKEY;
+	if (ldns_rr_rd_count(sig) < 9)
+		return 0;
+	uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
+	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
+	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(sig));
+	uint32_t orig = ldns_rdf2native_int32(ldns_rr_rrsig_origttl(sig));
+	return tag == (ksk ? sg->ksk_tag : sg->zsk_tag) && alg == sg->p->algorithm &&
+	       orig == ttl && (int32_t)(exp - w->now) > (int32_t)sg->p->refresh;
+}
+
+zd_err
+signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type)
+{
+	if (w->n_jobs == w->cap_jobs) {
+		size_t ncap = w->cap_jobs ? w->cap_jobs * 2 : 256;
+		struct job *p = realloc(w->jobs, ncap * sizeof *p);
+		if (p == NULL)
+			return ZD_ENOMEM;
+		w->jobs = p;
+		w->cap_jobs = ncap;
+	}
+	ldns_rdf *o = ldns_rdf_clone(owner);
+	if (o == NULL)
+		return ZD_ENOMEM;
+	w->jobs[w->n_jobs++] = (struct job){.owner = o, .type = type};
+	return ZD_OK;
+}
+
+static uint32_t
+jitter(struct signer *sg)
+{
+	if (sg->p->jitter == 0)
+		return 0;
+	/* xorshift64: spread, not secrecy */
+	sg->rng ^= sg->rng << 13;
+	sg->rng ^= sg->rng >> 7;
+	sg->rng ^= sg->rng << 17;
+	return (uint32_t)(sg->rng % ((uint64_t)sg->p->jitter + 1));
+}
+
+/* RRSIG RDATA up to the signature (RFC 4034 s3.1) for rrset. */
+static size_t
+rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, int ksk,
+           uint32_t inception, uint32_t expiration, uint8_t *out)
+{
+	const ldns_rr *first = ldns_rr_list_rr(rrset, 0);
+	const ldns_rdf *owner = ldns_rr_owner(first);
+	uint8_t labels = ldns_dname_label_count(owner);
+	uint32_t ttl = ldns_rr_ttl(first);
+	uint16_t tag = ksk ? sg->ksk_tag : sg->zsk_tag;
+	size_t n = 0;
+
+	if (ldns_dname_is_wildcard(owner))
+		labels--;
+	out[n++] = (uint8_t)(type >> 8);
+	out[n++] = (uint8_t)type;
+	out[n++] = sg->p->algorithm;
+	out[n++] = labels;
+	for (int i = 3; i >= 0; i--)
+		out[n++] = (uint8_t)(ttl >> (8 * i));
+	for (int i = 3; i >= 0; i--)
+		out[n++] = (uint8_t)(expiration >> (8 * i));
+	for (int i = 3; i >= 0; i--)
+		out[n++] = (uint8_t)(inception >> (8 * i));
+	out[n++] = (uint8_t)(tag >> 8);
+	out[n++] = (uint8_t)tag;
+	memcpy(out + n, ldns_rdf_data(sg->apex), ldns_rdf_size(sg->apex));
+	return n + ldns_rdf_size(sg->apex);
+}
+
+/* Sign the queued jobs: build each input, sign, put the RRSIG. */
+zd_err
+signer_jobs_flush(struct work *w)
+{
+	struct signer *sg = w->sg;
+	ldns_buffer *buf = ldns_buffer_new(4096);
+	ldns_rr_list *rrset = NULL;
+	zd_err e = ZD_OK;
+
+	if (buf == NULL)
+		return ZD_ENOMEM;
+	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++) {
+		struct job *j = &w->jobs[i];
+		int ksk = j->type == LDNS_RR_TYPE_DNSKEY || j->type == LDNS_RR_TYPE_CDS ||
+		          j->type == LDNS_RR_TYPE_CDNSKEY;
+		uint8_t head[18 + 256], sig[HSM_SIG_MAX], rd[18 + 256 + HSM_SIG_MAX];
+		size_t siglen = sizeof sig;
+
+		ldns_rr_list_deep_free(rrset);
+		rrset = NULL;
+		if ((e = store_rrset_find(w->s, w->v, j->owner, j->type, 0, &rrset)) != ZD_OK)
+			break;
+		if (rrset == NULL || ldns_rr_list_rr_count(rrset) == 0)
+			continue; /* gone since it was queued */
+		uint32_t inception = w->now - sg->p->inception_offset;
+		uint32_t expiration = w->now + sg->p->validity - jitter(sg);
+		size_t hl = rrsig_head(sg, rrset, j->type, ksk, inception, expiration, head);
+		/* RFC 4034 s3.1.8.1: RRSIG RDATA without the signature, then the
+		 * RRset in canonical form and order. */
+		ldns_buffer_clear(buf);
+		ldns_buffer_write(buf, head, hl);
+		for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
+			ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
+		ldns_rr_list_sort(rrset);
+		for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
+			if (ldns_rr2buffer_wire_canonical(buf, ldns_rr_list_rr(rrset, k),
+			                                  LDNS_SECTION_ANY) != LDNS_STATUS_OK) {
+				e = ZD_ENOMEM;
+				break;
+			}
+		if (e != ZD_OK || ldns_buffer_status(buf) != LDNS_STATUS_OK) {
+			e = ZD_ENOMEM;
+			break;
+		}
+		if ((e = token_sign(sg->tk, ksk ? sg->ksk : sg->zsk, ldns_buffer_begin(buf),
+		                    ldns_buffer_position(buf), sig, &siglen, w->err,
+		                    w->errlen)) != ZD_OK) {
+			char *o = ldns_rdf2str(j->owner);
+			size_t l = strlen(w->err);
+			snprintf(w->err + l, w->errlen > l ? w->errlen - l : 0, " (signing %s %u)",
+			         o ? o : "?", j->type);
+			free(o);
+			break;
+		}
+		if (sg->corrupt_owner != NULL && ldns_dname_compare(sg->corrupt_owner, j->owner) == 0) {
+			/* test hook: a bad signature the gate must catch */
+			sig[siglen / 2] ^= 0x01;
+			ldns_rdf_deep_free(sg->corrupt_owner);
+			sg->corrupt_owner = NULL;
+			zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
+			       "test hook: corrupted the signature of an RRset at this name");
+		}
+		memcpy(rd, head, hl);
+		memcpy(rd + hl, sig, siglen);
+		ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG,
+		                             ldns_rr_ttl(ldns_rr_list_rr(rrset, 0)), rd, hl + siglen);
+		if (rr == NULL) {
+			e = ZD_ENOMEM;
+			break;
+		}
+		if ((e = signer_rrset_put1(w, j->owner, LDNS_RR_TYPE_RRSIG, j->type, rr)) != ZD_OK)
+			break;
+		w->st->signatures++;
+	}
+	ldns_rr_list_deep_free(rrset);
+	ldns_buffer_free(buf);
+	for (size_t i = 0; i < w->n_jobs; i++)
+		ldns_rdf_deep_free(w->jobs[i].owner);
+	w->n_jobs = 0;
+	return e;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+int
+signer_type_is_dnssec(uint16_t type)
+{
+	return type == LDNS_RR_TYPE_RRSIG || type == LDNS_RR_TYPE_NSEC || type == LDNS_RR_TYPE_NSEC3;
+}
+
+static int
+has_type(const uint16_t *types, size_t n, uint16_t type)
+{
+	for (size_t i = 0; i < n; i++)
+		if (types[i] == type)
+			return 1;
+	return 0;
+}
+
+/* 1 when a name strictly between name and the apex is a delegation (or
+ * DNAME) as of v: name is glue or below a cut, nothing there is signed. */
+zd_err
+signer_occluded(struct work *w, uint64_t v, const ldns_rdf *name, int *out)
+{
+	uint8_t apex_labels = ldns_dname_label_count(w->sg->apex);
+	ldns_rdf *a = ldns_dname_left_chop(name);
+	uint16_t types[TYPES_MAX];
+	size_t n;
+	zd_err e = ZD_OK;
+
+	*out = 0;
+	while (a != NULL && ldns_dname_label_count(a) > apex_labels) {
+		if ((e = store_name_types(w->s, v, a, types, TYPES_MAX, &n)) != ZD_OK)
+			break;
+		if (has_type(types, n, LDNS_RR_TYPE_NS) || has_type(types, n, LDNS_RR_TYPE_DNAME)) {
+			*out = 1;
+			break;
+		}
+		ldns_rdf *up = ldns_dname_left_chop(a);
+		ldns_rdf_deep_free(a);
+		a = up;
+	}
+	ldns_rdf_deep_free(a);
+	return e;
+}
+
+int
+signer_changed(const struct work *w, const ldns_rdf *owner, uint16_t type)
+{
+	if (w->full)
+		return 1;
+	size_t lo = 0, hi = w->n_chg;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = ldns_dname_compare(w->chg[mid].owner, owner);
+		if (c == 0)
+			c = w->chg[mid].type < type ? -1 : w->chg[mid].type > type;
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Reconcile one name's RRSIGs, then its chain record. */
+static zd_err
+name_reconcile(struct work *w, const ldns_rdf *name)
+{
+	ldns_rr_list *all = NULL;
+	uint16_t types[TYPES_MAX];
+	size_t n_types = 0;
+	int apex = ldns_dname_compare(name, w->sg->apex) == 0, occluded = 0;
+	zd_err e;
+
+	if ((e = signer_name_rrs(w, w->v, name, &all)) != ZD_OK)
+		return e;
+	size_t n = ldns_rr_list_rr_count(all);
+	for (size_t i = 0; i < n; i++) {
+		uint16_t t = (uint16_t)ldns_rr_get_type(ldns_rr_list_rr(all, i));
+		if (t == LDNS_RR_TYPE_NSEC3 && !apex)
+			goto out; /* a chain record's owner: nsec3.c keeps those */
+		if (signer_type_is_dnssec(t) || has_type(types, n_types, t))
+			continue;
+		if (n_types == TYPES_MAX) {
+			e = ZD_ELIMIT;
+			goto out;
+		}
+		types[n_types++] = t;
+	}
+	if (!apex && (e = signer_occluded(w, w->v, name, &occluded)) != ZD_OK)
+		goto out;
+	int deleg = !apex && has_type(types, n_types, LDNS_RR_TYPE_NS);
+	struct name_state ns = {
+	        .name = name,
+	        .apex = apex,
+	        .occluded = occluded,
+	        .deleg = deleg,
+	        .has_ds = has_type(types, n_types, LDNS_RR_TYPE_DS),
+	        .types = types,
+	        .n_types = n_types,
+	};
+	/* RRSIGs of the data: new for a changed RRset or one whose signature
+	 * is old or by another key; none where nothing may be signed. */
+	for (size_t i = 0; i < n_types; i++) {
+		uint16_t t = types[i];
+		int must = !occluded && (!deleg || t == LDNS_RR_TYPE_DS);
+		if (!must)
+			continue;
+		ns.any_signed = 1;
+		const ldns_rr *sig = NULL, *first = NULL;
+		for (size_t k = 0; k < n; k++) {
+			const ldns_rr *rr = ldns_rr_list_rr(all, k);
+			if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG &&
+			    ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == t)
+				sig = rr;
+			else if ((uint16_t)ldns_rr_get_type(rr) == t && first == NULL)
+				first = rr;
+		}
+		if (signer_changed(w, name, t) || sig == NULL ||
+		    !signer_rrsig_ok(w, sig, t, ldns_rr_ttl(first)))
+			if ((e = signer_job_push(w, name, t)) != ZD_OK)
+				goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const ldns_rr *rr = ldns_rr_list_rr(all, k);
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG)
+			continue;
+		uint16_t c = (uint16_t)ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr));
+		if (c == LDNS_RR_TYPE_NSEC || c == LDNS_RR_TYPE_NSEC3)
+			continue; /* the chain's */
+		int must = has_type(types, n_types, c) && !occluded &&
+		           (!deleg || c == LDNS_RR_TYPE_DS);
+		if (!must && (e = signer_rrset_put1(w, name, LDNS_RR_TYPE_RRSIG, c, NULL)) != ZD_OK)
+			goto out;
+	}
+	e = signer_chain_name(w, &ns);
+out:
+	ldns_rr_list_deep_free(all);
+	return e;
+}
+
+/* ---- driving ------------------------------------------------------------- */
+
+static zd_err
+chg_collect(void *arg, const ldns_rdf *owner, uint16_t type, uint16_t covered)
+{
+	struct work *w = arg;
+	(void)covered;
+	if (w->n_chg == w->cap_chg) {
+		size_t ncap = w->cap_chg ? w->cap_chg * 2 : 64;
+		struct chg *p = realloc(w->chg, ncap * sizeof *p);
+		if (p == NULL)
+			return ZD_ENOMEM;
+		w->chg = p;
+		w->cap_chg = ncap;
+	}
+	ldns_rdf *o = ldns_rdf_clone(owner);
+	if (o == NULL)
+		return ZD_ENOMEM;
+	w->chg[w->n_chg++] = (struct chg){.owner = o, .type = type};
+	return ZD_OK;
+}
+
+static int
+chg_cmp(const void *a, const void *b)
+{
+	const struct chg *x = a, *y = b;
+	int c = ldns_dname_compare(x->owner, y->owner);
+	return c != 0 ? c : (x->type < y->type ? -1 : x->type > y->type);
+}
+
+/* The name and its ancestors below the apex. */
+static zd_err
+push_with_ancestors(struct work *w, struct namevec *nv, const ldns_rdf *name)
+{
+	uint8_t apex_labels = ldns_dname_label_count(w->sg->apex);
+	ldns_rdf *a = ldns_rdf_clone(name);
+	zd_err e = ZD_OK;
+
+	if (!ldns_dname_is_subdomain(name, w->sg->apex) &&
+	    ldns_dname_compare(name, w->sg->apex) != 0) {
+		ldns_rdf_deep_free(a);
+		return ZD_OK;
+	}
+	while (a != NULL && e == ZD_OK && ldns_dname_label_count(a) > apex_labels) {
+		ldns_rdf *up = ldns_dname_left_chop(a);
+		e = namevec_push(nv, a);
+		a = up;
+	}
+	ldns_rdf_deep_free(a);
+	return e;
+}
+
+static zd_err
+below_collect(void *arg, const ldns_rdf *name)
+{
+	return namevec_push(arg, ldns_rdf_clone(name));
+}
+
+/* Names the txn touched: changed owners, their ancestors, the names below
+ * a changed NS RRset (their occlusion changed), and refresh-due names. */
+static zd_err
+affected_names(struct work *w, struct namevec *nv)
+{
+	zd_err e = ZD_OK;
+	if ((e = namevec_push(nv, ldns_rdf_clone(w->sg->apex))) != ZD_OK)
+		return e;
+	for (size_t i = 0; i < w->n_chg && e == ZD_OK; i++) {
+		const struct chg *c = &w->chg[i];
+		if (c->type == LDNS_RR_TYPE_RRSIG || c->type == LDNS_RR_TYPE_NSEC3)
+			continue;
+		if ((e = push_with_ancestors(w, nv, c->owner)) != ZD_OK)
+			break;
+		if (c->type == LDNS_RR_TYPE_NS && ldns_dname_compare(c->owner, w->sg->apex) != 0) {
+			e = store_below_walk(w->s, w->v, c->owner, SIGNER_BELOW_MAX, below_collect,
+			                     nv);
+			if (e == ZD_OK && w->old != 0)
+				e = store_below_walk(w->s, w->old, c->owner, SIGNER_BELOW_MAX,
+				                     below_collect, nv);
+		}
+	}
+	for (size_t i = 0; i < w->sg->pending.n && e == ZD_OK; i++) {
+		/* refresh: a chain owner goes to the chain's own check */
+		const ldns_rdf *p = w->sg->pending.v[i];
+		e = namevec_push(nv, ldns_rdf_clone(p));
+		if (e == ZD_OK)
+			e = namevec_push(&w->chain_dirty, ldns_rdf_clone(p));
+	}
+	if (e == ZD_OK)
+		namevec_sort_unique(nv);
+	return e;
+}
+
+static zd_err
+apex_put(struct work *w)
+{
+	ldns_rr_list *sets[4];
+	zd_err e = apex_sets(w->sg, sets);
+	for (int i = 0; i < 4 && e == ZD_OK; i++)
+		e = store_txn_rrset_put(w->t, w->sg->apex, apex_types[i], 0, sets[i]);
+	for (int i = 0; i < 4; i++)
+		ldns_rr_list_deep_free(sets[i]);
+	return e;
+}
+
+/* Names of the zone in chunks, for a full signing. */
+struct walk_chunk {
+	struct namevec *nv;
+	ldns_rdf *last;
+};
+
+static zd_err
+walk_names(void *arg, const ldns_rr *rr)
+{
+	struct walk_chunk *c = arg;
+	const ldns_rdf *o = ldns_rr_owner(rr);
+	if (c->last != NULL && ldns_dname_compare(c->last, o) == 0)
+		return ZD_OK;
+	ldns_rdf *name = ldns_rdf_clone(o);
+	zd_err e = namevec_push(c->nv, name);
+	if (e == ZD_OK)
+		c->last = name;
+	return e;
+}
+
+#define FULL_CHUNK_NAMES 4096
+#define JOBS_FLUSH       4096
+
+static zd_err
+sign_full(struct work *w)
+{
+	struct store_cursor cur = STORE_CURSOR_INIT;
+	struct namevec chunk = {0}, names = {0};
+	zd_err e = ZD_OK;
+
+	while (!cur.done && e == ZD_OK) {
+		struct walk_chunk c = {.nv = &chunk, .last = NULL};
+		if ((e = store_walk(w->s, w->v, &cur, FULL_CHUNK_NAMES, walk_names, &c)) != ZD_OK)
+			break;
+		for (size_t i = 0; i < chunk.n && e == ZD_OK; i++)
+			e = push_with_ancestors(w, &names, chunk.v[i]);
+		namevec_clear(&chunk);
+		if (e != ZD_OK)
+			break;
+		namevec_sort_unique(&names);
+		for (size_t i = 0; i < names.n && e == ZD_OK; i++) {
+			e = name_reconcile(w, names.v[i]);
+			w->st->names++;
+			if (e == ZD_OK && w->n_jobs >= JOBS_FLUSH)
+				e = signer_jobs_flush(w);
+		}
+		namevec_clear(&names);
+	}
+	/* the apex, last: its bitmap includes what the walk put there */
+	if (e == ZD_OK)
+		e = name_reconcile(w, w->sg->apex);
+	if (e == ZD_OK)
+		e = signer_jobs_flush(w);
+	if (e == ZD_OK)
+		e = signer_chain_full(w);
+	if (e == ZD_OK)
+		e = signer_jobs_flush(w);
+	namevec_clear(&chunk);
+	namevec_clear(&names);
+	return e;
+}
+
+static zd_err
+sign_incremental(struct work *w)
+{
+	struct namevec names = {0};
+	zd_err e;
+
+	if ((e = affected_names(w, &names)) != ZD_OK)
+		goto out;
+	for (size_t i = 0; i < names.n && e == ZD_OK; i++) {
+		e = name_reconcile(w, names.v[i]);
+		w->st->names++;
+	}
+	if (e == ZD_OK)
+		e = signer_chain_incremental(w);
+	if (e == ZD_OK)
+		e = signer_jobs_flush(w);
+out:
+	namevec_clear(&names);
+	return e;
+}
+
+zd_err
+signer_txn_sign(struct signer *sg, struct store *s, struct store_txn *t, int full,
+                struct signer_stats *st, char *err, size_t errlen)
+{
+	struct work w = {
+	        .sg = sg,
+	        .s = s,
+	        .t = t,
+	        .v = store_txn_version_get(t),
+	        .old = store_published_get(s),
+	        .now = now_s(),
+	        .full = full,
+	        .st = st,
+	        .err = err,
+	        .errlen = errlen,
+	};
+	uint64_t t0 = zd_now_ms();
+	zd_err e;
+
+	memset(st, 0, sizeof *st);
+	if (errlen)
+		err[0] = '\0';
+	if ((e = apex_put(&w)) != ZD_OK)
+		goto out;
+	if (!full) {
+		if ((e = store_txn_changes_foreach(t, chg_collect, &w)) != ZD_OK)
+			goto out;
+		qsort(w.chg, w.n_chg, sizeof *w.chg, chg_cmp);
+	}
+	e = full ? sign_full(&w) : sign_incremental(&w);
+	if (e == ZD_OK)
+		namevec_clear(&sg->pending); /* re-signed */
+out:
+	if (e != ZD_OK && err[0] == '\0')
+		snprintf(err, errlen, "%s", zd_strerror(e));
+	for (size_t i = 0; i < w.n_chg; i++)
+		ldns_rdf_deep_free(w.chg[i].owner);
+	free(w.chg);
+	for (size_t i = 0; i < w.n_jobs; i++)
+		ldns_rdf_deep_free(w.jobs[i].owner);
+	free(w.jobs);
+	namevec_clear(&w.chain_touched);
+	namevec_clear(&w.chain_removed);
+	namevec_clear(&w.chain_dirty);
+	st->ms = zd_now_ms() - t0;
+	return e;
+}
+
+/* ---- refresh ------------------------------------------------------------ */
+
+struct refresh_ctx {
+	struct signer *sg;
+	uint32_t now;
+	ldns_rdf *last;
+	zd_err e;
+};
+
+static zd_err
+refresh_rr(void *arg, const ldns_rr *rr)
+{
+	struct refresh_ctx *c = arg;
+	if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG || ldns_rr_rd_count(rr) < 9)
+		return ZD_OK;
+	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(rr));
+	if ((int32_t)(exp - c->now) > (int32_t)c->sg->p->refresh)
+		return ZD_OK;
+	if (c->last != NULL && ldns_dname_compare(c->last, ldns_rr_owner(rr)) == 0)
+		return ZD_OK;
+	if (c->sg->pending.n >= PENDING_MAX)
+		return ZD_OK;
+	ldns_rdf *o = ldns_rdf_clone(ldns_rr_owner(rr));
+	zd_err e = namevec_push(&c->sg->pending, o);
+	if (e == ZD_OK)
+		c->last = o;
+	return e;
+}
+
+zd_err
+signer_refresh_collect(struct signer *sg, struct store *s, size_t max_names, size_t *due)
+{
+	struct refresh_ctx c = {.sg = sg, .now = now_s()};
+	uint64_t v = store_published_get(s);
+	zd_err e = ZD_OK;
+
+	if (v != 0 && sg->pending.n < PENDING_MAX) {
+		if (sg->refresh_cur.done)
+			sg->refresh_cur = (struct store_cursor)STORE_CURSOR_INIT;
+		e = store_walk(s, v, &sg->refresh_cur, max_names, refresh_rr, &c);
+		if (e == ZD_ENOTFOUND) { /* version pruned meanwhile: start over */
+			sg->refresh_cur = (struct store_cursor)STORE_CURSOR_INIT;
+			e = ZD_OK;
+		}
+	}
+	*due = sg->pending.n;
+	return e;
+}
+
+size_t
+signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t interval_ms)
+{
+	uint64_t cycle_ms = (uint64_t)sg->p->refresh * 1000u / 4u;
+	if (cycle_ms == 0)
+		cycle_ms = 1;
+	uint64_t n = (uint64_t)zone_names * interval_ms / cycle_ms + 1;
+	return n < 16 ? 16 : (size_t)n;
+}

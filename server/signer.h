@@ -1,0 +1,90 @@
+/* server/signer.h -- DNSSEC signing of a zone's versions (DESIGN.md decision
+ * 5): the DNSKEY, NSEC3PARAM and CDS/CDNSKEY RRsets at the apex, the NSEC3
+ * (or NSEC) chain, and RRSIGs, for what a version changed only.
+ *
+ * Signing reconciles: for every name the version touched (its changed
+ * owners, their ancestors up to the apex, and the names below one whose
+ * delegation appeared or went), it computes the DNSSEC records the name must
+ * have and puts only what differs: a changed RRset gets a new RRSIG, a chain
+ * record whose type bitmap or next field changed is rewritten and re-signed,
+ * and nothing else is touched.  With NSEC3 opt-out an insecure delegation
+ * has no NSEC3 record, so adding or removing one costs the SOA's signature
+ * only.  A full signing (the first version, new keys) treats every name as
+ * touched and rebuilds the chain in one ordered pass.
+ *
+ * Keys: one KSK (signs DNSKEY, CDS, CDNSKEY) and one ZSK (everything else)
+ * per zone, found in the token by label ("<zone> KSK", "<zone> ZSK") or
+ * generated there at the first start with tags that do not collide.
+ *
+ * Threads: the batch thread only (struct signer_token too), after start-up
+ * on the main thread.  Limits: SIGNER_BELOW_MAX names looked at below an
+ * empty non-terminal or a changed delegation.
+ * Standards: RFC 4033-4035, RFC 5155 (NSEC3), RFC 9276 (parameters),
+ * RFC 7344 (CDS/CDNSKEY), RFC 6840. */
+#ifndef ZD_SIGNER_H
+#define ZD_SIGNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zd_config.h"
+#include "common/zd_err.h"
+#include "server/store.h"
+
+#define SIGNER_BELOW_MAX 1000000
+
+struct signer_token; /* the PKCS#11 token, logged in, with the batch thread's session */
+struct signer;       /* one zone's keys and policy */
+
+/* Load the module, log in, open the signing session.  On failure err says
+ * why (module, token, PIN); the caller exits. */
+zd_err signer_token_new(const struct zd_hsm_config *hc, struct signer_token **out, char *err,
+                        size_t errlen);
+void signer_token_free(struct signer_token *tk);
+/* 1 while the token signs; 0 after it went away, until signer_token_check()
+ * got it back. */
+int signer_token_is_up(const struct signer_token *tk);
+/* When the token is lost, try to reconnect (sessions closed, module
+ * re-initialised, keys found again).  ZD_OK when the token is usable. */
+zd_err signer_token_check(struct signer_token *tk, char *err, size_t errlen);
+
+/* The zone's keys: found in the token by label, or generated.  ZD_EHSM with
+ * err when the token refuses, or when the keys found are of another
+ * algorithm than the policy (an algorithm rollover is not done here). */
+zd_err signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out,
+                  char *err, size_t errlen);
+void signer_free(struct signer *sg);
+
+struct signer_stats {
+	size_t signatures;    /* RRSIGs made */
+	size_t names;         /* names reconciled */
+	size_t chain_changed; /* NSEC3/NSEC records added, removed or rewritten */
+	uint64_t ms;          /* time spent */
+};
+
+/* Sign the version t builds on top of the published one (the SOA is put
+ * already).  full: every name, and the whole chain.  On failure the txn
+ * holds part of the work; the caller aborts it.  err names the owner and the
+ * step.  ZD_EHSM: the token failed (signer_token_is_up() says whether it
+ * went away). */
+zd_err signer_txn_sign(struct signer *sg, struct store *s, struct store_txn *t, int full,
+                       struct signer_stats *st, char *err, size_t errlen);
+
+/* 1 when the zone's published DNSKEY RRset is not the one these keys make:
+ * the next version must be a full signing. */
+int signer_keys_changed(struct signer *sg, struct store *s);
+
+/* Signature refresh: look at up to max_names names of the published
+ * version after the refresh cursor and remember those with a signature
+ * whose remaining validity is below the policy's refresh period; the next
+ * signer_txn_sign() re-signs them.  *due gets the number of names waiting. */
+zd_err signer_refresh_collect(struct signer *sg, struct store *s, size_t max_names, size_t *due);
+/* Names per refresh step so that the whole zone is looked at every
+ * refresh/4 seconds with a step every interval_ms. */
+size_t signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t interval_ms);
+
+/* Test hook: the signature of the next RRset signed at owner (presentation
+ * form) gets one byte flipped after the token made it, once. */
+void signer_test_corrupt_set(struct signer *sg, const char *owner);
+
+#endif

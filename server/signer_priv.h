@@ -1,0 +1,97 @@
+/* server/signer_priv.h -- what signer.c and nsec3.c share.  Not for other
+ * modules. */
+#ifndef ZD_SIGNER_PRIV_H
+#define ZD_SIGNER_PRIV_H
+
+#include <ldns/ldns.h>
+
+#include "hsm/hsm.h"
+#include "server/signer.h"
+
+struct signer_token {
+	struct hsm *h;
+	struct hsm_session *sess; /* the batch thread's */
+	int up;
+};
+
+/* Owned names. */
+struct namevec {
+	ldns_rdf **v;
+	size_t n, cap;
+};
+
+struct signer {
+	const struct zd_zone_config *zc;
+	const struct zd_dnssec_config *p;
+	struct signer_token *tk;
+	struct hsm_key *ksk, *zsk;
+	uint16_t ksk_tag, zsk_tag;
+	ldns_rdf *apex; /* canonical */
+	uint64_t rng;   /* jitter */
+	struct namevec pending; /* names whose signatures are due for refresh */
+	struct store_cursor refresh_cur;
+	ldns_rdf *corrupt_owner; /* test hook */
+};
+
+struct chg {
+	ldns_rdf *owner;
+	uint16_t type;
+};
+
+struct job {
+	ldns_rdf *owner;
+	uint16_t type;
+};
+
+/* One signer_txn_sign() call. */
+struct work {
+	struct signer *sg;
+	struct store *s;
+	struct store_txn *t;
+	uint64_t v;   /* the txn's version */
+	uint64_t old; /* the published version (0: none) */
+	uint32_t now;
+	int full;
+	struct chg *chg; /* (owner, type) the txn changed before signing, sorted */
+	size_t n_chg, cap_chg;
+	struct job *jobs;
+	size_t n_jobs, cap_jobs;
+	struct namevec chain_touched; /* chain owners added or rewritten */
+	struct namevec chain_removed; /* chain owners deleted */
+	struct namevec chain_dirty;   /* chain owners whose RRSIG must be checked */
+	struct signer_stats *st;
+	char *err;
+	size_t errlen;
+};
+
+/* What name_reconcile() learnt of a name, for its chain record. */
+struct name_state {
+	const ldns_rdf *name;
+	int apex, occluded, deleg, has_ds;
+	int any_signed;        /* some RRset here is signed */
+	const uint16_t *types; /* data types (no RRSIG, NSEC, NSEC3) */
+	size_t n_types;
+};
+
+ldns_rr *signer_rr_make(const ldns_rdf *owner, uint16_t type, uint32_t ttl, const uint8_t *rdata,
+                        size_t len);
+/* Put the RRset of one rr (taken; NULL deletes). */
+zd_err signer_rrset_put1(struct work *w, const ldns_rdf *owner, uint16_t type, uint16_t covered,
+                         ldns_rr *rr);
+zd_err signer_name_rrs(struct work *w, uint64_t v, const ldns_rdf *owner, ldns_rr_list **out);
+zd_err namevec_push(struct namevec *nv, ldns_rdf *name); /* takes name; NULL is ZD_ENOMEM */
+void namevec_sort_unique(struct namevec *nv);
+void namevec_clear(struct namevec *nv);
+int signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint32_t ttl);
+zd_err signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type);
+zd_err signer_jobs_flush(struct work *w);
+int signer_type_is_dnssec(uint16_t type);
+zd_err signer_occluded(struct work *w, uint64_t v, const ldns_rdf *name, int *out);
+int signer_changed(const struct work *w, const ldns_rdf *owner, uint16_t type);
+
+/* nsec3.c */
+zd_err signer_chain_name(struct work *w, const struct name_state *ns);
+zd_err signer_chain_incremental(struct work *w);
+zd_err signer_chain_full(struct work *w);
+
+#endif
