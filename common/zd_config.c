@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -20,6 +21,9 @@ struct ctx {
 	yaml_document_t *doc;
 	char *err;
 	size_t errlen;
+	/* the first zone that signs and its dnssec: node, for "needs hsm:" */
+	const char *signing_zone;
+	const yaml_node_t *signing_node;
 };
 
 static zd_err fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
@@ -276,6 +280,378 @@ soa_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	return fail(c, v, "unknown soa setting '%s'", k);
 }
 
+/* YAML 1.1's words, so that `cds: no` means what a YAML reader expects.
+ * 1 or 0, or -1 for anything else. */
+static int
+bool_word(const char *s)
+{
+	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no",
+	                                                                       "off"};
+
+	for (size_t i = 0; s != NULL && i < sizeof yes / sizeof yes[0]; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static zd_err
+get_bool(struct ctx *c, const yaml_node_t *n, const char *what, int *out)
+{
+	int b = bool_word(scalar(n));
+
+	if (b < 0)
+		return fail(c, n, "%s must be true or false (or yes/no, on/off)", what);
+	*out = b;
+	return ZD_OK;
+}
+
+/* Seconds, or a number with one suffix s, m, h, d or w ("30d"); in [min, max]. */
+static zd_err
+get_duration(struct ctx *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
+             uint32_t *out)
+{
+	const char *s = scalar(n);
+	char digits[24];
+	uint64_t v, unit = 1;
+	size_t len;
+
+	if (s == NULL || (len = strlen(s)) == 0 || len >= sizeof digits)
+		goto bad;
+	switch (s[len - 1]) {
+	case 's':
+		unit = 1;
+		len--;
+		break;
+	case 'm':
+		unit = 60;
+		len--;
+		break;
+	case 'h':
+		unit = 3600;
+		len--;
+		break;
+	case 'd':
+		unit = 86400;
+		len--;
+		break;
+	case 'w':
+		unit = 604800;
+		len--;
+		break;
+	default:
+		break;
+	}
+	memcpy(digits, s, len);
+	digits[len] = '\0';
+	/* v <= 2^32 and unit <= 2^20: the product fits */
+	if (zd_parse_u64(digits, 0, UINT32_MAX, &v) != ZD_OK || v * unit < min || v * unit > max)
+		goto bad;
+	*out = (uint32_t)(v * unit);
+	return ZD_OK;
+bad:
+	return fail(c, n,
+	            "%s must be a duration from %u to %u seconds (seconds, or a number with "
+	            "s, m, h, d or w)",
+	            what, min, max);
+}
+
+/* A name getenv() can find: a typo here would only show at the first login. */
+static zd_err
+get_env_name(struct ctx *c, const yaml_node_t *n, char **out)
+{
+	const char *s = scalar(n);
+
+	if (s == NULL || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		goto bad;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_')
+			goto bad;
+	return get_string(c, n, "hsm pin-env", out);
+bad:
+	return fail(c, n,
+	            "hsm pin-env must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+}
+
+static zd_err
+hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_hsm_config *h = arg;
+	const char *s = scalar(v);
+
+	if (strcmp(k, "module") == 0) {
+		if (s == NULL || *s == '\0')
+			return fail(c, v, "hsm module must be the path of a PKCS#11 module");
+		return get_string(c, v, "hsm module", &h->module);
+	}
+	if (strcmp(k, "token-label") == 0) {
+		/* PKCS#11 CK_TOKEN_INFO.label is 32 bytes, blank padded */
+		if (s == NULL || *s == '\0' || strlen(s) > 32)
+			return fail(c, v, "hsm token-label must be 1 to 32 bytes");
+		return get_string(c, v, "hsm token-label", &h->token_label);
+	}
+	if (strcmp(k, "pin-file") == 0) {
+		if (s == NULL || *s == '\0')
+			return fail(c, v, "hsm pin-file must be a path");
+		return get_string(c, v, "hsm pin-file", &h->pin_file);
+	}
+	if (strcmp(k, "pin-env") == 0)
+		return get_env_name(c, v, &h->pin_env);
+	if (strcmp(k, "sign-processes") == 0)
+		return get_u32(c, v, "hsm sign-processes", 0, 64, &h->sign_processes);
+	return fail(c, v, "unknown hsm setting '%s'", k);
+}
+
+#define TTL_MAX   2147483647u /* RFC 2181 s8 */
+#define TTL_UNSET UINT32_MAX  /* dnskey-ttl, denial-ttl: from the SOA once it is known */
+
+static void
+dnssec_defaults(struct zd_dnssec_config *d)
+{
+	*d = (struct zd_dnssec_config){
+	        .enabled = 0,
+	        .algorithm = 13,
+	        .denial = ZD_DENIAL_NSEC3,
+	        .nsec3_opt_out = 1,
+	        .validity = 30 * 86400,
+	        .refresh = 24 * 86400,
+	        .jitter = 2 * 86400,
+	        .inception_offset = 3600,
+	        .dnskey_ttl = TTL_UNSET,
+	        .denial_ttl = TTL_UNSET,
+	        .max_ttl = 2 * 86400,
+	};
+}
+
+/* The dnssec: mapping of one zone; what depends on the order of keys is
+ * checked after the walk. */
+struct dnssec_walk {
+	struct zd_dnssec_config *d;
+	const yaml_node_t *ksk_bits, *zsk_bits, *force_unsign;
+};
+
+static zd_err
+get_algorithm(struct ctx *c, const yaml_node_t *n, uint8_t *out)
+{
+	static const struct {
+		const char *name, *number;
+		uint8_t alg;
+	} t[] = {
+	        {"rsasha256", "8", 8},
+	        {"ecdsap256sha256", "13", 13},
+	        {"ed25519", "15", 15},
+	};
+	const char *s = scalar(n);
+
+	for (size_t i = 0; s != NULL && i < sizeof t / sizeof t[0]; i++)
+		if (strcasecmp(s, t[i].name) == 0 || strcmp(s, t[i].number) == 0) {
+			*out = t[i].alg;
+			return ZD_OK;
+		}
+	return fail(c, n,
+	            "dnssec algorithm must be ecdsap256sha256 (13), rsasha256 (8) or ed25519 (15)");
+}
+
+static zd_err
+get_salt(struct ctx *c, const yaml_node_t *n, struct zd_dnssec_config *d)
+{
+	uint8_t salt[ZD_NSEC3_SALT_MAX];
+	const char *s = scalar(n);
+	size_t len;
+
+	if (s == NULL)
+		goto bad;
+	if (strcmp(s, "-") == 0)
+		s = ""; /* the presentation form of an empty salt (RFC 5155 s3.3) */
+	len = strlen(s);
+	if (len % 2 != 0 || len / 2 > ZD_NSEC3_SALT_MAX)
+		goto bad;
+	for (size_t i = 0; i < len; i += 2) {
+		char hex[3] = {s[i], s[i + 1], '\0'};
+		if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]))
+			goto bad;
+		salt[i / 2] = (uint8_t)strtoul(hex, NULL, 16);
+	}
+	memcpy(d->nsec3_salt, salt, len / 2);
+	d->nsec3_salt_len = (uint8_t)(len / 2);
+	return ZD_OK;
+bad:
+	return fail(c, n,
+	            "dnssec nsec3-salt must be \"-\" (empty) or an even number of hex digits, "
+	            "at most %u bytes",
+	            ZD_NSEC3_SALT_MAX);
+}
+
+static zd_err
+dnssec_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct dnssec_walk *w = arg;
+	struct zd_dnssec_config *d = w->d;
+	uint32_t u;
+	zd_err e;
+
+	if (strcmp(k, "enabled") == 0)
+		return get_bool(c, v, "dnssec enabled", &d->enabled);
+	if (strcmp(k, "force-unsign") == 0) {
+		w->force_unsign = v;
+		return get_bool(c, v, "dnssec force-unsign", &d->force_unsign);
+	}
+	if (strcmp(k, "algorithm") == 0)
+		return get_algorithm(c, v, &d->algorithm);
+	if (strcmp(k, "ksk-bits") == 0 || strcmp(k, "zsk-bits") == 0) {
+		int ksk = k[0] == 'k';
+		if ((e = get_u32(c, v, ksk ? "dnssec ksk-bits" : "dnssec zsk-bits", 2048, 4096,
+		                 &u)) != ZD_OK)
+			return e;
+		*(ksk ? &d->ksk_bits : &d->zsk_bits) = (uint16_t)u;
+		*(ksk ? &w->ksk_bits : &w->zsk_bits) = v;
+		return ZD_OK;
+	}
+	if (strcmp(k, "denial") == 0) {
+		const char *s = scalar(v);
+		if (s && strcasecmp(s, "nsec3") == 0)
+			d->denial = ZD_DENIAL_NSEC3;
+		else if (s && strcasecmp(s, "nsec") == 0)
+			d->denial = ZD_DENIAL_NSEC;
+		else
+			return fail(c, v, "dnssec denial must be nsec3 or nsec");
+		return ZD_OK;
+	}
+	if (strcmp(k, "nsec3-opt-out") == 0)
+		return get_bool(c, v, "dnssec nsec3-opt-out", &d->nsec3_opt_out);
+	if (strcmp(k, "nsec3-iterations") == 0) {
+		if ((e = get_u32(c, v, "dnssec nsec3-iterations", 0, 500, &u)) != ZD_OK)
+			return e;
+		d->nsec3_iterations = (uint16_t)u;
+		return ZD_OK;
+	}
+	if (strcmp(k, "nsec3-salt") == 0)
+		return get_salt(c, v, d);
+	if (strcmp(k, "signature-validity") == 0)
+		return get_duration(c, v, "dnssec signature-validity", 1, TTL_MAX, &d->validity);
+	if (strcmp(k, "refresh") == 0)
+		return get_duration(c, v, "dnssec refresh", 1, TTL_MAX, &d->refresh);
+	if (strcmp(k, "jitter") == 0)
+		return get_duration(c, v, "dnssec jitter", 0, TTL_MAX, &d->jitter);
+	if (strcmp(k, "inception-offset") == 0)
+		return get_duration(c, v, "dnssec inception-offset", 0, TTL_MAX,
+		                    &d->inception_offset);
+	if (strcmp(k, "dnskey-ttl") == 0)
+		return get_duration(c, v, "dnssec dnskey-ttl", 0, TTL_MAX, &d->dnskey_ttl);
+	if (strcmp(k, "denial-ttl") == 0)
+		return get_duration(c, v, "dnssec denial-ttl", 0, TTL_MAX, &d->denial_ttl);
+	if (strcmp(k, "max-ttl") == 0)
+		return get_duration(c, v, "dnssec max-ttl", 0, TTL_MAX, &d->max_ttl);
+	if (strcmp(k, "cds") == 0)
+		return get_bool(c, v, "dnssec cds", &d->cds);
+	return fail(c, v, "unknown dnssec setting '%s'", k);
+}
+
+/* `dnssec: on`, `dnssec: off` or a mapping (which means on unless it says
+ * enabled: false). */
+static zd_err
+dnssec_parse(struct ctx *c, yaml_node_t *v, struct zd_dnssec_config *d)
+{
+	struct dnssec_walk w = {.d = d};
+	zd_err e;
+
+	if (v != NULL && v->type == YAML_SCALAR_NODE) {
+		int on = bool_word(scalar(v));
+		if (on < 0)
+			return fail(c, v, "dnssec must be on, off or a mapping of settings");
+		d->enabled = on;
+		return ZD_OK;
+	}
+	d->enabled = 1;
+	if ((e = walk_map(c, v, "dnssec", dnssec_pair, &w)) != ZD_OK)
+		return e;
+	if (d->algorithm == 8) {
+		if (d->ksk_bits == 0)
+			d->ksk_bits = 2048;
+		if (d->zsk_bits == 0)
+			d->zsk_bits = 2048;
+	} else if (w.ksk_bits != NULL || w.zsk_bits != NULL) {
+		return fail(
+		        c, w.ksk_bits ? w.ksk_bits : w.zsk_bits,
+		        "dnssec %s is for RSA keys only (algorithm rsasha256), not algorithm %u",
+		        w.ksk_bits ? "ksk-bits" : "zsk-bits", d->algorithm);
+	}
+	if (d->force_unsign && d->enabled)
+		return fail(c, w.force_unsign,
+		            "dnssec force-unsign needs enabled: false (it unsigns the zone)");
+	return ZD_OK;
+}
+
+/* The value of key in mapping map, or NULL. */
+static yaml_node_t *
+map_find(struct ctx *c, yaml_node_t *map, const char *key)
+{
+	if (map == NULL || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		const char *ks = scalar(yaml_document_get_node(c->doc, p->key));
+		if (ks != NULL && strcmp(ks, key) == 0)
+			return yaml_document_get_node(c->doc, p->value);
+	}
+	return NULL;
+}
+
+/* After the whole zone mapping: the TTL defaults need the SOA, which may be
+ * written after dnssec:.  Then the checks of a signing policy. */
+static zd_err
+dnssec_finish(struct ctx *c, struct zd_zone_config *z, const yaml_node_t *n)
+{
+	struct zd_dnssec_config *d = &z->dnssec;
+	uint64_t keep, need;
+
+	if (d->dnskey_ttl == TTL_UNSET)
+		d->dnskey_ttl = z->soa_ttl;
+	if (d->denial_ttl == TTL_UNSET) /* RFC 9077 s3 */
+		d->denial_ttl = z->soa_ttl < z->soa_minimum ? z->soa_ttl : z->soa_minimum;
+	if (!d->enabled)
+		return ZD_OK;
+	/* The lifetime guard (RFC 6781 s4.4.2; RFC 4641 s4.4.2): a secondary
+	 * that loses contact serves the zone until soa expire, and a resolver
+	 * keeps an answer max-ttl longer; the signatures it got must outlive
+	 * both.  A signature is re-made when less than refresh is left, and
+	 * refresh / 4 of that is kept as slack for a signer that is late. */
+	keep = (uint64_t)d->refresh - d->refresh / 4;
+	need = (uint64_t)z->soa_expire + d->max_ttl;
+	if (keep < need)
+		return fail(c, n,
+		            "zone %s: dnssec refresh - refresh/4 = %llu s must be >= soa expire + "
+		            "max-ttl = %u + %u = %llu s; raise refresh (and signature-validity) or "
+		            "lower soa expire or max-ttl",
+		            z->name, (unsigned long long)keep, z->soa_expire, d->max_ttl,
+		            (unsigned long long)need);
+	if ((uint64_t)d->validity <= (uint64_t)d->jitter + d->refresh)
+		return fail(
+		        c, n,
+		        "zone %s: dnssec signature-validity - jitter = %lld s must be > refresh "
+		        "= %u s (else signatures are re-made at once); raise signature-validity "
+		        "or lower jitter or refresh",
+		        z->name, (long long)d->validity - (long long)d->jitter, d->refresh);
+	if (d->inception_offset >= d->validity)
+		return fail(
+		        c, n,
+		        "zone %s: dnssec inception-offset = %u s must be < signature-validity = "
+		        "%u s",
+		        z->name, d->inception_offset, d->validity);
+	if (d->dnskey_ttl > d->max_ttl || d->denial_ttl > d->max_ttl || z->soa_ttl > d->max_ttl)
+		return fail(c, n,
+		            "zone %s: dnssec dnskey-ttl %u, denial-ttl %u and soa ttl %u must each "
+		            "be <= max-ttl %u",
+		            z->name, d->dnskey_ttl, d->denial_ttl, z->soa_ttl, d->max_ttl);
+	if (c->signing_zone == NULL) {
+		c->signing_zone = z->name;
+		c->signing_node = n;
+	}
+	return ZD_OK;
+}
+
 static zd_err
 zone_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 {
@@ -301,6 +677,8 @@ zone_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "soa") == 0)
 		return walk_map(c, v, "soa", soa_pair, z);
+	if (strcmp(k, "dnssec") == 0)
+		return dnssec_parse(c, v, &z->dnssec);
 	if (strcmp(k, "apex") == 0) {
 		if ((e = seq_items(c, v, "apex", 10000, &items, &n)) != ZD_OK)
 			return e;
@@ -403,6 +781,17 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "limits") == 0)
 		return walk_map(c, v, "limits", limits_pair, &cfg->limits);
+	if (strcmp(k, "hsm") == 0) {
+		struct zd_hsm_config *h = &cfg->hsm;
+		if ((e = walk_map(c, v, "hsm", hsm_pair, h)) != ZD_OK)
+			return e;
+		if (h->token_label == NULL)
+			return fail(c, v, "hsm needs a token-label");
+		if ((h->pin_file == NULL) == (h->pin_env == NULL))
+			return fail(c, v, "hsm needs exactly one of pin-file and pin-env");
+		cfg->has_hsm = 1;
+		return ZD_OK;
+	}
 	if (strcmp(k, "listen") == 0) {
 		if ((e = seq_items(c, v, "listen", 64, &items, &n)) != ZD_OK)
 			return e;
@@ -459,11 +848,16 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 			z->soa_retry = 600;
 			z->soa_expire = 1209600;
 			z->soa_minimum = 3600;
+			dnssec_defaults(&z->dnssec);
 			e = walk_map(c, items[i], "zone", zone_pair, z);
 			if (e == ZD_OK && z->name == NULL)
 				e = fail(c, items[i], "zone needs a name");
 			if (e == ZD_OK && (z->soa_mname == NULL || z->soa_rname == NULL))
 				e = fail(c, items[i], "zone %s needs soa mname and rname", z->name);
+			if (e == ZD_OK) {
+				yaml_node_t *dn = map_find(c, items[i], "dnssec");
+				e = dnssec_finish(c, z, dn ? dn : items[i]);
+			}
 		}
 		goto out;
 	}
@@ -493,6 +887,12 @@ check_refs(struct ctx *c, struct zd_config *cfg)
 	}
 	if (cfg->database == NULL)
 		return fail(c, NULL, "database (a libpq conninfo) is required");
+	/* The keys live in the token only: a signing zone without one cannot
+	 * be served signed, and serving it unsigned would break validation. */
+	if (c->signing_zone != NULL && !cfg->has_hsm)
+		return fail(c, c->signing_node,
+		            "zone %s signs but there is no hsm: section (the token with its keys)",
+		            c->signing_zone);
 	return ZD_OK;
 }
 
@@ -618,6 +1018,10 @@ zd_config_free(struct zd_config *c)
 		free(z->acl);
 	}
 	free(c->zones);
+	free(c->hsm.module);
+	free(c->hsm.token_label);
+	free(c->hsm.pin_file);
+	free(c->hsm.pin_env);
 	free(c);
 }
 
