@@ -27,9 +27,11 @@ APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
 class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
-                 ipv6=False, env=None):
+                 ipv6=False, env=None, hsm=None, dnssec=None, soa=None):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
-        pairs; tsig: [(name, algorithm, secret)]."""
+        pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
+        (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
+        settings for every zone; soa: SOA settings overriding the defaults."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -44,6 +46,10 @@ class Zonedistd:
         self.apex = apex
         self.ipv6 = ipv6  # also listen on [::1] at the same port
         self.env = env    # extra environment (test hooks)
+        self.hsm = hsm
+        self.dnssec = dnssec
+        self.soa = {"refresh": 60, "retry": 10, "expire": 1209600, "minimum": 300, "ttl": 300,
+                    **(soa or {})}
         self.port = free_port()
         self.daemon = None
 
@@ -58,14 +64,22 @@ class Zonedistd:
             lines.append("tsig-keys:")
             for name, alg, secret in self.tsig:
                 lines.append(f'  - {{name: "{name}", algorithm: {alg}, secret: "{secret}"}}')
+        if self.hsm is not None:
+            lines.append(f"hsm: {{module: {self.hsm.module}, token-label: {self.hsm.label}, "
+                         f"pin-file: {self.hsm.pin_file}}}")
         lines.append("zones:")
         for z in self.zones:
             apex = self.apex or [a.replace("tld.", z) for a in APEX]
             lines += [f"  - name: {z}",
                       f"    serial-policy: {self.serial_policy}",
-                      f"    soa: {{mname: a.nic.{z}, rname: hostmaster.nic.{z}, refresh: 60, "
-                      "retry: 10, expire: 1209600, minimum: 300, ttl: 300}",
+                      f"    soa: {{mname: a.nic.{z}, rname: hostmaster.nic.{z}, "
+                      + ", ".join(f"{k}: {v}" for k, v in self.soa.items()) + "}",
                       "    apex: [" + ", ".join(f'"{a}"' for a in apex) + "]"]
+            if isinstance(self.dnssec, dict):
+                lines.append("    dnssec: {" + ", ".join(f"{k}: {v}" for k, v in
+                                                         self.dnssec.items()) + "}")
+            elif self.dnssec is not None:
+                lines.append(f"    dnssec: {self.dnssec}")
             if self.notify:
                 lines.append("    notify:")
                 for port, key in self.notify:
@@ -91,6 +105,8 @@ class Zonedistd:
         self.write_config()
         for attempt in range(3):
             env = dict(os.environ, **(self.env or {}))
+            if self.hsm is not None:
+                env["SOFTHSM2_CONF"] = self.hsm.conf
             self.daemon = Daemon("zonedistd", [binary(), "--config", self.conf], self.log,
                                  env=env).start()
             try:
