@@ -38,7 +38,7 @@ def pg(request):
 
 
 from zdtest.softhsm import SoftHsm  # noqa: E402
-from zdtest.servers import Nsd, Bind, Knot, sanitizer_report  # noqa: E402
+from zdtest.servers import Nsd, Bind, Knot, Unbound, sanitizer_report  # noqa: E402
 
 
 @pytest.fixture
@@ -85,3 +85,9 @@ def bind_factory(spawn):
 @pytest.fixture
 def knot_factory(spawn):
     return lambda zones, **kw: spawn(Knot(zones, **kw))
+
+
+@pytest.fixture
+def unbound_factory(spawn):
+    """unbound_factory({zone: port}, trust_anchors, **kw) -> a started Unbound."""
+    return lambda stubs, trust_anchors, **kw: spawn(Unbound(stubs, trust_anchors, **kw))

@@ -1,10 +1,14 @@
 """NSD, BIND 9 and Knot started from generated configs on 127.0.0.1 high
 ports, each in its own directory, as secondaries (NSD, BIND, Knot) or as a
-primary (Knot)."""
+primary (Knot); Unbound as a validating resolver of test zones."""
 
 import os
 import shutil
 import tempfile
+
+import dns.flags
+import dns.message
+import dns.query
 
 from .dnsutil import soa_serial
 from .proc import Daemon, free_port, wait_until, sanitizer_findings, log_tail
@@ -275,6 +279,78 @@ zone:
 
     def argv(self):
         return ["knotd", "-c", os.path.join(self.dir, "knot.conf")]
+
+
+class Unbound(_Server):
+    """Unbound as a validating resolver for test zones: each zone is a stub
+    zone served by 127.0.0.1@port (a secondary under test) and validated from
+    the trust anchors given (DS or DNSKEY RR text, e.g. dnssec.ds_records()).
+
+    The test zones are not delegated from the real root, so nothing above
+    them is ever asked; they are not domain-insecure: an answer that does not
+    validate from the anchor is SERVFAIL.  Unbound checks signature times
+    with its own clock (plus its default skew allowance); val_override_date
+    ("YYYYMMDDHHMMSS", Unbound's debugging option) replaces that clock."""
+    kind = "unbound"
+
+    def __init__(self, stubs, trust_anchors, port=None, val_override_date=None):
+        super().__init__()
+        self.stubs = dict(stubs)  # {zone: port of the server answering for it}
+        self.trust_anchors = [trust_anchors] if isinstance(trust_anchors, str) \
+            else list(trust_anchors)
+        self.port = port
+        self.val_override_date = val_override_date
+
+    def write_config(self):
+        d = self.dir
+        anchors = "".join(f'  trust-anchor: "{a}"\n' for a in self.trust_anchors)
+        stubs = "".join(f'stub-zone:\n  name: "{z}"\n  stub-addr: 127.0.0.1@{p}\n'
+                        for z, p in self.stubs.items())
+        override = (f"  val-override-date: \"{self.val_override_date}\"\n"
+                    if self.val_override_date else "")
+        with open(os.path.join(d, "unbound.conf"), "w") as f:
+            f.write(f"""server:
+  directory: "{d}"
+  chroot: ""
+  username: ""
+  pidfile: "{d}/unbound.pid"
+  do-daemonize: no
+  interface: 127.0.0.1
+  port: {self.port}
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  num-threads: 1
+  so-reuseport: no
+  do-not-query-localhost: no
+  use-syslog: no
+  logfile: "{self.log}"
+  log-time-ascii: yes
+  verbosity: 1
+  log-servfail: yes
+  val-log-level: 2
+  module-config: "validator iterator"
+  trust-anchor-signaling: no
+  root-key-sentinel: no
+{anchors}{override}remote-control:
+  control-enable: no
+{stubs}""")
+
+    def argv(self):
+        return ["unbound", "-d", "-c", os.path.join(self.dir, "unbound.conf")]
+
+    def query(self, name, rdtype, timeout=5.0):
+        """The resolver's answer to an RD query with the DO bit (dnspython
+        message); over TCP when the UDP answer is truncated."""
+        q = dns.message.make_query(name, rdtype, want_dnssec=True)  # RD is set
+        r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=timeout)
+        if r.flags & dns.flags.TC:
+            r = dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=timeout)
+        return r
+
+    def validation_failures(self):
+        """Lines of the log where the validator explains a failure."""
+        text = open(self.log, errors="replace").read()
+        return [l for l in text.splitlines() if "validation failure" in l or "SERVFAIL" in l]
 
 
 def sanitizer_report(*servers):
