@@ -1,19 +1,25 @@
 /* bench/hsm_rate.c -- how many signatures per second a PKCS#11 token makes
  * through hsm_sign() (C_SignInit + C_Sign; for ECDSA also SHA-256 of a
  * 100-byte input in OpenSSL, well under 1% of a signature), with 1 thread
- * and with more, each thread on its own session and the same key.  Prints
- * one JSON object on stdout; errors go to stderr with exit status 1.
+ * and with more, each thread on its own session and the same key; with
+ * --pool, also through hsm_pool_sign() (hsm/pool.h) with N worker processes
+ * (this program again), in batches of POOL_BATCH jobs, as the signer uses
+ * it.  Prints one JSON object on stdout; errors go to stderr with exit
+ * status 1.
  *
  *   hsm_rate [--module PATH] [--token LABEL (--pin-file PATH | --pin-env VAR)]
  *            [--alg ecdsa|ed25519|rsa2048|rsa4096] [--seconds N] [--threads 1,2,...]
- *            [--keys shared|per-thread]
+ *            [--keys shared|per-thread] [--pool 1,2,...]
  *
  * Without --token it makes a throwaway SoftHSM token in a temporary
  * directory (SOFTHSM2_CONF points there) and removes it at the end.  With
  * --token it generates temporary keys "hsm_rate-<pid>" in that token and
  * destroys them at the end.  --threads defaults to "1,<online CPUs>".
  * --keys per-thread gives each thread its own key (default: all share one).
- * Limits: up to 256 threads per run, 16 runs, 3600 seconds per run. */
+ * --pool runs after the thread runs, all workers on the first key; the
+ * pool's start (every worker logging in) is timed apart, not in the rate.
+ * Limits: up to 256 threads per run, 16 runs, 3600 seconds per run,
+ * HSM_POOL_PROCS_MAX processes per pool run. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -26,10 +32,14 @@
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
 #include "hsm/hsm.h"
+#include "hsm/pool.h"
 #include "hsm/token_init.h"
 
-#define THREADS_MAX 256
-#define RUNS_MAX    16
+#define THREADS_MAX  256
+#define RUNS_MAX     16
+#define POOL_BATCH   1000  /* jobs per hsm_pool_sign() */
+#define POOL_DATA    100   /* bytes of each job's input, as for the threads */
+#define POOL_WAIT_MS 30000 /* ms without an answer before a pool run fails */
 
 struct worker {
 	struct hsm *h;
@@ -115,6 +125,59 @@ run(struct hsm *h, struct hsm_key *const *keys, int per_thread, unsigned n, unsi
 	return ok;
 }
 
+/* One pool run: procs workers, batches until seconds pass.  On success
+ * *total, *elapsed_ms and *start_ms (the pool's start, apart). */
+static int
+pool_run(const struct hsm_config *cfg, const struct hsm_key *k, unsigned procs, unsigned seconds,
+         uint64_t *total, uint64_t *elapsed_ms, uint64_t *start_ms)
+{
+	static uint8_t data[POOL_BATCH][POOL_DATA], sigs[POOL_BATCH][HSM_SIG_MAX];
+	static struct hsm_pool_job jobs[POOL_BATCH];
+	char self[PATH_MAX], err[1024];
+	struct hsm_pool *p = NULL;
+	struct hsm_pool_key key;
+	uint64_t done = 0;
+	int ok = 0;
+
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		perror("hsm_rate: readlink /proc/self/exe");
+		return 0;
+	}
+	self[n] = '\0';
+	const char *argv[] = {self, NULL};
+	key.id = hsm_key_id_get(k, &key.id_len);
+	uint64_t t0 = zd_now_ms();
+	if (hsm_pool_new(cfg, argv, procs, &key, 1, &p, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "hsm_rate: pool of %u: %s\n", procs, err);
+		return 0;
+	}
+	uint64_t t1 = zd_now_ms(), stop = t1 + (uint64_t)seconds * 1000;
+	memset(data, 0x5a, sizeof data);
+	while (zd_now_ms() < stop) {
+		for (size_t i = 0; i < POOL_BATCH; i++) {
+			uint64_t seq = done + i; /* a different message per job */
+			memcpy(data[i], &seq, sizeof seq);
+			jobs[i] = (struct hsm_pool_job){data[i], POOL_DATA, 0, sigs[i], 0};
+		}
+		if (hsm_pool_sign(p, jobs, POOL_BATCH, POOL_WAIT_MS, err, sizeof err) != ZD_OK) {
+			fprintf(stderr, "hsm_rate: pool of %u: %s\n", procs, err);
+			goto out;
+		}
+		done += POOL_BATCH;
+	}
+	*elapsed_ms = zd_now_ms() - t1;
+	*start_ms = t1 - t0;
+	*total = done;
+	ok = 1;
+out:
+	if (hsm_pool_close(p, err, sizeof err) != ZD_OK && ok) {
+		fprintf(stderr, "hsm_rate: pool of %u: %s\n", procs, err);
+		ok = 0;
+	}
+	return ok;
+}
+
 /* JSON string body: quotes, backslashes and control bytes escaped. */
 static void
 json_str(const char *s)
@@ -139,12 +202,12 @@ usage(void)
 	                "--pin-env VAR)]\n"
 	                "                [--alg ecdsa|ed25519|rsa2048|rsa4096] [--seconds N] "
 	                "[--threads 1,2,...]\n"
-	                "                [--keys shared|per-thread]\n");
+	                "                [--keys shared|per-thread] [--pool 1,2,...]\n");
 }
 
-/* "1,2,4" -> counts[]; 0 on a bad list. */
+/* "1,2,4" -> counts[], each 1..max; 0 on a bad list. */
 static int
-threads_parse(const char *s, unsigned *counts, unsigned *n)
+counts_parse(const char *s, unsigned max, unsigned *counts, unsigned *n)
 {
 	char buf[256];
 	unsigned m = 0;
@@ -157,7 +220,7 @@ threads_parse(const char *s, unsigned *counts, unsigned *n)
 		uint32_t v;
 		if (comma != NULL)
 			*comma = '\0';
-		if (m == RUNS_MAX || zd_parse_u32(p, 1, THREADS_MAX, &v) != ZD_OK)
+		if (m == RUNS_MAX || zd_parse_u32(p, 1, max, &v) != ZD_OK)
 			return 0;
 		counts[m++] = v;
 		if (comma == NULL)
@@ -171,10 +234,14 @@ threads_parse(const char *s, unsigned *counts, unsigned *n)
 int
 main(int argc, char **argv)
 {
+	/* --pool's workers are this program. */
+	if (hsm_pool_worker_is(argc, argv))
+		return hsm_pool_worker_main(argc, argv);
+
 	const char *module = NULL, *token = NULL, *pin_file = NULL, *pin_env = NULL;
 	const char *alg_name = "ecdsa";
 	uint32_t seconds = 5;
-	unsigned counts[RUNS_MAX], nruns = 0;
+	unsigned counts[RUNS_MAX], nruns = 0, pools[RUNS_MAX], npools = 0;
 	char dir[PATH_MAX] = "", err[512], label[64];
 	struct hsm *h = NULL;
 	struct hsm_key *keys[THREADS_MAX] = {NULL};
@@ -204,7 +271,11 @@ main(int argc, char **argv)
 			per_thread = strcmp(v, "per-thread") == 0;
 		else if (strcmp(a, "--seconds") == 0 && zd_parse_u32(v, 1, 3600, &seconds) == ZD_OK)
 			continue;
-		else if (strcmp(a, "--threads") == 0 && threads_parse(v, counts, &nruns))
+		else if (strcmp(a, "--threads") == 0 &&
+		         counts_parse(v, THREADS_MAX, counts, &nruns))
+			continue;
+		else if (strcmp(a, "--pool") == 0 &&
+		         counts_parse(v, HSM_POOL_PROCS_MAX, pools, &npools))
 			continue;
 		else {
 			usage();
@@ -290,6 +361,19 @@ main(int argc, char **argv)
 		       "\"per_second\": %.1f, \"per_second_per_thread\": %.1f}",
 		       r ? ", " : "", counts[r], (unsigned long long)total, (unsigned long long)ms,
 		       rate, rate / counts[r]);
+		fflush(stdout);
+	}
+	printf("], \"pool_batch\": %d, \"pool_runs\": [", POOL_BATCH);
+	for (unsigned r = 0; r < npools; r++) {
+		uint64_t total = 0, ms = 0, start_ms = 0;
+		if (!pool_run(&cfg, keys[0], pools[r], seconds, &total, &ms, &start_ms))
+			goto out;
+		double rate = (double)total * 1000.0 / (double)(ms ? ms : 1);
+		printf("%s{\"processes\": %u, \"start_ms\": %llu, \"signatures\": %llu, "
+		       "\"elapsed_ms\": %llu, \"per_second\": %.1f, "
+		       "\"per_second_per_process\": %.1f}",
+		       r ? ", " : "", pools[r], (unsigned long long)start_ms,
+		       (unsigned long long)total, (unsigned long long)ms, rate, rate / pools[r]);
 		fflush(stdout);
 	}
 	printf("]}\n");
