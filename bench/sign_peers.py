@@ -549,7 +549,7 @@ def zonedist_sections(ctx):
     a, h = ctx.args, ctx.hsm
     dnssec = (f"    dnssec: {{algorithm: {a.alg}, denial: {'nsec' if a.nsec else 'nsec3'}, "
               "nsec3-opt-out: true, nsec3-iterations: 0, nsec3-salt: \"-\", "
-              "signature-validity: 30d}")
+              "signature-validity: 30d, jitter: 1h, inception-offset: 1h}")
     hsm = (f"hsm:\n  module: {h.module}\n  token-label: {h.label}\n  pin-file: {h.pin_file}\n"
            "  sign-processes: 0\n")
     return dnssec, hsm

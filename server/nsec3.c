@@ -22,12 +22,11 @@ chain_type(const struct work *w)
 
 /* The hashed owner name of name (canonical), and the raw hash. */
 static zd_err
-hash_owner(const struct work *w, const ldns_rdf *name, ldns_rdf **out,
-           uint8_t raw[NSEC3_HASH_LEN])
+hash_owner(const struct work *w, const ldns_rdf *name, ldns_rdf **out, uint8_t raw[NSEC3_HASH_LEN])
 {
 	const struct zd_dnssec_config *p = w->sg->p;
-	ldns_rdf *label =
-	        ldns_nsec3_hash_name(name, 1, p->nsec3_iterations, p->nsec3_salt_len, p->nsec3_salt);
+	ldns_rdf *label = ldns_nsec3_hash_name(name, 1, p->nsec3_iterations, p->nsec3_salt_len,
+	                                       p->nsec3_salt);
 	if (label == NULL)
 		return ZD_ENOMEM;
 	const uint8_t *d = ldns_rdf_data(label);
@@ -96,8 +95,7 @@ nsec3_make(const struct work *w, const ldns_rdf *owner, const uint8_t next[NSEC3
 }
 
 static ldns_rr *
-nsec_make(const struct work *w, const ldns_rdf *owner, const ldns_rdf *next,
-          const ldns_rdf *bitmap)
+nsec_make(const struct work *w, const ldns_rdf *owner, const ldns_rdf *next, const ldns_rdf *bitmap)
 {
 	uint8_t rd[256 + 8192];
 	size_t n = ldns_rdf_size(next), bl = bitmap ? ldns_rdf_size(bitmap) : 0;
@@ -209,9 +207,8 @@ signer_chain_name(struct work *w, const struct name_state *ns)
 	zd_err e = ZD_OK;
 
 	if (nsec3) {
-		need = !ns->occluded &&
-		       (ns->apex || (ns->n_types > 0 && !ns->deleg) ||
-		        (ns->deleg && (ns->has_ds || !p->nsec3_opt_out)));
+		need = !ns->occluded && (ns->apex || (ns->n_types > 0 && !ns->deleg) ||
+		                         (ns->deleg && (ns->has_ds || !p->nsec3_opt_out)));
 		if (!need && !ns->occluded && ns->n_types == 0 &&
 		    (e = ent_needed(w, ns->name, &need)) != ZD_OK)
 			return e;
@@ -239,13 +236,12 @@ signer_chain_name(struct work *w, const struct name_state *ns)
 		uint8_t next[NSEC3_HASH_LEN];
 		if (old == NULL || !nsec3_next_get(old, next))
 			memcpy(next, raw, NSEC3_HASH_LEN);
-		bitmap = bitmap_make(ns->types, ns->n_types, ns->any_signed ? LDNS_RR_TYPE_RRSIG : 0,
-		                     0, type);
+		bitmap = bitmap_make(ns->types, ns->n_types,
+		                     ns->any_signed ? LDNS_RR_TYPE_RRSIG : 0, 0, type);
 		rr = nsec3_make(w, owner, next, bitmap);
 	} else {
-		const ldns_rdf *next = old != NULL && ldns_rr_rd_count(old) > 0
-		                               ? ldns_rr_rdf(old, 0)
-		                               : ns->name;
+		const ldns_rdf *next =
+		        old != NULL && ldns_rr_rd_count(old) > 0 ? ldns_rr_rdf(old, 0) : ns->name;
 		bitmap = bitmap_make(ns->types, ns->n_types, LDNS_RR_TYPE_NSEC, LDNS_RR_TYPE_RRSIG,
 		                     type);
 		rr = nsec_make(w, owner, next, bitmap);
@@ -260,7 +256,8 @@ signer_chain_name(struct work *w, const struct name_state *ns)
 		if (e != ZD_OK)
 			goto out;
 		w->st->chain_changed++;
-		if (!w->full && (e = namevec_push(&w->chain_touched, ldns_rdf_clone(owner))) != ZD_OK)
+		if (!w->full &&
+		    (e = namevec_push(&w->chain_touched, ldns_rdf_clone(owner))) != ZD_OK)
 			goto out;
 	}
 	if (!w->full)

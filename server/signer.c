@@ -3,20 +3,25 @@
 #include "server/signer.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/zd_buf.h"
 #include "common/zd_log.h"
 #include "hsm/hsm.h"
+#include "hsm/pool.h"
 #include "server/signer_priv.h"
 
-#define KEYGEN_TRIES  16
-#define PENDING_MAX   100000 /* names waiting for a refresh */
-#define TYPES_MAX     256    /* types at one name we reconcile */
-#define KEY_LABEL_MAX 300
+#define KEYGEN_TRIES    16
+#define PENDING_MAX     100000 /* names waiting for a refresh */
+#define TYPES_MAX       256    /* types at one name we reconcile */
+#define KEY_LABEL_MAX   300
+#define POOL_TIMEOUT_MS 60000 /* no signature from any worker for this long: failure */
+#define POOL_MIN_JOBS   2048  /* a full signing with fewer signatures needs no pool */
 
 /* ---- the token ---------------------------------------------------------- */
 
@@ -47,6 +52,7 @@ signer_token_new(const struct zd_hsm_config *hc, struct signer_token **out, char
 	if ((e = hsm_session_open(tk->h, &tk->sess, err, errlen)) != ZD_OK)
 		goto fail;
 	tk->up = 1;
+	tk->hc = hc;
 	*out = tk;
 	return ZD_OK;
 fail:
@@ -311,8 +317,8 @@ key_get(struct signer *sg, const char *label, uint16_t flags, const uint16_t *us
 }
 
 zd_err
-signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out,
-           char *err, size_t errlen)
+signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out, char *err,
+           size_t errlen)
 {
 	struct signer *sg = calloc(1, sizeof *sg);
 	char label[KEY_LABEL_MAX];
@@ -358,7 +364,7 @@ signer_free(struct signer *sg)
 {
 	if (sg == NULL)
 		return;
-	hsm_key_free(sg->ksk);
+	hsm_key_free(sg->ksk); /* the pool lives only during a full signing */
 	hsm_key_free(sg->zsk);
 	ldns_rdf_deep_free(sg->apex);
 	namevec_clear(&sg->pending);
@@ -489,8 +495,8 @@ signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint
 	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
 	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(sig));
 	uint32_t orig = ldns_rdf2native_int32(ldns_rr_rrsig_origttl(sig));
-	return tag == (ksk ? sg->ksk_tag : sg->zsk_tag) && alg == sg->p->algorithm &&
-	       orig == ttl && (int32_t)(exp - w->now) > (int32_t)sg->p->refresh;
+	return tag == (ksk ? sg->ksk_tag : sg->zsk_tag) && alg == sg->p->algorithm && orig == ttl &&
+	       (int32_t)(exp - w->now) > (int32_t)sg->p->refresh;
 }
 
 zd_err
@@ -553,73 +559,172 @@ rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, in
 	return n + ldns_rdf_size(sg->apex);
 }
 
-/* Sign the queued jobs: build each input, sign, put the RRSIG. */
+/* One queued job's signing input and what its RRSIG needs. */
+struct prepared {
+	size_t off, len; /* of the input in the flush buffer */
+	size_t head_len; /* RRSIG RDATA before the signature: the input's start */
+	uint32_t ttl;    /* of the RRset */
+	int ksk;         /* signed by the KSK */
+	int skip;        /* the RRset went away since it was queued */
+	uint8_t sig[HSM_SIG_MAX];
+	size_t siglen;
+};
+
+static int
+type_is_ksk_signed(uint16_t type)
+{
+	return type == LDNS_RR_TYPE_DNSKEY || type == LDNS_RR_TYPE_CDS ||
+	       type == LDNS_RR_TYPE_CDNSKEY;
+}
+
+/* The signing input of job j (RFC 4034 s3.1.8.1: RRSIG RDATA without the
+ * signature, then the RRset in canonical form and order) appended to buf. */
+static zd_err
+input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf *all,
+            struct prepared *pr)
+{
+	struct signer *sg = w->sg;
+	ldns_rr_list *rrset = NULL;
+	uint8_t head[18 + 256];
+	zd_err e;
+
+	memset(pr, 0, sizeof *pr);
+	if ((e = store_rrset_find(w->s, w->v, j->owner, j->type, 0, &rrset)) != ZD_OK)
+		return e;
+	if (rrset == NULL || ldns_rr_list_rr_count(rrset) == 0) {
+		ldns_rr_list_deep_free(rrset);
+		pr->skip = 1; /* gone since it was queued */
+		return ZD_OK;
+	}
+	pr->ksk = type_is_ksk_signed(j->type);
+	pr->ttl = ldns_rr_ttl(ldns_rr_list_rr(rrset, 0));
+	uint32_t inception = w->now - sg->p->inception_offset;
+	uint32_t expiration = w->now + sg->p->validity - jitter(sg);
+	pr->head_len = rrsig_head(sg, rrset, j->type, pr->ksk, inception, expiration, head);
+	/* One input per scratch buffer: ldns keeps buffer positions of RDLENGTH
+	 * fields in 16 bits, so it never writes past 64 KiB here. */
+	ldns_buffer_clear(buf);
+	ldns_buffer_write(buf, head, pr->head_len);
+	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
+		ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
+	ldns_rr_list_sort(rrset);
+	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset) && e == ZD_OK; k++)
+		if (ldns_rr2buffer_wire_canonical(buf, ldns_rr_list_rr(rrset, k),
+		                                  LDNS_SECTION_ANY) != LDNS_STATUS_OK)
+			e = ZD_ENOMEM;
+	ldns_rr_list_deep_free(rrset);
+	if (e == ZD_OK && ldns_buffer_status(buf) != LDNS_STATUS_OK)
+		e = ZD_ENOMEM;
+	if (e == ZD_OK && ldns_buffer_position(buf) > HSM_POOL_DATA_MAX)
+		e = ZD_ELIMIT;
+	pr->off = all->len;
+	pr->len = ldns_buffer_position(buf);
+	if (e == ZD_OK)
+		e = zd_buf_append(all, ldns_buffer_begin(buf), pr->len);
+	return e;
+}
+
+/* Sign the prepared inputs: in the worker processes of the pool when there
+ * is one, else with the batch thread's session. */
+static zd_err
+inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_t n)
+{
+	struct signer *sg = w->sg;
+	const uint8_t *base = all->data;
+	zd_err e = ZD_OK;
+
+	if (sg->pool != NULL) {
+		struct hsm_pool_job *jobs = calloc(n ? n : 1, sizeof *jobs);
+		size_t k = 0;
+		if (jobs == NULL)
+			return ZD_ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			if (!pr[i].skip)
+				jobs[k++] = (struct hsm_pool_job){.data = base + pr[i].off,
+				                                  .len = pr[i].len,
+				                                  .key = pr[i].ksk ? 1 : 0,
+				                                  .sig = pr[i].sig};
+		e = hsm_pool_sign(sg->pool, jobs, k, POOL_TIMEOUT_MS, w->err, w->errlen);
+		if (e == ZD_OK) {
+			k = 0;
+			for (size_t i = 0; i < n; i++)
+				if (!pr[i].skip)
+					pr[i].siglen = jobs[k++].siglen;
+		} else if (hsm_pool_lost(sg->pool)) {
+			sg->tk->up = 0; /* the batch thread's session goes the same way */
+		}
+		free(jobs);
+		return e;
+	}
+	for (size_t i = 0; i < n && e == ZD_OK; i++) {
+		if (pr[i].skip)
+			continue;
+		pr[i].siglen = sizeof pr[i].sig;
+		e = token_sign(sg->tk, pr[i].ksk ? sg->ksk : sg->zsk, base + pr[i].off, pr[i].len,
+		               pr[i].sig, &pr[i].siglen, w->err, w->errlen);
+		if (e != ZD_OK) {
+			char *o = ldns_rdf2str(w->jobs[i].owner);
+			size_t l = strlen(w->err);
+			snprintf(w->err + l, w->errlen > l ? w->errlen - l : 0, " (signing %s %u)",
+			         o ? o : "?", w->jobs[i].type);
+			free(o);
+		}
+	}
+	return e;
+}
+
+/* Sign the queued jobs: build each input, sign them all, put the RRSIGs. */
 zd_err
 signer_jobs_flush(struct work *w)
 {
 	struct signer *sg = w->sg;
-	ldns_buffer *buf = ldns_buffer_new(4096);
-	ldns_rr_list *rrset = NULL;
+	ldns_buffer *buf = NULL;
+	struct zd_buf all;
+	struct prepared *pr = NULL;
+	uint8_t rd[18 + 256 + HSM_SIG_MAX];
 	zd_err e = ZD_OK;
 
-	if (buf == NULL)
-		return ZD_ENOMEM;
-	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++) {
-		struct job *j = &w->jobs[i];
-		int ksk = j->type == LDNS_RR_TYPE_DNSKEY || j->type == LDNS_RR_TYPE_CDS ||
-		          j->type == LDNS_RR_TYPE_CDNSKEY;
-		uint8_t head[18 + 256], sig[HSM_SIG_MAX], rd[18 + 256 + HSM_SIG_MAX];
-		size_t siglen = sizeof sig;
-
-		ldns_rr_list_deep_free(rrset);
-		rrset = NULL;
-		if ((e = store_rrset_find(w->s, w->v, j->owner, j->type, 0, &rrset)) != ZD_OK)
-			break;
-		if (rrset == NULL || ldns_rr_list_rr_count(rrset) == 0)
-			continue; /* gone since it was queued */
-		uint32_t inception = w->now - sg->p->inception_offset;
-		uint32_t expiration = w->now + sg->p->validity - jitter(sg);
-		size_t hl = rrsig_head(sg, rrset, j->type, ksk, inception, expiration, head);
-		/* RFC 4034 s3.1.8.1: RRSIG RDATA without the signature, then the
-		 * RRset in canonical form and order. */
-		ldns_buffer_clear(buf);
-		ldns_buffer_write(buf, head, hl);
-		for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
-			ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
-		ldns_rr_list_sort(rrset);
-		for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
-			if (ldns_rr2buffer_wire_canonical(buf, ldns_rr_list_rr(rrset, k),
-			                                  LDNS_SECTION_ANY) != LDNS_STATUS_OK) {
-				e = ZD_ENOMEM;
-				break;
-			}
-		if (e != ZD_OK || ldns_buffer_status(buf) != LDNS_STATUS_OK) {
-			e = ZD_ENOMEM;
-			break;
-		}
-		if ((e = token_sign(sg->tk, ksk ? sg->ksk : sg->zsk, ldns_buffer_begin(buf),
-		                    ldns_buffer_position(buf), sig, &siglen, w->err,
-		                    w->errlen)) != ZD_OK) {
-			char *o = ldns_rdf2str(j->owner);
-			size_t l = strlen(w->err);
-			snprintf(w->err + l, w->errlen > l ? w->errlen - l : 0, " (signing %s %u)",
-			         o ? o : "?", j->type);
+	if (w->n_jobs == 0)
+		return ZD_OK;
+	zd_buf_init(&all, SIZE_MAX);
+	if ((buf = ldns_buffer_new(4096)) == NULL ||
+	    (pr = malloc(w->n_jobs * sizeof *pr)) == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++)
+		if ((e = input_build(w, &w->jobs[i], buf, &all, &pr[i])) != ZD_OK) {
+			char *o = ldns_rdf2str(w->jobs[i].owner);
+			snprintf(w->err, w->errlen, "the signing input of %s type %u: %s",
+			         o ? o : "?", w->jobs[i].type, zd_strerror(e));
 			free(o);
-			break;
 		}
-		if (sg->corrupt_owner != NULL && ldns_dname_compare(sg->corrupt_owner, j->owner) == 0) {
+	if (e == ZD_OK)
+		e = inputs_sign(w, &all, pr, w->n_jobs);
+	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++) {
+		const struct job *j = &w->jobs[i];
+		if (pr[i].skip)
+			continue;
+		if (sg->corrupt_owner != NULL &&
+		    ldns_dname_compare(sg->corrupt_owner, j->owner) == 0) {
 			/* test hook: a bad signature the gate must catch */
-			sig[siglen / 2] ^= 0x01;
+			pr[i].sig[pr[i].siglen / 2] ^= 0x01;
 			ldns_rdf_deep_free(sg->corrupt_owner);
 			sg->corrupt_owner = NULL;
 			zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
 			       "test hook: corrupted the signature of an RRset at this name");
 		}
-		memcpy(rd, head, hl);
-		memcpy(rd + hl, sig, siglen);
-		ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG,
-		                             ldns_rr_ttl(ldns_rr_list_rr(rrset, 0)), rd, hl + siglen);
+		memcpy(rd, all.data + pr[i].off, pr[i].head_len);
+		memcpy(rd + pr[i].head_len, pr[i].sig, pr[i].siglen);
+		ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, pr[i].ttl, rd,
+		                             pr[i].head_len + pr[i].siglen);
 		if (rr == NULL) {
+			char *o = ldns_rdf2str(j->owner);
+			snprintf(
+			        w->err, w->errlen,
+			        "the RRSIG over %s type %u does not build (%zu bytes of signature)",
+			        o ? o : "?", j->type, pr[i].siglen);
+			free(o);
 			e = ZD_ENOMEM;
 			break;
 		}
@@ -627,7 +732,9 @@ signer_jobs_flush(struct work *w)
 			break;
 		w->st->signatures++;
 	}
-	ldns_rr_list_deep_free(rrset);
+out:
+	free(pr);
+	zd_buf_clear(&all);
 	ldns_buffer_free(buf);
 	for (size_t i = 0; i < w->n_jobs; i++)
 		ldns_rdf_deep_free(w->jobs[i].owner);
@@ -640,7 +747,8 @@ signer_jobs_flush(struct work *w)
 int
 signer_type_is_dnssec(uint16_t type)
 {
-	return type == LDNS_RR_TYPE_RRSIG || type == LDNS_RR_TYPE_NSEC || type == LDNS_RR_TYPE_NSEC3;
+	return type == LDNS_RR_TYPE_RRSIG || type == LDNS_RR_TYPE_NSEC ||
+	       type == LDNS_RR_TYPE_NSEC3;
 }
 
 static int
@@ -901,6 +1009,52 @@ walk_names(void *arg, const ldns_rr *rr)
 	return e;
 }
 
+/* Worker processes for a full signing (SoftHSM signs in one thread per
+ * process): hsm.sign-processes of them, or one per core.  Without them the
+ * batch thread signs alone. */
+static void
+pool_start(struct signer *sg, size_t names)
+{
+	const struct zd_hsm_config *hc = sg->tk->hc;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned procs =
+	        hc->sign_processes ? hc->sign_processes : (unsigned)(cores > 0 ? cores : 1);
+	char err[1024];
+
+	if (procs < 2 || names < POOL_MIN_JOBS)
+		return;
+	if (procs > HSM_POOL_PROCS_MAX)
+		procs = HSM_POOL_PROCS_MAX;
+	struct hsm_config c = {
+	        .module_path = hc->module,
+	        .token_label = hc->token_label,
+	        .pin_file = hc->pin_file,
+	        .pin_env = hc->pin_env,
+	};
+	struct hsm_pool_key keys[2];
+	keys[0].id = hsm_key_id_get(sg->zsk, &keys[0].id_len);
+	keys[1].id = hsm_key_id_get(sg->ksk, &keys[1].id_len);
+	const char *const argv[] = {"/proc/self/exe", NULL};
+	uint64_t t0 = zd_now_ms();
+	if (hsm_pool_new(&c, argv, procs, keys, 2, &sg->pool, err, sizeof err) != ZD_OK) {
+		sg->pool = NULL;
+		zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
+		       "no signing processes (%s); the full signing runs in one", err);
+		return;
+	}
+	zd_log(ZD_LOG_INFO, "signer", sg->zc->name,
+	       "%u signing processes started in %" PRIu64 " ms", procs, zd_now_ms() - t0);
+}
+
+static void
+pool_stop(struct signer *sg)
+{
+	char err[1024];
+	if (sg->pool != NULL && hsm_pool_close(sg->pool, err, sizeof err) != ZD_OK)
+		zd_log(ZD_LOG_WARNING, "signer", sg->zc->name, "signing processes: %s", err);
+	sg->pool = NULL;
+}
+
 #define FULL_CHUNK_NAMES 4096
 #define JOBS_FLUSH       4096
 
@@ -993,7 +1147,15 @@ signer_txn_sign(struct signer *sg, struct store *s, struct store_txn *t, int ful
 			goto out;
 		qsort(w.chg, w.n_chg, sizeof *w.chg, chg_cmp);
 	}
-	e = full ? sign_full(&w) : sign_incremental(&w);
+	if (full) {
+		struct store_stats ss;
+		store_stats_get(s, &ss);
+		pool_start(sg, ss.names);
+		e = sign_full(&w);
+		pool_stop(sg);
+	} else {
+		e = sign_incremental(&w);
+	}
 	if (e == ZD_OK)
 		namevec_clear(&sg->pending); /* re-signed */
 out:

@@ -60,6 +60,8 @@ struct signer_stats {
 	size_t names;         /* names reconciled */
 	size_t chain_changed; /* NSEC3/NSEC records added, removed or rewritten */
 	uint64_t ms;          /* time spent */
+	size_t gate_checked;  /* signatures the validation gate verified (batch.c) */
+	uint64_t gate_ms;     /* time the gate took (batch.c) */
 };
 
 /* Sign the version t builds on top of the published one (the SOA is put

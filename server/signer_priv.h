@@ -6,12 +6,14 @@
 #include <ldns/ldns.h>
 
 #include "hsm/hsm.h"
+#include "hsm/pool.h"
 #include "server/signer.h"
 
 struct signer_token {
 	struct hsm *h;
 	struct hsm_session *sess; /* the batch thread's */
 	int up;
+	const struct zd_hsm_config *hc; /* borrowed from the configuration */
 };
 
 /* Owned names. */
@@ -26,11 +28,12 @@ struct signer {
 	struct signer_token *tk;
 	struct hsm_key *ksk, *zsk;
 	uint16_t ksk_tag, zsk_tag;
-	ldns_rdf *apex; /* canonical */
-	uint64_t rng;   /* jitter */
+	ldns_rdf *apex;         /* canonical */
+	uint64_t rng;           /* jitter */
 	struct namevec pending; /* names whose signatures are due for refresh */
 	struct store_cursor refresh_cur;
 	ldns_rdf *corrupt_owner; /* test hook */
+	struct hsm_pool *pool;   /* worker processes during a full signing, else NULL */
 };
 
 struct chg {

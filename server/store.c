@@ -659,9 +659,9 @@ store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, in
                     uint16_t type, ldns_rdf **out)
 {
 	uint8_t key[KEY_MAX], kb[2 + KEY_MAX];
-	uint16_t keylen;
+	uint16_t keylen = 0;
 	ldns_rbnode_t *node = NULL;
-	zd_err e;
+	zd_err e = ZD_OK;
 
 	if (owner != NULL && (e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;

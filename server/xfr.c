@@ -419,7 +419,7 @@ xfr_msg_finish(struct xfr_msg *m)
 }
 
 zd_err
-xfr_msg_opt_put(struct xfr_msg *m, uint16_t udp_size, uint8_t ext_rcode)
+xfr_msg_opt_put(struct xfr_msg *m, uint16_t udp_size, uint8_t ext_rcode, int dnssec_ok)
 {
 	uint8_t opt[XFR_OPT_SIZE] = {0};
 	zd_err e;
@@ -428,7 +428,9 @@ xfr_msg_opt_put(struct xfr_msg *m, uint16_t udp_size, uint8_t ext_rcode)
 		return ZD_ELIMIT;
 	put16(opt + 1, TYPE_OPT);
 	put16(opt + 3, udp_size);
-	opt[5] = ext_rcode; /* TTL: extended rcode, version 0, flags 0 */
+	opt[5] = ext_rcode; /* TTL: extended rcode, version 0, flags */
+	if (dnssec_ok)
+		opt[7] = 0x80; /* DO, echoed (RFC 3225 s3) */
 	if ((e = zd_buf_append(&m->b, opt, sizeof opt)) != ZD_OK)
 		return e;
 	m->count[3]++;
@@ -548,6 +550,7 @@ struct query {
 	uint16_t qtype, qclass;
 	int edns;
 	uint16_t edns_size;
+	int dnssec_ok; /* DO bit (RFC 3225): the SOA answer carries its RRSIGs */
 	int has_tsig;
 	struct tsig_rr tsig;
 	uint16_t tsig_error;        /* BADKEY/BADSIG: answer with an unsigned error TSIG */
@@ -618,7 +621,7 @@ answer_send(struct query *q, struct xfr_msg *m, uint8_t ext_rcode)
 
 	xfr_msg_finish(m);
 	if (q->edns)
-		e = xfr_msg_opt_put(m, XFR_UDP_MAX, ext_rcode);
+		e = xfr_msg_opt_put(m, XFR_UDP_MAX, ext_rcode, q->dnssec_ok);
 	if (e == ZD_OK && q->key != NULL)
 		e = tsig_sign(&q->tctx, &m->b, zd_wallclock_s());
 	else if (e == ZD_OK && q->tsig_error != 0)
@@ -897,7 +900,7 @@ stream_message(struct xfr_stream *st, struct xfr_msg *m, size_t max, int *done)
 		n++;
 	}
 	xfr_msg_finish(m);
-	if (st->edns && (e = xfr_msg_opt_put(m, XFR_UDP_MAX, 0)) != ZD_OK)
+	if (st->edns && (e = xfr_msg_opt_put(m, XFR_UDP_MAX, 0, 0)) != ZD_OK)
 		return e;
 	if (st->key && (e = tsig_sign(&st->tctx, &m->b, zd_wallclock_s())) != ZD_OK)
 		return e;
@@ -1231,6 +1234,27 @@ acl_check(const struct xfr_zone *z, const struct query *q)
 	return addr_ok ? (q->key ? "TSIG key not allowed" : "TSIG key required") : "not in ACL";
 }
 
+/* The RRSIGs over the SOA of version v, into the answer (b is scratch). */
+static zd_err
+soa_rrsigs_put(struct xfr_zone *z, uint64_t v, struct xfr_msg *m, struct zd_buf *b)
+{
+	ldns_rdf *apex = ldns_dname_new_frm_data((uint16_t)z->apex_len, z->apex);
+	ldns_rr_list *l = NULL;
+	zd_err e;
+
+	if (apex == NULL)
+		return ZD_ENOMEM;
+	e = store_rrset_find(z->s, v, apex, LDNS_RR_TYPE_RRSIG, TYPE_SOA, &l);
+	ldns_rdf_deep_free(apex);
+	for (size_t i = 0; e == ZD_OK && l != NULL && i < ldns_rr_list_rr_count(l); i++) {
+		zd_buf_reset(b);
+		if ((e = xfr_rr_wire_append(b, ldns_rr_list_rr(l, i))) == ZD_OK)
+			e = xfr_msg_rr_put(m, XFR_SEC_ANSWER, b->data, b->len);
+	}
+	ldns_rr_list_deep_free(l);
+	return e;
+}
+
 static void
 answer_soa(struct query *q)
 {
@@ -1250,6 +1274,8 @@ answer_soa(struct query *q)
 	e = xfr_msg_question_put(m, q->qname, q->qname_len, q->qtype, q->qclass);
 	if (e == ZD_OK)
 		e = xfr_msg_rr_put(m, XFR_SEC_ANSWER, x->rr.data, x->rr.len);
+	if (e == ZD_OK && q->dnssec_ok)
+		e = soa_rrsigs_put(z, v, m, &x->rr);
 	if (e == ZD_ELIMIT) {
 		answer_empty(q, DNS_NOERROR, DNS_AA | DNS_TC);
 		return;
@@ -1540,6 +1566,7 @@ query_handle(struct query *q)
 	if (ldns_pkt_edns(q->pkt)) {
 		q->edns = 1;
 		q->edns_size = ldns_pkt_edns_udp_size(q->pkt);
+		q->dnssec_ok = ldns_pkt_edns_do(q->pkt);
 	}
 	/* RFC 8945 s5.2: check the TSIG before anything else. */
 	if (e == ZD_OK) {

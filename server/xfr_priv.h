@@ -85,7 +85,7 @@ zd_err xfr_msg_rr_put(struct xfr_msg *m, enum xfr_section sec, const uint8_t *rr
 /* Write the section counts into the header. */
 void xfr_msg_finish(struct xfr_msg *m);
 /* Append an OPT RR (after xfr_msg_finish(); counts it); beyond the limit. */
-zd_err xfr_msg_opt_put(struct xfr_msg *m, uint16_t udp_size, uint8_t ext_rcode);
+zd_err xfr_msg_opt_put(struct xfr_msg *m, uint16_t udp_size, uint8_t ext_rcode, int dnssec_ok);
 
 /* Append rr in uncompressed wire form (owner, type, class, TTL, RDATA). */
 zd_err xfr_rr_wire_append(struct zd_buf *b, const ldns_rr *rr);

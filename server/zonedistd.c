@@ -27,6 +27,7 @@
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
+#include "hsm/pool.h"
 #include "server/signer.h"
 #include "server/xfr.h"
 #include "server/zone.h"
@@ -234,6 +235,10 @@ main(int argc, char **argv)
 	int do_init = 0, do_check = 0, ch, rc = 1;
 	struct daemon d = {0};
 	char err[1024];
+
+	/* A signing process of a full signing (hsm/pool.h), started by us. */
+	if (hsm_pool_worker_is(argc, argv))
+		return hsm_pool_worker_main(argc, argv);
 
 	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (ch) {

@@ -206,6 +206,19 @@ def axfr_text(port, zone, host="127.0.0.1", keyring=None, keyname=None, timeout=
     return "\n".join(lines) + "\n"
 
 
+def axfr_text_dig(port, zone, host="127.0.0.1", timeout=60):
+    """As axfr_text, through dig (a C client: ten times faster on 10k-name
+    zones than parsing with dnspython); the closing SOA left out."""
+    r = subprocess.run(["dig", f"@{host}", "-p", str(port), zone, "AXFR", "+onesoa", "+nocmd",
+                        "+nocomments", "+nostats", f"+time={timeout}", "+tries=1"],
+                       capture_output=True, text=True, timeout=timeout + 10)
+    lines = [l for l in r.stdout.splitlines() if l and not l.startswith(";")]
+    if r.returncode != 0 or not lines or "\tSOA\t" not in lines[0]:
+        raise AssertionError(f"AXFR of {zone} from port {port} by dig failed: "
+                             f"{(r.stdout + r.stderr)[-500:]}")
+    return "\n".join(lines) + "\n"
+
+
 def _simple_dnskeys(zone_text, origin):
     """DNSKEYs at origin from one-line 'owner ttl class DNSKEY ...' RRs (as
     axfr_text() and ldns-signzone write them), or None when the text mentions
