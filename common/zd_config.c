@@ -752,6 +752,9 @@ limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	        {"checkpoint-every", offsetof(struct zd_limits, checkpoint_every), 1, 100000000},
 	        {"history-versions", offsetof(struct zd_limits, history_versions), 0, 100000000},
 	        {"max-message-bytes", offsetof(struct zd_limits, max_message_bytes), 512, 65535},
+	        {"hold-removed-percent", offsetof(struct zd_limits, hold_removed_percent), 0, 100},
+	        {"hold-removed-min", offsetof(struct zd_limits, hold_removed_min), 0, 100000000},
+	        {"hold-apex-changes", offsetof(struct zd_limits, hold_apex_changes), 0, 100000000},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(k, t[i].key) == 0)
@@ -935,6 +938,9 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	        .checkpoint_every = 10000,
 	        .history_versions = 100000,
 	        .max_message_bytes = 65535,
+	        .hold_removed_percent = 5,
+	        .hold_removed_min = 100,
+	        .hold_apex_changes = 0,
 	};
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {

@@ -103,6 +103,14 @@ struct zd_limits {
 	uint32_t checkpoint_every;    /* versions between checkpoints */
 	uint32_t history_versions;    /* versions kept in memory at least; 0 = all */
 	uint32_t max_message_bytes;   /* TCP transfer message size */
+	/* Sanity limits (DESIGN.md decision 8): a version is held for an
+	 * operator's release when it removes more than hold_removed_min
+	 * delegations and more than hold_removed_percent of them, or changes
+	 * more than hold_apex_changes RRsets at the apex (SOA and DNSSEC records
+	 * excepted). */
+	uint32_t hold_removed_percent;
+	uint32_t hold_removed_min;
+	uint32_t hold_apex_changes;
 };
 
 struct zd_config {

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The ./demo driver: a throwaway PostgreSQL with the reference registry
-(10,000 domains), zonedistd on a high port of 127.0.0.1, an NSD secondary
+(10,000 domains), a throwaway SoftHSM token holding the zone's keys,
+zonedistd on a high port of 127.0.0.1 signing every serial (NSEC3 opt-out,
+ECDSA P-256; --unsigned to publish unsigned), an NSD secondary
 following it, and a small stream of registry changes, until Ctrl-C (or
 --seconds).  Everything runs in temporary directories and is stopped at the
 end."""
@@ -18,6 +20,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
 from zdtest.env import Chain  # noqa: E402
 from zdtest.pg import Postgres  # noqa: E402
 from zdtest.proc import Started  # noqa: E402
+from zdtest.softhsm import SoftHsm  # noqa: E402
 
 ZONE = "tld."
 
@@ -27,6 +30,7 @@ def main():
     ap.add_argument("--domains", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between changes")
+    ap.add_argument("--unsigned", action="store_true", help="publish the zone unsigned")
     a = ap.parse_args()
     os.environ.setdefault("ZD_BUILD", os.path.join(ROOT, "build"))
 
@@ -36,8 +40,10 @@ def main():
 
     pg = Postgres().start()
     spawn = Started()
+    hsm = None if a.unsigned else SoftHsm().init_token()
     try:
-        chain = Chain(pg, spawn, secondaries=("nsd",))
+        kw = {} if a.unsigned else {"hsm": hsm, "dnssec": "on"}
+        chain = Chain(pg, spawn, secondaries=("nsd",), zonedistd_kw=kw)
         chain.registry.bulk_fill(ZONE, a.domains, seed=1)
         print(f"registry: {a.domains} domains in PostgreSQL ({pg.conninfo})")
         chain.start()
@@ -52,6 +58,9 @@ Try, in another shell:
   dig @127.0.0.1 -p {zd.port} {ZONE} AXFR | tail         # the whole zone
   dig @127.0.0.1 -p {zd.port} {ZONE} IXFR={serial}       # what changed since serial {serial}
   dig @127.0.0.1 -p {nsd.port} demo-1.{ZONE} NS          # a delegation the stream adds
+  dig @127.0.0.1 -p {zd.port} {ZONE} SOA +dnssec        # the SOA and its RRSIG
+  dig @127.0.0.1 -p {nsd.port} {ZONE} AXFR > /tmp/tld.zone && ldns-verify-zone /tmp/tld.zone
+                                                        # check the signed zone
   {zd.daemon.argv[0]} --config {zd.conf} --dump {ZONE} --serial {serial} | head
                                                         # any old serial, rebuilt from PostgreSQL
   tail -f {zd.log}                                      # what zonedistd does
@@ -90,6 +99,8 @@ A registry change every {a.interval:g} s follows (new delegation, DS, NS change,
         spawn.stop()
         pg.stop()
         pg.cleanup()
+        if hsm is not None:
+            hsm.cleanup()
 
 
 if __name__ == "__main__":

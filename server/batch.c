@@ -21,7 +21,8 @@
 #define BACKOFF_MIN_MS         100
 #define BACKOFF_MAX_MS         30000
 #define BACKOFF_HSM_MS         3000 /* retry pause while the token is away */
-#define DRAIN_ROUNDS_MAX       64   /* batches of one zone before the others get a turn */
+#define TOKEN_LOG_EVERY_MS     60000
+#define DRAIN_ROUNDS_MAX       64 /* batches of one zone before the others get a turn */
 
 struct batch {
 	const struct zd_config *cfg;
@@ -42,7 +43,10 @@ struct batch {
 	uint32_t fail_backoff_ms;     /* pause before retrying a failed batch */
 	struct signer_token *tk;      /* borrowed; NULL when no zone signs */
 	int hsm_down;                 /* the token failed; logged once until it is back */
+	uint64_t hsm_down_ms;         /* since when */
+	uint64_t hsm_logged_ms;       /* last said so */
 	int *force_full;              /* per zone: the next version is a full signing */
+	int *unsign;                  /* per zone: the next version removes every DNSSEC record */
 	uint64_t *refresh_ms;         /* per zone: last signature refresh step */
 };
 
@@ -65,12 +69,14 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->catch_up = calloc(n_zones ? n_zones : 1, sizeof *b->catch_up);
 	b->force_full = calloc(n_zones ? n_zones : 1, sizeof *b->force_full);
 	b->refresh_ms = calloc(n_zones ? n_zones : 1, sizeof *b->refresh_ms);
+	b->unsign = calloc(n_zones ? n_zones : 1, sizeof *b->unsign);
 	if (b->sync_config == NULL || b->catch_up == NULL || b->force_full == NULL ||
-	    b->refresh_ms == NULL || ra_new(cfg->database, &b->ra) != ZD_OK) {
+	    b->refresh_ms == NULL || b->unsign == NULL || ra_new(cfg->database, &b->ra) != ZD_OK) {
 		free(b->sync_config);
 		free(b->catch_up);
 		free(b->force_full);
 		free(b->refresh_ms);
+		free(b->unsign);
 		free(b);
 		return ZD_ENOMEM;
 	}
@@ -101,6 +107,7 @@ batch_free(struct batch *b)
 	free(b->catch_up);
 	free(b->force_full);
 	free(b->refresh_ms);
+	free(b->unsign);
 	free(b);
 }
 
@@ -259,6 +266,291 @@ history_prune(const struct batch *b, struct zone *z)
 	       before.names - after.names, zd_now_ms() - t0);
 }
 
+/* ---- sanity limits (DESIGN.md decision 8) ---- */
+
+struct sanity {
+	struct zone *z;
+	uint64_t old, v;
+	size_t removed, added, apex;
+	zd_err e;
+};
+
+static int
+apex_type_exempt(uint16_t t)
+{
+	return zone_type_is_managed(t); /* SOA and what the signer keeps */
+}
+
+static int
+rrset_present(struct store *s, uint64_t v, const ldns_rdf *owner, uint16_t type, zd_err *e)
+{
+	ldns_rr_list *l = NULL;
+	if (v == 0)
+		return 0;
+	*e = store_rrset_find(s, v, owner, type, 0, &l);
+	int n = l != NULL && ldns_rr_list_rr_count(l) > 0;
+	ldns_rr_list_deep_free(l);
+	return n;
+}
+
+static zd_err
+sanity_change(void *arg, const ldns_rdf *owner, uint16_t type, uint16_t covered)
+{
+	struct sanity *c = arg;
+	zd_err e = ZD_OK;
+	(void)covered;
+	if (ldns_dname_compare(owner, store_apex_get(c->z->store)) == 0) {
+		c->apex += !apex_type_exempt(type);
+		return ZD_OK;
+	}
+	if (type != LDNS_RR_TYPE_NS)
+		return ZD_OK;
+	int was = rrset_present(c->z->store, c->old, owner, type, &e);
+	int is = e == ZD_OK ? rrset_present(c->z->store, c->v, owner, type, &e) : 0;
+	c->removed += was && !is;
+	c->added += !was && is;
+	return e;
+}
+
+/* A version that removes too many delegations or touches the apex is held
+ * until an operator releases it (zonedistd --release): ZD_ELIMIT, the rows
+ * stay queued.  *added and *removed get the delegations the version adds
+ * and removes. */
+static zd_err
+sanity_check(struct batch *b, size_t zi, struct ra_batch *rb, struct store_txn *t, size_t *added,
+             size_t *removed)
+{
+	struct zone *z = b->zones[zi];
+	const struct zd_limits *lim = &b->cfg->limits;
+	struct sanity c = {
+	        .z = z, .old = store_published_get(z->store), .v = store_txn_version_get(t)};
+	uint64_t dels = atomic_load(&z->delegations);
+	char err[512], by[256], why[256];
+	zd_err e;
+
+	if ((e = store_txn_changes_foreach(t, sanity_change, &c)) != ZD_OK)
+		return e;
+	*added = c.added;
+	*removed = c.removed;
+	why[0] = '\0';
+	if (c.removed > lim->hold_removed_min &&
+	    (uint64_t)c.removed * 100u > (uint64_t)lim->hold_removed_percent * dels)
+		snprintf(why, sizeof why,
+		         "it removes %zu of %" PRIu64 " delegations (limits: more than %" PRIu32
+		         " and more than %" PRIu32 "%%)",
+		         c.removed, dels, lim->hold_removed_min, lim->hold_removed_percent);
+	else if (c.apex > lim->hold_apex_changes)
+		snprintf(why, sizeof why, "it changes %zu RRsets at the apex (limit %" PRIu32 ")",
+		         c.apex, lim->hold_apex_changes);
+	if (why[0] == '\0') {
+		atomic_store(&z->held, 0);
+		return ZD_OK;
+	}
+	int found = 0;
+	if ((e = journal_release_use(ra_batch_conn_get(rb), z->cfg->name, c.v, &found, by,
+	                             sizeof by, err, sizeof err)) != ZD_OK) {
+		zd_log(ZD_LOG_ERROR, "batch", z->cfg->name, "%s", err);
+		return e;
+	}
+	if (found) {
+		zd_log(ZD_LOG_NOTICE, "batch", z->cfg->name,
+		       "version %" PRIu64 " was held because %s; released by %s", c.v, why, by);
+		atomic_store(&z->held, 0);
+		return ZD_OK;
+	}
+	if (!atomic_exchange(&z->held, 1))
+		zd_log(ZD_LOG_ERROR, "batch", z->cfg->name,
+		       "ALARM: version %" PRIu64 " held by the sanity limits, nothing published "
+		       "(serial %" PRIu32 " keeps being served, changes stay queued): %s; "
+		       "look at the queued changes, then release it with "
+		       "`zonedistd --config FILE --release %s --by NAME`",
+		       c.v, atomic_load(&z->serial), why, z->cfg->name);
+	return ZD_ELIMIT;
+}
+
+/* ---- unsigning, chain parameters ---- */
+
+static int
+type_is_dnssec(uint16_t t)
+{
+	return t == LDNS_RR_TYPE_RRSIG || t == LDNS_RR_TYPE_NSEC || t == LDNS_RR_TYPE_NSEC3 ||
+	       t == LDNS_RR_TYPE_NSEC3PARAM || t == LDNS_RR_TYPE_DNSKEY || t == LDNS_RR_TYPE_CDS ||
+	       t == LDNS_RR_TYPE_CDNSKEY;
+}
+
+struct dnssec_rrsets {
+	ldns_rr_list *rrs; /* one RR per RRset to delete (clones) */
+	zd_err e;
+};
+
+static zd_err
+dnssec_rr(void *arg, const ldns_rr *rr)
+{
+	struct dnssec_rrsets *c = arg;
+	if (!type_is_dnssec((uint16_t)ldns_rr_get_type(rr)))
+		return ZD_OK;
+	ldns_rr *k = ldns_rr_clone(rr);
+	if (k == NULL || !ldns_rr_list_push_rr(c->rrs, k)) { /* the list owns k */
+		ldns_rr_free(k);
+		return ZD_ENOMEM;
+	}
+	return ZD_OK;
+}
+
+/* Remove every DNSSEC record of the zone in t (`dnssec: off` with
+ * force-unsign).  One version; the walk goes in chunks. */
+static zd_err
+unsign_all(struct zone *z, struct store_txn *t, size_t *removed)
+{
+	struct store_cursor cur = STORE_CURSOR_INIT;
+	uint64_t v = store_txn_version_get(t);
+	zd_err e = ZD_OK;
+
+	*removed = 0;
+	while (!cur.done && e == ZD_OK) {
+		struct dnssec_rrsets c = {.rrs = ldns_rr_list_new()};
+		if (c.rrs == NULL)
+			return ZD_ENOMEM;
+		e = store_walk(z->store, v, &cur, 4096, dnssec_rr, &c);
+		for (size_t i = 0; e == ZD_OK && i < ldns_rr_list_rr_count(c.rrs); i++) {
+			ldns_rr *rr = ldns_rr_list_rr(c.rrs, i);
+			uint16_t type = (uint16_t)ldns_rr_get_type(rr), covered = 0;
+			if (type == LDNS_RR_TYPE_RRSIG)
+				covered = (uint16_t)ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr));
+			size_t before = store_txn_changes_get(t);
+			e = store_txn_rrset_put(t, ldns_rr_owner(rr), type, covered, NULL);
+			*removed += store_txn_changes_get(t) - before;
+		}
+		ldns_rr_list_deep_free(c.rrs);
+	}
+	return e;
+}
+
+/* At start-up: a zone whose published version is signed but whose policy
+ * is off must say force-unsign; a signed zone's chain parameters must be the
+ * policy's.  1 in *unsign when the next version removes the DNSSEC records. */
+static zd_err
+dnssec_state_check(struct zone *z, int *unsign, char *err, size_t errlen)
+{
+	const struct zd_dnssec_config *p = &z->cfg->dnssec;
+	uint64_t v = store_published_get(z->store);
+	const ldns_rdf *apex = store_apex_get(z->store);
+	ldns_rr_list *keys = NULL, *param = NULL;
+	zd_err e;
+
+	*unsign = 0;
+	if ((e = store_rrset_find(z->store, v, apex, LDNS_RR_TYPE_DNSKEY, 0, &keys)) != ZD_OK ||
+	    (e = store_rrset_find(z->store, v, apex, LDNS_RR_TYPE_NSEC3PARAM, 0, &param)) != ZD_OK)
+		goto out;
+	int is_signed = keys != NULL && ldns_rr_list_rr_count(keys) > 0;
+	if (is_signed && !p->enabled) {
+		if (!p->force_unsign) {
+			snprintf(
+			        err, errlen,
+			        "zone %s is published signed and its policy says dnssec: off.  "
+			        "Removing its DNSKEYs makes it bogus to validators for as long as "
+			        "its parent holds a DS: have the DS removed at the parent and wait "
+			        "for the DS TTL, then set `dnssec: {enabled: false, force-unsign: "
+			        "true}` to unsign in one version",
+			        z->cfg->name);
+			e = ZD_EMALFORMED;
+			goto out;
+		}
+		*unsign = 1;
+		goto out;
+	}
+	if (!is_signed || !p->enabled)
+		goto out;
+	int want3 = p->denial == ZD_DENIAL_NSEC3;
+	int have3 = param != NULL && ldns_rr_list_rr_count(param) > 0;
+	int same = want3 == have3;
+	if (same && have3) {
+		const ldns_rr *rr = ldns_rr_list_rr(param, 0);
+		const ldns_rdf *salt = ldns_rr_rd_count(rr) == 4 ? ldns_rr_rdf(rr, 3) : NULL;
+		size_t sl = salt ? ldns_rdf_size(salt) : 0;
+		same = ldns_rr_rd_count(rr) == 4 &&
+		       ldns_rdf2native_int16(ldns_rr_rdf(rr, 2)) == p->nsec3_iterations &&
+		       sl >= 1 && ldns_rdf_data(salt)[0] == p->nsec3_salt_len &&
+		       memcmp(ldns_rdf_data(salt) + 1, p->nsec3_salt, p->nsec3_salt_len) == 0;
+	}
+	if (!same) {
+		snprintf(err, errlen,
+		         "zone %s is published with another denial chain (NSEC or NSEC3 "
+		         "parameters) than its policy; changing the chain of a signed zone is not "
+		         "done by zonedistd yet: restore the previous settings",
+		         z->cfg->name);
+		e = ZD_EMALFORMED;
+	}
+out:
+	ldns_rr_list_deep_free(keys);
+	ldns_rr_list_deep_free(param);
+	return e;
+}
+
+/* NS RRsets below the apex in the published version (start-up). */
+struct deleg_count {
+	const ldns_rdf *apex, *last;
+	uint64_t n;
+};
+
+static zd_err
+deleg_rr(void *arg, const ldns_rr *rr)
+{
+	struct deleg_count *c = arg;
+	if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_NS ||
+	    ldns_dname_compare(ldns_rr_owner(rr), c->apex) == 0 ||
+	    (c->last != NULL && ldns_dname_compare(ldns_rr_owner(rr), c->last) == 0))
+		return ZD_OK;
+	c->n++;
+	ldns_rdf_deep_free((ldns_rdf *)c->last);
+	c->last = ldns_rdf_clone(ldns_rr_owner(rr));
+	return c->last ? ZD_OK : ZD_ENOMEM;
+}
+
+static zd_err
+delegations_count(struct zone *z)
+{
+	struct store_cursor cur = STORE_CURSOR_INIT;
+	struct deleg_count c = {.apex = store_apex_get(z->store)};
+	zd_err e = ZD_OK;
+	while (!cur.done && e == ZD_OK)
+		e = store_walk(z->store, store_published_get(z->store), &cur, 65536, deleg_rr, &c);
+	ldns_rdf_deep_free((ldns_rdf *)c.last);
+	if (e == ZD_OK)
+		atomic_store(&z->delegations, c.n);
+	return e;
+}
+
+/* While the token is away: say so at once, then once a minute, with how long
+ * the published signatures stay valid at least (the refresh walk keeps
+ * every one above refresh - refresh/4 while signing works). */
+static void
+token_down_log(struct batch *b, struct zone *z, uint32_t serial, const char *err)
+{
+	uint64_t now = zd_now_ms();
+	if (!b->hsm_down) {
+		b->hsm_down = 1;
+		b->hsm_down_ms = now;
+	} else if (now - b->hsm_logged_ms < TOKEN_LOG_EVERY_MS) {
+		return;
+	}
+	b->hsm_logged_ms = now;
+	const struct zd_dnssec_config *p = &z->cfg->dnssec;
+	int64_t left =
+	        (int64_t)(p->refresh - p->refresh / 4) - (int64_t)((now - b->hsm_down_ms) / 1000);
+	int64_t margin = left - (int64_t)z->cfg->soa_expire - (int64_t)p->max_ttl;
+	zd_log(ZD_LOG_ERROR, "signer", z->cfg->name,
+	       "%stoken unavailable for %" PRIu64 " s, publishing stopped (serial %" PRIu32
+	       " keeps being served, changes stay queued); the published signatures stay valid for "
+	       "at least %" PRId64 " s more%s: %s",
+	       margin < (int64_t)(p->refresh / 4) ? "ALARM: " : "", (now - b->hsm_down_ms) / 1000,
+	       serial, left > 0 ? left : 0,
+	       margin < 0 ? " (less than SOA expire + max-ttl: secondaries may serve expired "
+	                    "signatures before the zone expires)"
+	                  : "",
+	       err);
+}
+
 /* Sign the version t builds (a zone without a signer: nothing to do), then
  * let the validation gate look at it.  On failure the version must not be
  * committed; the reason is logged here. */
@@ -276,11 +568,7 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 		return ZD_OK;
 	if (!signer_token_is_up(b->tk)) {
 		if ((e = signer_token_check(b->tk, err, sizeof err)) != ZD_OK) {
-			zd_log(ZD_LOG_ERROR, "signer", zname,
-			       "token unavailable, publishing stopped (serial %" PRIu32
-			       " keeps being served, changes stay queued): %s",
-			       serial, err);
-			b->hsm_down = 1;
+			token_down_log(b, z, serial, err);
 			return ZD_EHSM;
 		}
 		zd_log(ZD_LOG_NOTICE, "signer", zname, "token available again, signing resumes");
@@ -289,12 +577,15 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	e = signer_txn_sign(z->signer, z->store, t, full, st, err, sizeof err);
 	if (e != ZD_OK) {
 		if (!signer_token_is_up(b->tk)) {
-			b->hsm_down = 1;
 			zd_log(ZD_LOG_ERROR, "signer", zname,
 			       "the token went away while signing: publishing stopped (serial "
 			       "%" PRIu32
 			       " keeps being served, changes stay queued), reconnecting: %s",
 			       serial, err);
+			if (!b->hsm_down) {
+				b->hsm_down = 1;
+				b->hsm_down_ms = b->hsm_logged_ms = zd_now_ms();
+			}
 		} else {
 			zd_log(ZD_LOG_ERROR, "signer", zname,
 			       "version %" PRIu64 " not signed, changes stay queued: %s",
@@ -350,6 +641,9 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 
 	struct signer_stats sst;
 	int full = b->force_full[zi];
+	size_t d_added = 0, d_removed = 0;
+	if ((e = sanity_check(b, zi, *rb, *t, &d_added, &d_removed)) != ZD_OK)
+		goto fail;
 	if ((e = soa_put(z, *t, serial)) != ZD_OK)
 		goto fail;
 	if ((e = version_sign(b, zi, *t, full, &sst)) != ZD_OK)
@@ -396,6 +690,8 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	atomic_fetch_add(&z->versions_published, 1);
 	atomic_fetch_add(&z->changes_consumed, n_changes);
 	atomic_store(&z->last_batch_ms, wall_ms());
+	atomic_fetch_add(&z->delegations, d_added);
+	atomic_fetch_sub(&z->delegations, d_removed);
 	atomic_store(&z->sigs_last, sst.signatures);
 	atomic_fetch_add(&z->sigs_total, sst.signatures);
 	b->force_full[zi] = 0;
@@ -495,7 +791,8 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       atomic_load(&z->serial));
 		}
 	}
-	int resign = refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]);
+	int resign =
+	        refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]) || b->unsign[zi];
 	if (*taken == 0 && !b->sync_config[zi] && !resign) {
 		ra_batch_abort(&rb); /* nothing to consume */
 		return ZD_OK;
@@ -526,6 +823,14 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	}
 	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
 		goto fail;
+	if (b->unsign[zi]) {
+		size_t removed = 0;
+		if ((e = unsign_all(z, t, &removed)) != ZD_OK)
+			goto fail;
+		zd_log(ZD_LOG_NOTICE, "batch", zname,
+		       "unsigning (force-unsign): %zu DNSSEC RRsets removed in this version",
+		       removed);
+	}
 	if (store_txn_changes_get(t) == 0 && !resign) {
 		/* The names' records are what is published already: consume the
 		 * rows, make no version. */
@@ -540,8 +845,10 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		goto out;
 	}
 	e = version_commit(b, zi, &rb, &t, names);
-	if (e == ZD_OK)
+	if (e == ZD_OK) {
 		b->sync_config[zi] = 0;
+		b->unsign[zi] = 0;
+	}
 	goto out;
 fail:
 	if (e != ZD_EDB)
@@ -716,6 +1023,12 @@ batch_load(struct batch *b, char *err, size_t errlen)
 		       store_oldest_get(z->store), serial, store_oldest_get(z->store),
 		       store_published_get(z->store), st.names, st.bytes, zd_now_ms() - t0);
 	}
+	for (size_t i = 0; i < b->n_zones && e == ZD_OK; i++)
+		e = dnssec_state_check(b->zones[i], &b->unsign[i], err, errlen);
+	for (size_t i = 0; i < b->n_zones && e == ZD_OK; i++)
+		if ((e = delegations_count(b->zones[i])) != ZD_OK)
+			snprintf(err, errlen, "zone %s: counting delegations: %s",
+			         b->zones[i]->cfg->name, zd_strerror(e));
 	if (e == ZD_OK)
 		atomic_store(&b->db_up, 1);
 out:

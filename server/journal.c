@@ -216,6 +216,45 @@ out:
 	return e;
 }
 
+zd_err
+journal_release_add(PGconn *c, const char *zone, const char *by, char *err, size_t errlen)
+{
+	const char *params[2] = {zone, by};
+	PGresult *r =
+	        PQexecParams(c, "INSERT INTO zonedist.release (zone, released_by) VALUES ($1, $2)",
+	                     2, NULL, params, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		e = db_fail(c, r, "recording the release", err, errlen);
+	PQclear(r);
+	return e;
+}
+
+zd_err
+journal_release_use(PGconn *c, const char *zone, uint64_t version, int *found, char *by,
+                    size_t bylen, char *err, size_t errlen)
+{
+	char vbuf[24];
+	snprintf(vbuf, sizeof vbuf, "%" PRIu64, version);
+	const char *params[2] = {zone, vbuf};
+	PGresult *r = PQexecParams(
+	        c,
+	        "UPDATE zonedist.release SET used_at = now(), used_version = $2 WHERE id = ("
+	        "SELECT id FROM zonedist.release WHERE zone = $1 AND used_at IS NULL ORDER BY id "
+	        "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING released_by",
+	        2, NULL, params, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		e = db_fail(c, r, "looking for a release", err, errlen);
+	} else {
+		*found = PQntuples(r) > 0;
+		if (*found)
+			snprintf(by, bylen, "%s", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return e;
+}
+
 struct ckpt {
 	struct zd_buf buf;
 	zd_err e;

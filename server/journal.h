@@ -32,6 +32,15 @@ zd_err journal_delta_append(PGconn *c, const char *zone, uint64_t version, uint3
                             size_t n_ids, const int64_t *txids, size_t n_txids, char *err,
                             size_t errlen);
 
+/* Releases of held versions (schema 0002, zonedist.release).
+ * journal_release_add: an operator's release of zone, by who (CLI).
+ * journal_release_use: inside the batch's transaction, take the oldest
+ * unused release of zone for version (locks it; marked used on commit);
+ * *found = 0 when there is none. */
+zd_err journal_release_add(PGconn *c, const char *zone, const char *by, char *err, size_t errlen);
+zd_err journal_release_use(PGconn *c, const char *zone, uint64_t version, int *found, char *by,
+                           size_t bylen, char *err, size_t errlen);
+
 /* Write version (published in s) as a checkpoint of chunks of at most
  * chunk_bytes, inside the caller's transaction; marked complete last, so a
  * partial checkpoint is never loaded. */

@@ -212,10 +212,14 @@ signer_chain_name(struct work *w, const struct name_state *ns)
 		if (!need && !ns->occluded && ns->n_types == 0 &&
 		    (e = ent_needed(w, ns->name, &need)) != ZD_OK)
 			return e;
+		if (!need && w->old == 0)
+			return ZD_OK; /* the first version: no record to remove */
 		if ((e = hash_owner(w, ns->name, &owner, raw)) != ZD_OK)
 			return e;
 	} else {
 		need = !ns->occluded && ns->n_types > 0;
+		if (!need && w->old == 0)
+			return ZD_OK;
 		if ((owner = ldns_rdf_clone(ns->name)) == NULL)
 			return ZD_ENOMEM;
 	}

@@ -27,6 +27,8 @@ struct zone {
 	_Atomic uint64_t sigs_last;     /* RRSIGs the last published version made */
 	_Atomic uint64_t sigs_total;    /* RRSIGs made since the start */
 	_Atomic uint64_t gate_failures; /* versions the validation gate refused */
+	_Atomic uint64_t delegations;   /* NS RRsets below the apex in the published version */
+	_Atomic int held;               /* the next version waits for an operator's release */
 };
 
 /* Parse the zone's configured records.  On ZD_OK *out is new (zone_free()).

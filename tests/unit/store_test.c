@@ -639,11 +639,118 @@ a_walk_continues_across_a_prune(void **state)
 	store_free(s);
 }
 
+/* The signer's reading API: neighbours by type, names below a name, the
+ * types at a name, and the txn's own version and changes. */
+static zd_err
+count_name(void *arg, const ldns_rdf *name)
+{
+	(void)name;
+	(*(size_t *)arg)++;
+	return ZD_OK;
+}
+
+struct change_seen {
+	size_t n, ns_at_b;
+};
+
+static zd_err
+change_seen(void *arg, const ldns_rdf *owner, uint16_t type, uint16_t covered)
+{
+	struct change_seen *c = arg;
+	ldns_rdf *b = dname("b.tld.");
+	c->n++;
+	if (ldns_dname_compare(owner, b) == 0 && type == LDNS_RR_TYPE_NS && covered == 0)
+		c->ns_at_b++;
+	ldns_rdf_deep_free(b);
+	return ZD_OK;
+}
+
+static void
+neighbour(struct store *s, uint64_t v, const char *from, int dir, uint16_t type, const char *want)
+{
+	ldns_rdf *f = from ? dname(from) : NULL, *got = NULL;
+	zd_err e = store_name_neighbor(s, v, f, dir, type, &got);
+	if (want == NULL) {
+		assert_int_equal(e, ZD_ENOTFOUND);
+	} else {
+		assert_int_equal(e, ZD_OK);
+		ldns_rdf *w = dname(want);
+		assert_int_equal(ldns_dname_compare(got, w), 0);
+		ldns_rdf_deep_free(w);
+	}
+	ldns_rdf_deep_free(got);
+	ldns_rdf_deep_free(f);
+}
+
+static void
+the_signers_reading_api_sees_versions_and_the_open_txn(void **state)
+{
+	struct store *s = NULL;
+	struct store_txn *t = NULL;
+	uint16_t types[8];
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(store_new("tld.", &s), ZD_OK);
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 1);
+	put1(t, "a.tld. 3600 IN NS ns.a.tld.");
+	put1(t, "ns.a.tld. 3600 IN A 192.0.2.1");
+	put1(t, "b.tld. 3600 IN NS ns.x.example.");
+	put1(t, "b.tld. 3600 IN DS 1 13 2 "
+	        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+	put1(t, "c.tld. 3600 IN NS ns.x.example.");
+	/* the writer reads its own txn's version */
+	neighbour(s, 1, "a.tld.", 1, LDNS_RR_TYPE_NS, "b.tld.");
+	assert_int_equal(store_txn_publish(&t, 1, 0), ZD_OK);
+
+	neighbour(s, 1, NULL, 1, 0, "tld.");
+	neighbour(s, 1, NULL, -1, LDNS_RR_TYPE_NS, "c.tld.");
+	neighbour(s, 1, "b.tld.", 1, LDNS_RR_TYPE_NS, "c.tld.");
+	neighbour(s, 1, "b.tld.", -1, LDNS_RR_TYPE_NS, "a.tld.");
+	neighbour(s, 1, "bb.tld.", -1, LDNS_RR_TYPE_DS, "b.tld."); /* from a name not there */
+	neighbour(s, 1, "b.tld.", 1, LDNS_RR_TYPE_DS, NULL);
+	neighbour(s, 1, "a.tld.", 1, 0, "ns.a.tld."); /* glue follows its parent */
+
+	ldns_rdf *b = dname("b.tld."), *a = dname("a.tld."), *apex = dname("tld.");
+	assert_int_equal(store_name_types(s, 1, b, types, 8, &n), ZD_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(types[0], LDNS_RR_TYPE_NS);
+	assert_int_equal(types[1], LDNS_RR_TYPE_DS);
+	assert_int_equal(store_name_types(s, 1, b, types, 1, &n), ZD_ELIMIT);
+	size_t below = 0;
+	assert_int_equal(store_below_walk(s, 1, a, 100, count_name, &below), ZD_OK);
+	assert_int_equal(below, 1);
+	below = 0;
+	assert_int_equal(store_below_walk(s, 1, apex, 100, count_name, &below), ZD_OK);
+	assert_int_equal(below, 4);
+	below = 0;
+	assert_int_equal(store_below_walk(s, 1, apex, 2, count_name, &below), ZD_ELIMIT);
+
+	/* version 2: b loses its NS; the change is seen, the neighbours skip it */
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	del(t, "b.tld.", LDNS_RR_TYPE_NS);
+	struct change_seen c = {0};
+	assert_int_equal(store_txn_changes_foreach(t, change_seen, &c), ZD_OK);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ns_at_b, 1);
+	neighbour(s, 2, "a.tld.", 1, LDNS_RR_TYPE_NS, "c.tld.");
+	neighbour(s, 1, "a.tld.", 1, LDNS_RR_TYPE_NS, "b.tld."); /* the old version as it was */
+	store_txn_abort(&t);
+	/* after the abort the txn's version is not readable */
+	neighbour(s, 2, "a.tld.", 1, LDNS_RR_TYPE_NS, NULL);
+	ldns_rdf_deep_free(a);
+	ldns_rdf_deep_free(b);
+	ldns_rdf_deep_free(apex);
+	store_free(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(reading_an_unknown_version_is_not_found),
+	        cmocka_unit_test(the_signers_reading_api_sees_versions_and_the_open_txn),
 	        cmocka_unit_test(delta_apply_rejects_garbage_and_absent_deletions),
 	        cmocka_unit_test(delta_wire_refuses_a_version_without_a_new_soa),
 	        cmocka_unit_test(walk_yields_soa_first_then_canonical_order),
