@@ -69,7 +69,7 @@ def test_an_apex_change_is_held_until_released(pg, spawn):
     c.start()
     before = c.settle()
     c.zd.stop()
-    c.zd.apex = APEX + ['tld. 3600 IN TXT "changed by the operator"']
+    c.zd.apex = APEX + ["tld. 3600 IN TXT changed-by-the-operator"]
     c.zd.start()
     wait_until(lambda: "held by the sanity limits" in c.zd.log_text(), 30, "the hold")
     assert "changes 1 RRsets at the apex" in c.zd.log_text()

@@ -11,8 +11,8 @@ from .proc import Daemon, free_port, wait_until, sanitizer_findings, log_tail
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def binary(name="zonedistd"):
-    build = os.environ.get("ZD_BUILD") or os.path.join(ROOT, "build")
+def binary(name="zonedistd", build=None):
+    build = build or os.environ.get("ZD_BUILD") or os.path.join(ROOT, "build")
     sub = {"zonedistd": "server", "zonedist-check": "integrity-check"}[name]
     path = os.path.join(build, sub, name)
     if not os.path.exists(path):
@@ -27,11 +27,12 @@ APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
 class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
-                 ipv6=False, env=None, hsm=None, dnssec=None, soa=None):
+                 ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
         (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
-        settings for every zone; soa: SOA settings overriding the defaults."""
+        settings for every zone; soa: SOA settings overriding the defaults;
+        build: the build tree to run (default: $ZD_BUILD, else build/)."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -47,6 +48,7 @@ class Zonedistd:
         self.ipv6 = ipv6  # also listen on [::1] at the same port
         self.env = env    # extra environment (test hooks)
         self.hsm = hsm
+        self.build = build
         self.dnssec = dnssec
         self.soa = {"refresh": 60, "retry": 10, "expire": 1209600, "minimum": 300, "ttl": 300,
                     **(soa or {})}
@@ -94,7 +96,7 @@ class Zonedistd:
             f.write("\n".join(lines) + "\n")
 
     def run(self, *args, check=True):
-        return subprocess.run([binary(), "--config", self.conf, *args], capture_output=True,
+        return subprocess.run([binary(build=self.build), "--config", self.conf, *args], capture_output=True,
                               text=True, check=check, timeout=120)
 
     def init_db(self):
@@ -114,7 +116,7 @@ class Zonedistd:
                 # which LeakSanitizer sees only with full unwinding (libcrypto
                 # has no frame pointers).  Slower, so only here.
                 env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0"
-            self.daemon = Daemon("zonedistd", [binary(), "--config", self.conf], self.log,
+            self.daemon = Daemon("zonedistd", [binary(build=self.build), "--config", self.conf], self.log,
                                  env=env).start()
             try:
                 wait_until(lambda: self._answering(), deadline, "zonedistd answering SOA")
