@@ -546,23 +546,36 @@ collect_rr(void *arg, const ldns_rr *rr)
 	return ZD_OK;
 }
 
-zd_err
-store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t type,
-                 uint16_t covered, ldns_rr_list **out)
+/* The read lock, taken, and owner's node at a readable version (NULL when
+ * owner has none).  On ZD_OK the caller unlocks; on failure nothing is held. */
+static zd_err
+read_name(struct store *s, uint64_t version, const ldns_rdf *owner, struct sname **n)
 {
 	uint8_t key[KEY_MAX];
 	uint16_t keylen;
-	ldns_rr_list *l = NULL;
 	zd_err e;
 
 	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;
 	pthread_rwlock_rdlock(&s->lock);
 	if (!readable(s, version)) {
-		e = ZD_ENOTFOUND;
-		goto out;
+		pthread_rwlock_unlock(&s->lock);
+		return ZD_ENOTFOUND;
 	}
-	struct sname *n = name_find(s, key, keylen);
+	*n = name_find(s, key, keylen);
+	return ZD_OK;
+}
+
+zd_err
+store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t type,
+                 uint16_t covered, ldns_rr_list **out)
+{
+	ldns_rr_list *l = NULL;
+	struct sname *n = NULL;
+	zd_err e;
+
+	if ((e = read_name(s, version, owner, &n)) != ZD_OK)
+		return e;
 	const struct rrver *r = n ? chain_at(chain_find(n, type, covered), version) : NULL;
 	if (r != NULL) {
 		if ((l = ldns_rr_list_new()) == NULL) {
@@ -586,21 +599,13 @@ out:
 zd_err
 store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn, void *arg)
 {
-	uint8_t key[KEY_MAX];
-	uint16_t keylen;
+	struct sname *n = NULL;
 	zd_err e;
 
-	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+	if ((e = read_name(s, version, owner, &n)) != ZD_OK)
 		return e;
-	pthread_rwlock_rdlock(&s->lock);
-	if (!readable(s, version)) {
-		e = ZD_ENOTFOUND;
-		goto out;
-	}
-	struct sname *n = name_find(s, key, keylen);
 	if (n != NULL)
 		e = emit_name(n, version, fn, arg);
-out:
 	pthread_rwlock_unlock(&s->lock);
 	return e;
 }
@@ -609,19 +614,12 @@ zd_err
 store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t *types,
                  size_t cap, size_t *n_out)
 {
-	uint8_t key[KEY_MAX];
-	uint16_t keylen;
+	struct sname *sn = NULL;
 	size_t n = 0;
 	zd_err e;
 
-	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+	if ((e = read_name(s, version, owner, &sn)) != ZD_OK)
 		return e;
-	pthread_rwlock_rdlock(&s->lock);
-	if (!readable(s, version)) {
-		e = ZD_ENOTFOUND;
-		goto out;
-	}
-	struct sname *sn = name_find(s, key, keylen);
 	for (const struct rrver *h = sn ? sn->heads : NULL; h != NULL; h = h->next_type) {
 		if (chain_at(h, version) == NULL)
 			continue;
