@@ -813,26 +813,23 @@ static zd_err
 name_reconcile(struct work *w, const ldns_rdf *name)
 {
 	ldns_rr_list *all = NULL;
-	uint16_t types[TYPES_MAX];
-	size_t n_types = 0;
+	uint16_t present[TYPES_MAX], types[TYPES_MAX];
+	size_t n_present = 0, n_types = 0;
 	int apex = ldns_dname_compare(name, w->sg->apex) == 0, occluded = 0;
 	zd_err e;
 
-	if ((e = signer_name_rrs(w, w->v, name, &all)) != ZD_OK)
+	if ((e = store_name_types(w->s, w->v, name, present, TYPES_MAX, &n_present)) != ZD_OK)
 		return e;
-	size_t n = ldns_rr_list_rr_count(all);
-	for (size_t i = 0; i < n; i++) {
-		uint16_t t = (uint16_t)ldns_rr_get_type(ldns_rr_list_rr(all, i));
-		if (t == LDNS_RR_TYPE_NSEC3 && !apex)
-			goto out; /* a chain record's owner: nsec3.c keeps those */
-		if (signer_type_is_dnssec(t) || has_type(types, n_types, t))
-			continue;
-		if (n_types == TYPES_MAX) {
-			e = ZD_ELIMIT;
-			goto out;
-		}
-		types[n_types++] = t;
-	}
+	if (!apex && has_type(present, n_present, LDNS_RR_TYPE_NSEC3))
+		return ZD_OK; /* a chain record's owner: nsec3.c keeps those */
+	for (size_t i = 0; i < n_present; i++)
+		if (!signer_type_is_dnssec(present[i]))
+			types[n_types++] = present[i];
+	/* The records themselves only where signatures are there to judge. */
+	if (has_type(present, n_present, LDNS_RR_TYPE_RRSIG) &&
+	    (e = signer_name_rrs(w, w->v, name, &all)) != ZD_OK)
+		return e;
+	size_t n = all ? ldns_rr_list_rr_count(all) : 0;
 	if (!apex && (e = signer_occluded(w, w->v, name, &occluded)) != ZD_OK)
 		goto out;
 	int deleg = !apex && has_type(types, n_types, LDNS_RR_TYPE_NS);
@@ -990,23 +987,10 @@ apex_put(struct work *w)
 }
 
 /* Names of the zone in chunks, for a full signing. */
-struct walk_chunk {
-	struct namevec *nv;
-	ldns_rdf *last;
-};
-
 static zd_err
-walk_names(void *arg, const ldns_rr *rr)
+walk_names(void *arg, const ldns_rdf *name)
 {
-	struct walk_chunk *c = arg;
-	const ldns_rdf *o = ldns_rr_owner(rr);
-	if (c->last != NULL && ldns_dname_compare(c->last, o) == 0)
-		return ZD_OK;
-	ldns_rdf *name = ldns_rdf_clone(o);
-	zd_err e = namevec_push(c->nv, name);
-	if (e == ZD_OK)
-		c->last = name;
-	return e;
+	return namevec_push(arg, ldns_rdf_clone(name));
 }
 
 /* Worker processes for a full signing (SoftHSM signs in one thread per
@@ -1066,8 +1050,8 @@ sign_full(struct work *w)
 	zd_err e = ZD_OK;
 
 	while (!cur.done && e == ZD_OK) {
-		struct walk_chunk c = {.nv = &chunk, .last = NULL};
-		if ((e = store_walk(w->s, w->v, &cur, FULL_CHUNK_NAMES, walk_names, &c)) != ZD_OK)
+		if ((e = store_names_walk(w->s, w->v, &cur, FULL_CHUNK_NAMES, walk_names,
+		                          &chunk)) != ZD_OK)
 			break;
 		for (size_t i = 0; i < chunk.n && e == ZD_OK; i++)
 			e = push_with_ancestors(w, &names, chunk.v[i]);

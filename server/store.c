@@ -532,6 +532,58 @@ out:
 	return e;
 }
 
+static int name_live(const struct sname *n, uint64_t v, uint16_t type);
+
+zd_err
+store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                 store_name_fn fn, void *arg)
+{
+	zd_err e = ZD_OK;
+	ldns_rbnode_t *node;
+	size_t done = 0;
+
+	if (c->done)
+		return ZD_OK;
+	pthread_rwlock_rdlock(&s->lock);
+	if (!readable(s, version)) {
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
+	if (!c->started) {
+		node = ldns_rbtree_first(&s->tree);
+	} else {
+		uint8_t kb[2 + KEY_MAX];
+		kb_make(kb, c->key, c->keylen);
+		if (ldns_rbtree_find_less_equal(&s->tree, kb, &node) || node != NULL)
+			node = ldns_rbtree_next(node);
+		else
+			node = ldns_rbtree_first(&s->tree);
+	}
+	for (; node != LDNS_RBTREE_NULL && done < max_names; node = ldns_rbtree_next(node)) {
+		struct sname *n = (struct sname *)node;
+		c->keylen = kb_len(n->kb);
+		memcpy(c->key, n->kb + 2, c->keylen);
+		c->started = 1;
+		if (!name_live(n, version, 0))
+			continue;
+		ldns_rdf *name = name_rdf(n);
+		if (name == NULL) {
+			e = ZD_ENOMEM;
+			goto out;
+		}
+		e = fn(arg, name);
+		ldns_rdf_deep_free(name);
+		if (e != ZD_OK)
+			goto out;
+		done++;
+	}
+	if (node == LDNS_RBTREE_NULL)
+		c->done = 1;
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return e;
+}
+
 static zd_err
 collect_rr(void *arg, const ldns_rr *rr)
 {

@@ -100,11 +100,17 @@ zd_err store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner
 zd_err store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, int dir,
                            uint16_t type, ldns_rdf **out);
 
+/* Like store_walk, but fn gets each owner name holding a live RRset (no
+ * records): up to max_names names after the cursor.  fn runs under the read
+ * lock (no writes). */
+typedef zd_err (*store_name_fn)(void *arg, const ldns_rdf *name);
+zd_err store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                        store_name_fn fn, void *arg);
+
 /* Calls fn for each name strictly below owner that holds any live RRset as
  * of version, in canonical order; a return other than ZD_OK stops the walk
  * and is passed back.  ZD_ELIMIT after max_visits names (live or not) were
  * looked at.  fn runs under the read lock (no writes). */
-typedef zd_err (*store_name_fn)(void *arg, const ldns_rdf *name);
 zd_err store_below_walk(struct store *s, uint64_t version, const ldns_rdf *owner, size_t max_visits,
                         store_name_fn fn, void *arg);
 
