@@ -144,11 +144,19 @@ def test_registry_changes_reach_nsd_and_bind_by_ixfr(chain):
     # Each secondary fetched the zone once by AXFR, then only by IXFR: in
     # zonedistd's transfer log (secondaries transfer from their own
     # addresses) and, for BIND, in its own log.
+    # NSD 4.6's xfrd sometimes logs "soa serial N update failed, restarting
+    # transfer" under a fast stream and then asks for AXFR by itself (as in
+    # the kill -9 test below): each such line in NSD's log allows one more
+    # AXFR request from NSD, never from BIND.
     log = chain.zd.log_text()
+    nsd_restarts = open(chain.secondaries["nsd"].log).read().count(
+        "update failed, restarting transfer")
     for kind, addr in SOURCES.items():
         axfrs = re.findall(rf"xfr: AXFR \d+ to {re.escape(addr)}#", log)
         ixfrs = re.findall(rf"xfr: IXFR (\d+)->(\d+) to {re.escape(addr)}#", log)
-        assert len(axfrs) == 1, f"{kind}: one AXFR (the first load), saw {axfrs}"
+        allowed = 1 + (nsd_restarts if kind == "nsd" else 0)
+        assert 1 <= len(axfrs) <= allowed, \
+            f"{kind}: one AXFR (the first load) and one per NSD restart line, saw {axfrs}"
         assert ixfrs, f"{kind} never fetched by IXFR"
         assert ixfrs[-1][1] == str(last)
         assert not re.search(rf"IXFR-as-AXFR[^\n]*{re.escape(addr)}#", log)
