@@ -404,6 +404,56 @@ hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	return fail(c, v, "unknown hsm setting '%s'", k);
 }
 
+static zd_err
+api_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_api_config *a = arg;
+	const char *s = scalar(v);
+	yaml_node_t **items = NULL;
+	size_t n = 0;
+	zd_err e = ZD_OK;
+
+	if (strcmp(k, "listen") == 0) {
+		if (a->listen != NULL)
+			return fail(c, v, "api listen given twice");
+		if ((e = seq_items(c, v, "api listen", 16, &items, &n)) != ZD_OK)
+			return e;
+		if ((a->listen = calloc(n ? n : 1, sizeof *a->listen)) == NULL) {
+			free(items);
+			return ZD_ENOMEM;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			const char *t = scalar(items[i]);
+			if (t != NULL && strncmp(t, "unix:/", 6) == 0 && strlen(t + 5) < 100)
+				e = ZD_OK;
+			else if (t == NULL || zd_parse_sockaddr(t, 8053, &ss, &sl) != ZD_OK)
+				e = fail(c, items[i],
+				         "api listen entries are addr@port or unix:/path "
+				         "(a path under 100 bytes)");
+			if (e == ZD_OK &&
+			    (e = get_string(c, items[i], "api listen", &a->listen[i])) == ZD_OK)
+				a->n_listen++;
+		}
+		free(items);
+		return e;
+	}
+	if (strcmp(k, "token-file") == 0) {
+		if (s == NULL || *s == '\0')
+			return fail(c, v, "api token-file must be a path");
+		return get_string(c, v, "api token-file", &a->token_file);
+	}
+	if (strcmp(k, "max-connections") == 0)
+		return get_u32(c, v, "api max-connections", 1, 100000, &a->max_connections);
+	if (strcmp(k, "max-request-bytes") == 0)
+		return get_u32(c, v, "api max-request-bytes", 1024, 64u << 20,
+		               &a->max_request_bytes);
+	if (strcmp(k, "timeout-ms") == 0)
+		return get_u32(c, v, "api timeout-ms", 100, 3600000, &a->timeout_ms);
+	return fail(c, v, "unknown api setting '%s'", k);
+}
+
 #define TTL_MAX   2147483647u /* RFC 2181 s8 */
 #define TTL_UNSET UINT32_MAX  /* dnskey-ttl, denial-ttl: from the SOA once it is known */
 
@@ -784,6 +834,8 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "limits") == 0)
 		return walk_map(c, v, "limits", limits_pair, &cfg->limits);
+	if (strcmp(k, "api") == 0)
+		return walk_map(c, v, "api", api_pair, &cfg->api);
 	if (strcmp(k, "hsm") == 0) {
 		struct zd_hsm_config *h = &cfg->hsm;
 		if ((e = walk_map(c, v, "hsm", hsm_pair, h)) != ZD_OK)
@@ -942,6 +994,9 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	        .hold_removed_min = 100,
 	        .hold_apex_changes = 0,
 	};
+	cfg->api.max_connections = 64;
+	cfg->api.max_request_bytes = 65536;
+	cfg->api.timeout_ms = 10000;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {
 		e = fail(&c, NULL, "configuration is empty");
@@ -992,6 +1047,10 @@ zd_config_free(struct zd_config *c)
 	if (c == NULL)
 		return;
 	free(c->database);
+	for (size_t i = 0; i < c->api.n_listen; i++)
+		free(c->api.listen[i]);
+	free(c->api.listen);
+	free(c->api.token_file);
 	for (size_t i = 0; i < c->n_listen; i++)
 		free(c->listen[i]);
 	free(c->listen);

@@ -113,6 +113,17 @@ struct zd_limits {
 	uint32_t hold_apex_changes;
 };
 
+/* The operator HTTP API (the api: section; docs/API.md).  Entries of
+ * listen are "addr@port" (TCP) or "unix:/path" (a unix socket). */
+struct zd_api_config {
+	char **listen;
+	size_t n_listen;
+	char *token_file;           /* token for calls that change state; NULL: none may */
+	uint32_t max_connections;   /* open API connections; default 64 */
+	uint32_t max_request_bytes; /* request headers + body; default 65536 */
+	uint32_t timeout_ms;        /* a request that does not complete is closed; default 10000 */
+};
+
 struct zd_config {
 	char *database; /* libpq conninfo */
 	char **listen;  /* "addr@port" */
@@ -125,6 +136,7 @@ struct zd_config {
 	struct zd_limits limits;
 	int has_hsm; /* the hsm: section is present */
 	struct zd_hsm_config hsm;
+	struct zd_api_config api;
 };
 
 /* Untrusted text in; on ZD_OK *out is a new config the caller owns

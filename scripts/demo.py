@@ -63,6 +63,10 @@ Try, in another shell:
                                                         # check the signed zone
   {zd.daemon.argv[0]} --config {zd.conf} --dump {ZONE} --serial {serial} | head
                                                         # any old serial, rebuilt from PostgreSQL
+  curl -s {zd.api_url}/api/v1/zones/tld/digest       # the ZONEMD digest of the published serial
+  curl -s "{zd.api_url}/api/v1/zones/tld/zone?serial={serial}" | head   # any kept serial, from memory
+  {os.path.join(os.path.dirname(os.path.dirname(zd.daemon.argv[0])), "integrity-check", "zonedist-check")} --config {zd.conf} --zone {ZONE}
+                                                        # prove NSD serves exactly a published serial
   tail -f {zd.log}                                      # what zonedistd does
   psql "{pg.conninfo}" -c "SELECT version, serial, txids FROM zonedist.journal ORDER BY version DESC LIMIT 5"
 

@@ -381,17 +381,38 @@ store_oldest_get(const struct store *s)
 	return s->n_versions ? s->base : 0;
 }
 
-zd_err
-store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out)
+/* A copy of a kept, published version's info, under the read lock. */
+static zd_err
+vinfo_copy(const struct store *s, uint64_t version, struct version_info *out)
 {
 	zd_err e = ZD_ENOTFOUND;
 	pthread_rwlock_rdlock((pthread_rwlock_t *)&s->lock);
 	const struct version_info *vi = vinfo(s, version);
 	if (vi != NULL && version <= store_published_get(s)) {
-		*serial_out = vi->serial;
+		*out = *vi;
 		e = ZD_OK;
 	}
 	pthread_rwlock_unlock((pthread_rwlock_t *)&s->lock);
+	return e;
+}
+
+zd_err
+store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out)
+{
+	struct version_info vi;
+	zd_err e = vinfo_copy(s, version, &vi);
+	if (e == ZD_OK)
+		*serial_out = vi.serial;
+	return e;
+}
+
+zd_err
+store_version_time_find(const struct store *s, uint64_t version, uint64_t *published_ms_out)
+{
+	struct version_info vi;
+	zd_err e = vinfo_copy(s, version, &vi);
+	if (e == ZD_OK)
+		*published_ms_out = vi.published_ms;
 	return e;
 }
 

@@ -44,6 +44,8 @@ uint64_t store_oldest_get(const struct store *s);
 
 /* Serial of a kept version. */
 zd_err store_serial_find(const struct store *s, uint64_t version, uint32_t *serial_out);
+/* Wall-clock publish time (ms since the epoch) of a kept version. */
+zd_err store_version_time_find(const struct store *s, uint64_t version, uint64_t *published_ms_out);
 /* Newest kept version whose serial is serial (serials are unique within the
  * kept history except across 2^32 wraps; the newest wins). */
 zd_err store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out);

@@ -24,6 +24,7 @@
 #include "common/zd_config.h"
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
+#include "server/api.h"
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
@@ -38,6 +39,7 @@ struct daemon {
 	size_t n_zones;
 	struct event_base *base;
 	struct xfr_server *xfr;
+	struct api *api;
 	struct batch *batch;
 	struct ckpt *ckpt;
 	struct signer_token *token; /* NULL when no zone signs */
@@ -247,6 +249,7 @@ daemon_clear(struct daemon *d)
 		batch_stop(d->batch);
 	batch_free(d->batch);
 	ckpt_free(d->ckpt);
+	api_free(d->api);
 	xfr_server_free(d->xfr);
 	if (d->sigterm)
 		event_free(d->sigterm);
@@ -378,6 +381,11 @@ main(int argc, char **argv)
 			goto out;
 	if (xfr_server_listen(d.xfr) != ZD_OK) {
 		fprintf(stderr, "zonedistd: cannot listen (see the log)\n");
+		goto out;
+	}
+	if (api_new(d.base, d.cfg, d.zones, d.n_zones, &d.api) != ZD_OK ||
+	    api_listen(d.api) != ZD_OK) {
+		fprintf(stderr, "zonedistd: cannot start the HTTP API (see the log)\n");
 		goto out;
 	}
 	d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);

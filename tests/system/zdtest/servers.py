@@ -80,6 +80,33 @@ class _Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def nsd_server_conf(d, port, log):
+    """The server: and remote-control: sections of an NSD config in d."""
+    return f"""server:
+  ip-address: 127.0.0.1@{port}
+  port: {port}
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  logfile: "{log}"
+  verbosity: 2
+  server-count: 1
+  tcp-count: 20
+  do-ip6: no
+  refuse-any: no
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  xfrd-reload-timeout: 0
+remote-control:
+  control-enable: no
+"""
+
+
 class Nsd(_Server):
     """NSD 4 as a secondary of (primary_port, zones)."""
     kind = "nsd"
@@ -113,29 +140,7 @@ class Nsd(_Server):
             + (f"  outgoing-interface: {self.source}\n" if self.source else "")
             for z in self.zones)
         with open(os.path.join(d, "nsd.conf"), "w") as f:
-            f.write(f"""server:
-  ip-address: 127.0.0.1@{self.port}
-  port: {self.port}
-  username: ""
-  chroot: ""
-  zonesdir: "{d}"
-  database: ""
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  pidfile: "{d}/nsd.pid"
-  logfile: "{self.log}"
-  verbosity: 2
-  server-count: 1
-  tcp-count: 20
-  do-ip6: no
-  refuse-any: no
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  xfrd-reload-timeout: 0
-remote-control:
-  control-enable: no
-{keycfg}{zones}""")
+            f.write(nsd_server_conf(d, self.port, self.log) + keycfg + zones)
 
     def argv(self):
         return ["nsd", "-d", "-c", os.path.join(self.dir, "nsd.conf")]

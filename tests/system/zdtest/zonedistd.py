@@ -53,13 +53,15 @@ class Zonedistd:
         self.soa = {"refresh": 60, "retry": 10, "expire": 1209600, "minimum": 300, "ttl": 300,
                     **(soa or {})}
         self.port = free_port()
+        self.api_port = free_port()
         self.daemon = None
 
     def write_config(self):
         lines = [f'database: "{self.pg.conninfo}"',
                  f'listen: ["127.0.0.1@{self.port}"'
                  + (f', "[::1]:{self.port}"]' if self.ipv6 else "]"),
-                 f"log-level: {self.log_level}"]
+                 f"log-level: {self.log_level}",
+                 f'api: {{listen: ["127.0.0.1@{self.api_port}"]}}']
         limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, **self.limits}
         lines.append("limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
         if self.tsig:
@@ -125,6 +127,7 @@ class Zonedistd:
                 self.daemon.stop()
                 if "Address already in use" in log_tail(self.log, 50) and attempt < 2:
                     self.port = free_port()
+                    self.api_port = free_port()
                     self.write_config()
                     continue
                 raise RuntimeError("zonedistd did not start\n" + self.tail())
@@ -144,6 +147,23 @@ class Zonedistd:
     def wait_serial_change(self, before, zone="tld.", deadline=30):
         return wait_until(lambda: (s := self.serial(zone)) is not None and s != before and s,
                           deadline, f"zonedistd serial of {zone} moving past {before}")
+
+    @property
+    def api_url(self):
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def api_get(self, path, timeout=30):
+        """(status, parsed JSON or text) of GET path on the API."""
+        import json
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.api_url + path, timeout=timeout) as r:
+                body, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            body, status, ctype = e.read(), e.code, e.headers.get("Content-Type", "")
+        text = body.decode("utf-8", "replace")
+        return status, (json.loads(text) if "json" in ctype else text)
 
     def stop(self):
         rc = self.daemon.stop() if self.daemon else None
