@@ -150,12 +150,27 @@ crr_qsort_cmp(const void *a, const void *b)
 void
 zd_crr_sort(struct zd_crr *rrs, size_t n, size_t *n_out)
 {
-	size_t sorted = 1, w = 0;
+	size_t w = 0;
+	int owners_sorted = 1;
 
-	for (size_t i = 1; i < n && sorted; i++)
-		sorted = zd_crr_cmp(&rrs[i - 1], &rrs[i]) <= 0;
-	if (!sorted)
+	/* Secondaries send their zone in canonical name order (NSD and BIND
+	 * walk their name trees), though not each name's records in RFC 8976
+	 * order: then only the records of each name need sorting.  Anything
+	 * else gets a full sort. */
+	for (size_t i = 1; i < n && owners_sorted; i++)
+		owners_sorted = zd_crr_owner_cmp(&rrs[i - 1], &rrs[i]) <= 0;
+	if (!owners_sorted) {
 		qsort(rrs, n, sizeof *rrs, crr_qsort_cmp);
+	} else {
+		for (size_t i = 0; i < n;) {
+			size_t j = i + 1, sorted = 1;
+			for (; j < n && zd_crr_owner_cmp(&rrs[i], &rrs[j]) == 0; j++)
+				sorted = sorted && zd_crr_cmp(&rrs[j - 1], &rrs[j]) <= 0;
+			if (!sorted)
+				qsort(rrs + i, j - i, sizeof *rrs, crr_qsort_cmp);
+			i = j;
+		}
+	}
 	for (size_t i = 0; i < n; i++)
 		if (w == 0 || zd_crr_cmp(&rrs[w - 1], &rrs[i]) != 0)
 			rrs[w++] = rrs[i];

@@ -530,13 +530,10 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < n_sec; i++)
 		if (target_add(&r, secondaries[i], NULL, cfg, tsig, n_tsig) != 0)
 			goto out;
-	for (size_t i = 0; n_sec == 0 && zc && i < zc->n_notify; i++) {
-		char text[128];
-		zd_sockaddr_str((const struct sockaddr *)&zc->notify[i].addr, text, sizeof text);
-		if (target_add(&r, text, zc->notify[i].key ? zc->notify[i].key : "", cfg, tsig,
-		               n_tsig) != 0)
+	for (size_t i = 0; n_sec == 0 && zc && i < zc->n_notify; i++)
+		if (target_add(&r, zc->notify[i].text, zc->notify[i].key ? zc->notify[i].key : "",
+		               cfg, tsig, n_tsig) != 0)
 			goto out;
-	}
 	if (r.n_targets == 0) {
 		fprintf(stderr, "zonedist-check: no secondary to check (--secondary, or notify: "
 		                "in the zone's configuration)\n");

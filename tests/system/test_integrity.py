@@ -258,6 +258,29 @@ def test_a_bad_signature_served_by_a_secondary_is_critical(pg, spawn, softhsm):
     assert r["dnssec"]["signed"] and r["dnssec"]["bogus"] == 0 and r["dnssec"]["rrsigs"] > 100
     assert r["dnssec"]["rrsigs_valid"] == r["dnssec"]["rrsigs"]
 
+    # The parent's DS, made by ldns-key2ds from the KSK the zone publishes,
+    # matches; a DS of another key does not (critical).
+    ksk = [l for l in rr_lines(zone_at(c.zd, serial))
+           if l.split()[3] == "DNSKEY" and l.split()[4] == "257"]
+    assert len(ksk) == 1
+    kf = os.path.join(c.zd.dir, "ksk.key")
+    with open(kf, "w") as f:
+        f.write(ksk[0] + "\n")
+    ds = subprocess.run(["ldns-key2ds", "-n", "-2", kf], capture_output=True, text=True,
+                        check=True).stdout
+    dsf = os.path.join(c.zd.dir, "parent.ds")
+    with open(dsf, "w") as f:
+        f.write(ds)
+    rc, docs, _ = check(c.zd, "--parent-ds", dsf, secondaries=[f"127.0.0.1@{good.port}"])
+    assert rc == 0 and docs[0]["secondaries"][0]["dnssec"]["ds_errors"] == 0
+    f = ds.split()
+    f[4] = str((int(f[4]) + 1) % 65536)  # another key tag: no such key
+    with open(dsf, "w") as g:
+        g.write(" ".join(f) + "\n")
+    rc, docs, _ = check(c.zd, "--parent-ds", dsf, secondaries=[f"127.0.0.1@{good.port}"])
+    r = docs[0]["secondaries"][0]
+    assert rc == 2 and r["dnssec"]["ds_errors"] == 1 and r["state"] == "in_sync", r
+
     text, owner = flip_signature(zone_at(c.zd, serial))
     bad = spawn(ZoneFileNsd(text))
     rc, docs, _ = check(c.zd, secondaries=[f"127.0.0.1@{bad.port}"])
@@ -354,7 +377,10 @@ def test_no_false_alarm_while_changes_flow(pg, spawn):
     rate = committed[0] / seconds
     assert rate > 40, f"only {rate:.1f} changes per second were committed"
     docs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    assert len(docs) >= seconds // 6, (len(docs), err)
+    # A round checks both secondaries and, since the zone moved, makes
+    # zonedistd digest a new serial; under the sanitizer build on 2 shared
+    # CPUs a round took about 9 s in a full ./test run (33 in 300 s).
+    assert len(docs) >= seconds // 15, (len(docs), err)
     states = {}
     for d in docs:
         for s in d["secondaries"]:
@@ -370,3 +396,37 @@ def test_no_false_alarm_while_changes_flow(pg, spawn):
     # The serials moved during the run: these were checks of a changing zone.
     serials = {s["serial"] for d in docs for s in d["secondaries"]}
     assert len(serials) > len(docs) // 2, (len(serials), states)
+
+
+TSIG = ("xfr-key.", "hmac-sha256", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY=")
+
+
+def test_secondaries_keys_and_api_from_the_configuration_and_tsig(pg, spawn):
+    c = Chain(pg, spawn, secondaries=("bind",), tsig=TSIG,
+              zonedistd_kw={"acl": [("127.0.0.0/8", TSIG[0])]})
+    c.registry.bulk_fill(ZONE, 300, seed=6, triggers=False)
+    c.start()
+    serial = c.settle()
+    bind = c.secondaries["bind"]
+    # Everything from zonedistd's configuration: the zone's notify list
+    # (BIND, with its TSIG key), the API address, the database (--store).
+    p = subprocess.run([binary("zonedist-check"), "--config", c.zd.conf, "--zone", ZONE,
+                        "--json", "--store"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads(p.stdout)["secondaries"]
+    assert [r["secondary"] for r in rep] == [f"127.0.0.1@{bind.port}"]
+    assert rep[0]["state"] == "in_sync" and rep[0]["serial"] == serial
+    row = pg.psql("SELECT secondary, state, severity, serial, report->>'compared_by' "
+                  "FROM zonedist.check_result").strip()
+    assert row == f"127.0.0.1@{bind.port}|in_sync|0|{serial}|digest", row
+    # zonedistd itself only transfers with the key: checked with it, in
+    # sync; without it, refused (an error, not "unreachable" or "diverged").
+    target = f"127.0.0.1@{c.zd.port}"
+    rc, docs, _ = check(c.zd, "--tsig", ":".join(TSIG), secondaries=[target + "/" + TSIG[0]])
+    assert rc == 0 and docs[0]["secondaries"][0]["state"] == "in_sync", docs
+    rc, docs, _ = check(c.zd, secondaries=[target])
+    r = docs[0]["secondaries"][0]
+    assert rc == 2 and r["state"] == "error" and r["serial"] is None, r
+    # A key the checker does not know is a usage error (exit 3).
+    rc, docs, err = check(c.zd, secondaries=[target + "/nokey."])
+    assert rc == 3 and "nokey" in err

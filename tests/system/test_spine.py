@@ -159,7 +159,12 @@ def test_registry_changes_reach_nsd_and_bind_by_ixfr(chain):
         assert 1 <= len(axfrs) <= allowed, \
             f"{kind}: one AXFR (the first load) and one per NSD restart line, saw {axfrs}"
         assert ixfrs, f"{kind} never fetched by IXFR"
-        assert ixfrs[-1][1] == str(last)
+        # Its newest transfer brought the last serial: by IXFR, or (NSD
+        # after a restart line) by AXFR.
+        fetched = re.findall(rf"xfr: (?:AXFR|IXFR \d+->)(\d+) to {re.escape(addr)}#", log)
+        assert fetched[-1] == str(last), (kind, fetched[-3:], last)
+        if kind == "bind" or nsd_restarts == 0:
+            assert ixfrs[-1][1] == str(last)
         assert not re.search(rf"IXFR-as-AXFR[^\n]*{re.escape(addr)}#", log)
     bind_log = open(chain.secondaries["bind"].log).read()
     assert re.search(r"requesting IXFR", bind_log), chain.secondaries["bind"].tail()
