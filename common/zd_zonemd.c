@@ -241,50 +241,90 @@ zd_zonemd_add(struct zd_zonemd *z, const struct zd_crr *r)
 	return ZD_OK;
 }
 
+void
+zd_crr_list_init(struct zd_crr_list *l)
+{
+	memset(l, 0, sizeof *l);
+	zd_buf_init(&l->bytes, SIZE_MAX / 2);
+}
+
+void
+zd_crr_list_reset(struct zd_crr_list *l)
+{
+	zd_buf_reset(&l->bytes);
+	l->n = 0;
+}
+
+void
+zd_crr_list_clear(struct zd_crr_list *l)
+{
+	zd_buf_clear(&l->bytes);
+	free(l->offs);
+	free(l->olens);
+	free(l->view);
+	memset(l, 0, sizeof *l);
+}
+
 zd_err
-zd_zonemd_crrs_add(struct zd_zonemd *z, struct zd_crr *rrs, size_t n)
+zd_crr_list_add(struct zd_crr_list *l, const ldns_rr *rr)
+{
+	size_t at = l->bytes.len;
+	uint16_t olen;
+	zd_err e;
+
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 16;
+		size_t *o = realloc(l->offs, na * sizeof *o);
+		if (o == NULL)
+			return ZD_ENOMEM;
+		l->offs = o;
+		uint16_t *ol = realloc(l->olens, na * sizeof *ol);
+		if (ol == NULL)
+			return ZD_ENOMEM;
+		l->olens = ol;
+		struct zd_crr *v = realloc(l->view, na * sizeof *v);
+		if (v == NULL)
+			return ZD_ENOMEM;
+		l->view = v;
+		l->alloc = na;
+	}
+	if ((e = zd_crr_append(rr, &l->bytes, &olen)) != ZD_OK)
+		return e;
+	l->offs[l->n] = at;
+	l->olens[l->n++] = olen;
+	return ZD_OK;
+}
+
+zd_err
+zd_zonemd_list_add(struct zd_zonemd *z, struct zd_crr_list *l)
 {
 	size_t kept = 0;
 	zd_err e = ZD_OK;
 
-	zd_crr_sort(rrs, n, &kept);
+	for (size_t i = 0; i < l->n; i++) /* the bytes no longer move */
+		l->view[i] = (struct zd_crr){
+		        l->bytes.data + l->offs[i],
+		        (uint32_t)((i + 1 < l->n ? l->offs[i + 1] : l->bytes.len) - l->offs[i]),
+		        l->olens[i]};
+	zd_crr_sort(l->view, l->n, &kept);
 	for (size_t i = 0; i < kept && e == ZD_OK; i++)
-		e = zd_zonemd_add(z, &rrs[i]);
+		e = zd_zonemd_add(z, &l->view[i]);
+	zd_crr_list_reset(l);
 	return e;
 }
 
 zd_err
 zd_zonemd_name_add(struct zd_zonemd *z, const ldns_rr *const *rrs, size_t n)
 {
-	struct zd_buf b;
-	size_t *offs = NULL;
-	uint16_t *olens = NULL;
-	struct zd_crr *c = NULL;
-	zd_err e = ZD_ENOMEM;
+	struct zd_crr_list l;
+	zd_err e = ZD_OK;
 
-	if (n == 0)
-		return ZD_OK;
-	zd_buf_init(&b, SIZE_MAX / 2);
-	offs = malloc(n * sizeof *offs);
-	olens = malloc(n * sizeof *olens);
-	c = malloc(n * sizeof *c);
-	if (offs == NULL || olens == NULL || c == NULL)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		offs[i] = b.len;
-		if ((e = zd_crr_append(rrs[i], &b, &olens[i])) != ZD_OK)
-			goto out;
-	}
-	for (size_t i = 0; i < n; i++) /* b no longer moves */
-		c[i] = (struct zd_crr){b.data + offs[i],
-		                       (uint32_t)((i + 1 < n ? offs[i + 1] : b.len) - offs[i]),
-		                       olens[i]};
-	e = zd_zonemd_crrs_add(z, c, n);
-out:
-	free(c);
-	free(olens);
-	free(offs);
-	zd_buf_clear(&b);
+	zd_crr_list_init(&l);
+	for (size_t i = 0; i < n && e == ZD_OK; i++)
+		e = zd_crr_list_add(&l, rrs[i]);
+	if (e == ZD_OK)
+		e = zd_zonemd_list_add(z, &l);
+	zd_crr_list_clear(&l);
 	return e;
 }
 

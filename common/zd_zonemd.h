@@ -78,8 +78,22 @@ zd_err zd_zonemd_add(struct zd_zonemd *z, const struct zd_crr *r);
  * canonical form, sorted and added.  Names must come in canonical order. */
 zd_err zd_zonemd_name_add(struct zd_zonemd *z, const ldns_rr *const *rrs, size_t n);
 
-/* Likewise for records already in canonical form (rrs is sorted in place). */
-zd_err zd_zonemd_crrs_add(struct zd_zonemd *z, struct zd_crr *rrs, size_t n);
+/* One owner name's records gathered in canonical form (a walk that hands
+ * out records one at a time), to be digested together. */
+struct zd_crr_list {
+	struct zd_buf bytes;
+	size_t *offs;
+	uint16_t *olens;
+	struct zd_crr *view;
+	size_t n, alloc;
+};
+void zd_crr_list_init(struct zd_crr_list *l);
+void zd_crr_list_reset(struct zd_crr_list *l); /* empty, keeps the storage */
+void zd_crr_list_clear(struct zd_crr_list *l); /* frees */
+/* Append rr (borrowed) in canonical form. */
+zd_err zd_crr_list_add(struct zd_crr_list *l, const ldns_rr *rr);
+/* Sort, fold and add every record of l (one owner name) to z; l is reset. */
+zd_err zd_zonemd_list_add(struct zd_zonemd *z, struct zd_crr_list *l);
 
 /* The SHA-384 digest of everything added; the digest cannot be added to
  * afterwards. */

@@ -86,8 +86,6 @@ note(struct diff *d, const struct zd_crr *r, int missing, const struct zd_crr **
 		d->missing_total++;
 	else
 		d->extra_total++;
-	if (s == NULL && d->rrsets_total == d->n_rrsets && d->n_rrsets > 0)
-		s = &d->rrsets[d->n_rrsets - 1];
 	if (s == NULL)
 		return ZD_OK; /* beyond max_rrsets: counted only */
 	uint64_t *total = missing ? &s->missing_total : &s->extra_total;

@@ -54,10 +54,8 @@ struct job {
 	int started; /* JOB_TEXT: reply started */
 	/* JOB_DIGEST: the digest and the current name's records */
 	struct zd_zonemd *md;
-	struct zd_buf nb;
-	size_t *offs;
-	uint16_t *olens;
-	size_t n_offs, alloc_offs;
+	struct zd_crr_list name;
+	ldns_rdf *owner; /* of the records in name */
 	/* JOB_TEXT */
 	struct evbuffer *out;
 	ldns_buffer *lb;
@@ -125,9 +123,8 @@ job_free(struct job *j)
 		event_free(j->ev);
 	store_version_unpin(j->za->z->store, j->version);
 	zd_zonemd_free(j->md);
-	zd_buf_clear(&j->nb);
-	free(j->offs);
-	free(j->olens);
+	zd_crr_list_clear(&j->name);
+	ldns_rdf_deep_free(j->owner);
 	if (j->out)
 		evbuffer_free(j->out);
 	if (j->lb)
@@ -273,8 +270,8 @@ cache_find(struct zone_api *za, uint64_t v)
 }
 
 static void
-digest_reply(struct api *a, struct evhttp_request *req, struct zone_api *za, uint64_t v,
-             uint32_t serial, const struct digest_entry *d)
+digest_reply(struct evhttp_request *req, struct zone_api *za, uint64_t v, uint32_t serial,
+             const struct digest_entry *d)
 {
 	struct store *st = za->z->store;
 	uint64_t pub = store_published_get(st), pub_ms = 0, next_ms = 0;
@@ -282,7 +279,6 @@ digest_reply(struct api *a, struct evhttp_request *req, struct zone_api *za, uin
 	char hex[2 * ZD_ZONEMD_LEN + 1];
 	json_t *o;
 
-	(void)a;
 	zd_hex_encode(d->digest, ZD_ZONEMD_LEN, hex);
 	(void)store_serial_find(st, pub, &pub_serial);
 	(void)store_version_time_find(st, v, &pub_ms);
@@ -298,67 +294,23 @@ digest_reply(struct api *a, struct evhttp_request *req, struct zone_api *za, uin
 	reply_json(req, 200, "OK", o);
 }
 
-static zd_err
-digest_name_flush(struct job *j)
-{
-	struct zd_crr *c;
-	zd_err e;
-
-	if (j->n_offs == 0)
-		return ZD_OK;
-	if ((c = malloc(j->n_offs * sizeof *c)) == NULL)
-		return ZD_ENOMEM;
-	for (size_t i = 0; i < j->n_offs; i++)
-		c[i] = (struct zd_crr){
-		        j->nb.data + j->offs[i],
-		        (uint32_t)((i + 1 < j->n_offs ? j->offs[i + 1] : j->nb.len) - j->offs[i]),
-		        j->olens[i]};
-	e = zd_zonemd_crrs_add(j->md, c, j->n_offs);
-	free(c);
-	j->n_offs = 0;
-	zd_buf_reset(&j->nb);
-	return e;
-}
-
+/* store_walk hands out a name's records one by one, names in canonical
+ * order: gather each name's, digest them when the next name starts. */
 static zd_err
 digest_rr(void *arg, const ldns_rr *rr)
 {
 	struct job *j = arg;
-	size_t at = j->nb.len;
-	uint16_t olen;
+	const ldns_rdf *owner = ldns_rr_owner(rr);
 	zd_err e;
 
-	if ((e = zd_crr_append(rr, &j->nb, &olen)) != ZD_OK)
-		return e;
-	if (j->n_offs > 0 &&
-	    (olen != j->olens[0] || memcmp(j->nb.data, j->nb.data + at, olen) != 0)) {
-		/* A new owner: digest the previous one, keep this record. */
-		size_t len = j->nb.len - at;
-		uint8_t tmp[65535 + 512];
-		if (zd_check_failed(len <= sizeof tmp))
-			return ZD_EBUG;
-		memcpy(tmp, j->nb.data + at, len);
-		j->nb.len = at;
-		if ((e = digest_name_flush(j)) != ZD_OK ||
-		    (e = zd_buf_append(&j->nb, tmp, len)) != ZD_OK)
+	if (j->owner == NULL || ldns_dname_compare(j->owner, owner) != 0) {
+		if ((e = zd_zonemd_list_add(j->md, &j->name)) != ZD_OK)
 			return e;
-		at = 0;
-	}
-	if (j->n_offs == j->alloc_offs) {
-		size_t na = j->alloc_offs ? j->alloc_offs * 2 : 64;
-		size_t *o = realloc(j->offs, na * sizeof *o);
-		if (o == NULL)
+		ldns_rdf_deep_free(j->owner);
+		if ((j->owner = ldns_rdf_clone(owner)) == NULL)
 			return ZD_ENOMEM;
-		j->offs = o;
-		uint16_t *l = realloc(j->olens, na * sizeof *l);
-		if (l == NULL)
-			return ZD_ENOMEM;
-		j->olens = l;
-		j->alloc_offs = na;
 	}
-	j->offs[j->n_offs] = at;
-	j->olens[j->n_offs++] = olen;
-	return ZD_OK;
+	return zd_crr_list_add(&j->name, rr);
 }
 
 static zd_err
@@ -414,7 +366,7 @@ job_turn(evutil_socket_t fd, short what, void *arg)
 	if (j->kind == JOB_DIGEST) {
 		e = store_walk(st, j->version, &j->cur, NAMES_PER_TURN, digest_rr, j);
 		if (e == ZD_OK)
-			e = digest_name_flush(j);
+			e = zd_zonemd_list_add(j->md, &j->name);
 		if (e == ZD_OK && !j->cur.done) {
 			job_schedule(j);
 			return;
@@ -438,11 +390,10 @@ job_turn(evutil_socket_t fd, short what, void *arg)
 			za->next = (za->next + 1) % DIGEST_CACHE;
 			zd_log(ZD_LOG_INFO, "api", zn, "digest of serial %u: %llu records",
 			       j->serial, (unsigned long long)d.records);
-			digest_reply(j->a, j->req, za, j->version, j->serial, &d);
+			digest_reply(j->req, za, j->version, j->serial, &d);
 			for (size_t k = 0; k < j->n_more; k++)
 				if (j->more_req[k])
-					digest_reply(j->a, j->more_req[k], za, j->version,
-					             j->serial, &d);
+					digest_reply(j->more_req[k], za, j->version, j->serial, &d);
 		}
 		job_free(j);
 		return;
@@ -506,7 +457,7 @@ job_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum j
 	                  .serial = serial,
 	                  .evcon = evhttp_request_get_connection(req)};
 	j->cur = (struct store_cursor)STORE_CURSOR_INIT;
-	zd_buf_init(&j->nb, 32u << 20);
+	zd_crr_list_init(&j->name);
 	j->ev = evtimer_new(a->base, job_turn, j);
 	if (j->ev == NULL)
 		goto fail_free;
@@ -605,7 +556,7 @@ on_request(struct evhttp_request *req, void *arg)
 		return;
 	struct digest_entry *d = digest ? cache_find(za, v) : NULL;
 	if (d != NULL)
-		digest_reply(a, req, za, v, serial, d);
+		digest_reply(req, za, v, serial, d);
 	else
 		job_start(a, req, za, digest ? JOB_DIGEST : JOB_TEXT, v, serial);
 }
