@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,4 +174,15 @@ zd_rd_u64(struct zd_rd *r, uint64_t *out)
 	}
 	*out = (uint64_t)hi << 32 | lo;
 	return ZD_OK;
+}
+
+zd_err
+zd_buf_int_array(struct zd_buf *b, const int64_t *v, size_t n)
+{
+	zd_err e = zd_buf_append(b, "{", 1);
+	for (size_t i = 0; e == ZD_OK && i < n; i++)
+		e = zd_buf_printf(b, "%s%" PRId64, i ? "," : "", v[i]);
+	if (e == ZD_OK)
+		e = zd_buf_append(b, "}", 2); /* with the NUL */
+	return e;
 }

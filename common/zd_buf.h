@@ -44,4 +44,8 @@ zd_err zd_rd_u64(struct zd_rd *r, uint64_t *out);
 zd_err zd_rd_bytes(struct zd_rd *r, size_t n, const uint8_t **out);
 size_t zd_rd_left(const struct zd_rd *r);
 
+/* Append "{1,2,3}" and a NUL: a PostgreSQL bigint[] literal (numbers only,
+ * no quoting). */
+zd_err zd_buf_int_array(struct zd_buf *b, const int64_t *v, size_t n);
+
 #endif

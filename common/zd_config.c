@@ -805,6 +805,7 @@ limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	        {"hold-removed-percent", offsetof(struct zd_limits, hold_removed_percent), 0, 100},
 	        {"hold-removed-min", offsetof(struct zd_limits, hold_removed_min), 0, 100000000},
 	        {"hold-apex-changes", offsetof(struct zd_limits, hold_apex_changes), 0, 100000000},
+	        {"transfer-log-days", offsetof(struct zd_limits, transfer_log_days), 1, 3650},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(k, t[i].key) == 0)
@@ -993,6 +994,7 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	        .hold_removed_percent = 5,
 	        .hold_removed_min = 100,
 	        .hold_apex_changes = 0,
+	        .transfer_log_days = 30,
 	};
 	cfg->api.max_connections = 64;
 	cfg->api.max_request_bytes = 65536;

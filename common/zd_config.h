@@ -111,6 +111,7 @@ struct zd_limits {
 	uint32_t hold_removed_percent;
 	uint32_t hold_removed_min;
 	uint32_t hold_apex_changes;
+	uint32_t transfer_log_days; /* transfer log (zonedist.transfer) retention; default 30 */
 };
 
 /* The operator HTTP API (the api: section; docs/API.md).  Entries of

@@ -39,7 +39,8 @@ void zd_ratelimit_init(struct zd_ratelimit *rl, uint32_t interval_ms, uint32_t b
  * since the last allowed line (0 when none). */
 int zd_ratelimit_ok(struct zd_ratelimit *rl, uint64_t now_ms, uint32_t *suppressed_out);
 
-uint64_t zd_now_ms(void);      /* CLOCK_MONOTONIC in ms */
-uint64_t zd_wallclock_s(void); /* seconds since the epoch */
+uint64_t zd_now_ms(void);       /* CLOCK_MONOTONIC in ms */
+uint64_t zd_wallclock_s(void);  /* seconds since the epoch */
+uint64_t zd_wallclock_ms(void); /* milliseconds since the epoch */
 
 #endif

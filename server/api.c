@@ -6,7 +6,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,7 +20,12 @@
 
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
+#include "common/zd_buf.h"
 #include "common/zd_zonemd.h"
+#include "server/batch.h"
+#include "server/metrics.h"
+#include "server/opdb.h"
+#include "server/signer.h"
 
 #define DIGEST_CACHE    64  /* digests kept per zone */
 #define NAMES_PER_TURN  512 /* names walked per loop turn */
@@ -33,9 +42,20 @@ struct zone_api {
 	struct zone *z;
 	struct digest_entry cache[DIGEST_CACHE];
 	size_t next; /* round robin */
+	/* Signature headroom: the earliest RRSIG expiration of a version, from
+	 * a walk every HEADROOM_EVERY_MS (new signatures only expire later, so
+	 * it stays a lower bound until the next walk). */
+	int headroom_known;
+	uint32_t min_expiration;   /* RRSIG expiration, seconds since the epoch */
+	uint32_t headroom_serial;  /* of the version walked */
+	uint64_t headroom_ms;      /* when that walk ended */
+	uint64_t headroom_started; /* monotonic; 0 when no walk runs */
+	uint64_t rrsigs;           /* RRSIGs in that version */
 };
 
-enum job_kind { JOB_DIGEST, JOB_TEXT };
+#define HEADROOM_EVERY_MS (5 * 60 * 1000)
+
+enum job_kind { JOB_DIGEST, JOB_TEXT, JOB_HEADROOM };
 
 struct job {
 	struct api *a;
@@ -56,15 +76,49 @@ struct job {
 	struct zd_zonemd *md;
 	struct zd_crr_list name;
 	ldns_rdf *owner; /* of the records in name */
+	/* JOB_HEADROOM */
+	uint32_t min_exp;
+	uint64_t n_sigs;
 	/* JOB_TEXT */
 	struct evbuffer *out;
 	ldns_buffer *lb;
 	struct job *next;
 };
 
+/* A question answered by the database (opdb), waiting on its answer. */
+enum dbq_kind {
+	DBQ_TRACE,
+	DBQ_HISTORY,
+	DBQ_TRANSFERS,
+	DBQ_REJECTED,
+	DBQ_RETRY,
+	DBQ_HOLD,
+	DBQ_RELEASE
+};
+
+struct dbq {
+	struct api *a;
+	struct zone_api *za;
+	enum dbq_kind kind;
+	struct evhttp_request *req; /* NULL once the client went away */
+	struct evhttp_connection *evcon;
+	char text[300];     /* DBQ_TRACE: the txid; DBQ_HISTORY: the name */
+	char by[128];       /* DBQ_HOLD, DBQ_RELEASE */
+	char why[256];      /* DBQ_HOLD */
+	uint64_t *versions; /* DBQ_HISTORY, newest first */
+	size_t n_versions;
+	int more;
+	struct dbq *next;
+};
+
 struct api {
 	struct event_base *base;
 	const struct zd_config *cfg;
+	struct opdb *opdb;
+	const struct batch *batch; /* for the database and HSM state; may be NULL */
+	struct event *headroom_ev; /* the walk timer */
+	char *token;               /* NULL: no call may change state */
+	struct dbq *dbqs;
 	struct zone_api *zones;
 	size_t n_zones;
 	struct evhttp *http;
@@ -121,6 +175,8 @@ job_free(struct job *j)
 		}
 	if (j->ev)
 		event_free(j->ev);
+	if (j->kind == JOB_HEADROOM)
+		j->za->headroom_started = 0;
 	store_version_unpin(j->za->z->store, j->version);
 	zd_zonemd_free(j->md);
 	zd_crr_list_clear(&j->name);
@@ -145,6 +201,9 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 			if (j->more_evcon[k] == evcon)
 				j->more_req[k] = NULL;
 	}
+	for (struct dbq *q = a->dbqs; q; q = q->next)
+		if (q->evcon == evcon)
+			q->req = NULL; /* answered into the void when the database replies */
 	for (size_t i = 0; i < a->n_conns; i++)
 		if (a->conns[i] == evcon) {
 			a->conns[i] = a->conns[--a->n_conns];
@@ -186,53 +245,81 @@ zone_find(struct api *a, const char *text)
 	return found;
 }
 
-/* The version asked for (?serial=S, default the published one). */
+/* Parse the query string into q, refusing parameters not in allowed
+ * (NULL-terminated).  0 when answered with an error (q is then empty). */
 static int
-version_get(struct evhttp_request *req, struct zone_api *za, const char *query, uint64_t *v,
-            uint32_t *serial)
+query_parse(struct evhttp_request *req, const char *query, const char *const *allowed,
+            struct evkeyvalq *q)
 {
-	struct evkeyvalq q;
-	const char *s = NULL;
-	struct store *st = za->z->store;
 	char why[128];
 
-	q.tqh_first = NULL;
-	q.tqh_last = &q.tqh_first;
-	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+	q->tqh_first = NULL;
+	q->tqh_last = &q->tqh_first;
+	if (query != NULL && evhttp_parse_query_str(query, q) != 0) {
+		evhttp_clear_headers(q);
 		reply_error(req, 400, "Bad Request", "the query string does not parse");
 		return 0;
 	}
-	s = evhttp_find_header(&q, "serial");
-	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next)
-		if (strcmp(kv->key, "serial") != 0) {
+	for (struct evkeyval *kv = q->tqh_first; kv; kv = kv->next.tqe_next) {
+		size_t i = 0;
+		while (allowed[i] && strcmp(kv->key, allowed[i]) != 0)
+			i++;
+		if (allowed[i] == NULL) {
 			snprintf(why, sizeof why, "unknown parameter '%.64s'", kv->key);
+			evhttp_clear_headers(q);
 			reply_error(req, 400, "Bad Request", why);
-			evhttp_clear_headers(&q);
 			return 0;
 		}
+	}
+	return 1;
+}
+
+/* The kept version of serial text s (NULL: the published one).  0 when
+ * answered with an error. */
+static int
+serial_lookup(struct evhttp_request *req, struct zone_api *za, const char *s, uint64_t *v,
+              uint32_t *serial)
+{
+	struct store *st = za->z->store;
+	char why[160];
+
 	if (s == NULL) {
 		*v = store_published_get(st);
 		if (*v == 0 || store_serial_find(st, *v, serial) != ZD_OK) {
 			reply_error(req, 404, "Not Found", "the zone has no published version yet");
-			evhttp_clear_headers(&q);
 			return 0;
 		}
-	} else if (zd_parse_u32(s, 0, UINT32_MAX, serial) != ZD_OK) {
+		return 1;
+	}
+	if (zd_parse_u32(s, 0, UINT32_MAX, serial) != ZD_OK) {
 		reply_error(req, 400, "Bad Request", "serial must be a number 0..4294967295");
-		evhttp_clear_headers(&q);
 		return 0;
-	} else if (store_version_find(st, *serial, v) != ZD_OK) {
+	}
+	if (store_version_find(st, *serial, v) != ZD_OK) {
 		snprintf(why, sizeof why,
 		         "serial %u is not kept in memory (never published, or "
 		         "older than the history kept)",
 		         *serial);
 		reply_json(req, 404, "Not Found",
 		           json_pack("{s:s,s:I}", "error", why, "serial", (json_int_t)*serial));
-		evhttp_clear_headers(&q);
 		return 0;
 	}
-	evhttp_clear_headers(&q);
 	return 1;
+}
+
+/* The version asked for (?serial=S, default the published one). */
+static int
+version_get(struct evhttp_request *req, struct zone_api *za, const char *query, uint64_t *v,
+            uint32_t *serial)
+{
+	static const char *const allowed[] = {"serial", NULL};
+	struct evkeyvalq q;
+
+	if (!query_parse(req, query, allowed, &q))
+		return 0;
+	int ok = serial_lookup(req, za, evhttp_find_header(&q, "serial"), v, serial);
+	evhttp_clear_headers(&q);
+	return ok;
 }
 
 static json_t *
@@ -325,6 +412,18 @@ text_rr(void *arg, const ldns_rr *rr)
 	               : ZD_ENOMEM;
 }
 
+static zd_err
+headroom_rr(void *arg, const ldns_rr *rr)
+{
+	struct job *j = arg;
+	if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG || ldns_rr_rd_count(rr) < 9)
+		return ZD_OK;
+	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(rr));
+	if (j->n_sigs++ == 0 || exp < j->min_exp)
+		j->min_exp = exp;
+	return ZD_OK;
+}
+
 static void job_turn(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -358,6 +457,28 @@ job_turn(evutil_socket_t fd, short what, void *arg)
 				j->evcon = j->more_evcon[k];
 				j->more_req[k] = NULL;
 			}
+	}
+	if (j->kind == JOB_HEADROOM) {
+		e = store_walk(st, j->version, &j->cur, NAMES_PER_TURN, headroom_rr, j);
+		if (e == ZD_OK && !j->cur.done) {
+			job_schedule(j);
+			return;
+		}
+		struct zone_api *za = j->za;
+		za->headroom_started = 0;
+		if (e == ZD_OK) {
+			za->headroom_known = j->n_sigs > 0;
+			za->min_expiration = j->min_exp;
+			za->headroom_serial = j->serial;
+			za->headroom_ms = zd_wallclock_ms();
+			za->rrsigs = j->n_sigs;
+		} else {
+			zd_log(ZD_LOG_WARNING, "api", zn,
+			       "the signature headroom walk of serial %u failed: %s", j->serial,
+			       zd_strerror(e));
+		}
+		job_free(j);
+		return;
 	}
 	if (j->req == NULL) { /* the client went away */
 		job_free(j);
@@ -438,12 +559,14 @@ job_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum j
 			j->more_evcon[j->n_more++] = evhttp_request_get_connection(req);
 			return; /* answered when that computation ends */
 		}
-	if (a->n_jobs >= API_JOBS_MAX) {
+	if (kind == JOB_HEADROOM) {
+		if (store_version_pin(za->z->store, v) != ZD_OK)
+			return;
+	} else if (a->n_jobs >= API_JOBS_MAX) {
 		reply_error(req, 503, "Service Unavailable",
 		            "too many digests or zone transfers running; try again");
 		return;
-	}
-	if (store_version_pin(za->z->store, v) != ZD_OK) {
+	} else if (store_version_pin(za->z->store, v) != ZD_OK) {
 		reply_error(req, 404, "Not Found", "that serial was just dropped from memory");
 		return;
 	}
@@ -455,7 +578,7 @@ job_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum j
 	                  .req = req,
 	                  .version = v,
 	                  .serial = serial,
-	                  .evcon = evhttp_request_get_connection(req)};
+	                  .evcon = req ? evhttp_request_get_connection(req) : NULL};
 	j->cur = (struct store_cursor)STORE_CURSOR_INIT;
 	zd_crr_list_init(&j->name);
 	j->ev = evtimer_new(a->base, job_turn, j);
@@ -469,15 +592,897 @@ job_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum j
 	j->next = a->jobs;
 	a->jobs = j;
 	a->n_jobs++;
+	if (kind == JOB_HEADROOM)
+		za->headroom_started = zd_now_ms();
 	job_schedule(j);
 	return;
 fail_free:
 	job_free(j); /* not on the list yet; unpins v */
-	reply_error(req, 500, "Internal Server Error", "out of memory");
+	if (req)
+		reply_error(req, 500, "Internal Server Error", "out of memory");
 	return;
 fail:
 	store_version_unpin(za->z->store, v);
-	reply_error(req, 500, "Internal Server Error", "out of memory");
+	if (req)
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+}
+
+/* The headroom timer: walk each signed zone's published version whose last
+ * walk is older than HEADROOM_EVERY_MS (or of another serial, at most once a
+ * minute). */
+static void
+on_headroom_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	uint64_t now = zd_wallclock_ms();
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < a->n_zones; i++) {
+		struct zone_api *za = &a->zones[i];
+		uint64_t v = store_published_get(za->z->store);
+		uint32_t serial = 0;
+		if (za->z->signer == NULL || za->headroom_started || v == 0 ||
+		    store_serial_find(za->z->store, v, &serial) != ZD_OK)
+			continue;
+		uint64_t age = now - za->headroom_ms;
+		if (za->headroom_ms != 0 && age < HEADROOM_EVERY_MS &&
+		    (serial == za->headroom_serial || age < 60000))
+			continue;
+		job_start(a, NULL, za, JOB_HEADROOM, v, serial);
+	}
+}
+
+void
+api_batch_set(struct api *a, const struct batch *b)
+{
+	a->batch = b;
+}
+
+/* --- operator calls (docs/API.md "Operator calls") ------------------------ */
+
+#define API_DIFF_MAX    100000 /* records in one diff answer; more: 413 */
+#define API_HISTORY_MAX 1000   /* versions in one history answer */
+#define API_LIST_MAX    10000  /* rows in one transfers/rejected answer */
+
+/* A column that is a number, or JSON null. */
+static json_t *
+col_int(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return json_null();
+	return json_integer((json_int_t)strtoll(PQgetvalue(r, row, col), NULL, 10));
+}
+
+static json_t *
+col_text(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
+/* ?limit=L (default def, at most API_LIST_MAX). 0 when answered. */
+static int
+limit_get(struct evhttp_request *req, const char *text, uint32_t def, uint32_t *out)
+{
+	*out = def;
+	if (text != NULL && zd_parse_u32(text, 1, API_LIST_MAX, out) != ZD_OK) {
+		reply_error(req, 400, "Bad Request", "limit must be a number 1..10000");
+		return 0;
+	}
+	return 1;
+}
+
+/* --- diff: two kept versions, from the store -------------------------------- */
+
+struct diff_out {
+	json_t *removed, *added;
+	ldns_buffer *lb;
+};
+
+static zd_err
+diff_rr(json_t *arr, ldns_buffer *lb, const ldns_rr *rr)
+{
+	ldns_buffer_clear(lb);
+	if (ldns_rr2buffer_str(lb, rr) != LDNS_STATUS_OK || !ldns_buffer_status_ok(lb))
+		return ZD_EMALFORMED;
+	size_t n = ldns_buffer_position(lb);
+	const char *t = (const char *)ldns_buffer_begin(lb);
+	while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
+		n--;
+	return json_array_append_new(arr, json_stringn(t, n)) == 0 ? ZD_OK : ZD_ENOMEM;
+}
+
+static zd_err
+diff_del(void *arg, const ldns_rr *rr)
+{
+	struct diff_out *d = arg;
+	return diff_rr(d->removed, d->lb, rr);
+}
+
+static zd_err
+diff_add(void *arg, const ldns_rr *rr)
+{
+	struct diff_out *d = arg;
+	return diff_rr(d->added, d->lb, rr);
+}
+
+static void
+diff_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
+{
+	static const char *const allowed[] = {"from", "to", NULL};
+	struct evkeyvalq q;
+	uint64_t vf, vt;
+	uint32_t sf, stt;
+
+	if (!query_parse(req, query, allowed, &q))
+		return;
+	const char *from = evhttp_find_header(&q, "from");
+	if (from == NULL) {
+		evhttp_clear_headers(&q);
+		reply_error(req, 400, "Bad Request", "diff needs ?from=SERIAL (and &to=SERIAL)");
+		return;
+	}
+	int ok = serial_lookup(req, za, from, &vf, &sf) &&
+	         serial_lookup(req, za, evhttp_find_header(&q, "to"), &vt, &stt);
+	evhttp_clear_headers(&q);
+	if (!ok)
+		return;
+	struct diff_out d = {json_array(), json_array(), ldns_buffer_new(1024)};
+	zd_err e = ZD_ENOMEM;
+	if (vf > vt) {
+		reply_error(req, 400, "Bad Request",
+		            "from must have been published before to (serials are compared in the "
+		            "order zonedist published them)");
+		goto out;
+	}
+	if (d.removed && d.added && d.lb)
+		e = vf == vt ? ZD_OK
+		             : store_diff(za->z->store, vf, vt, API_DIFF_MAX, diff_del, diff_add,
+		                          &d);
+	if (e == ZD_ELIMIT) {
+		reply_error(req, 413, "Payload Too Large",
+		            "more than 100000 records differ: compare the two zones "
+		            "(GET .../zone?serial=S) instead");
+	} else if (e == ZD_ENOTFOUND) {
+		reply_error(req, 404, "Not Found", "that serial was just dropped from memory");
+	} else if (e != ZD_OK) {
+		reply_error(req, 500, "Internal Server Error", "the difference failed (see log)");
+	} else {
+		reply_json(req, 200, "OK",
+		           json_pack("{s:s,s:I,s:I,s:O,s:O}", "zone", za->z->cfg->name, "from",
+		                     (json_int_t)sf, "to", (json_int_t)stt, "removed", d.removed,
+		                     "added", d.added));
+	}
+out:
+	json_decref(d.removed);
+	json_decref(d.added);
+	if (d.lb)
+		ldns_buffer_free(d.lb);
+}
+
+/* --- questions for the database ------------------------------------------ */
+
+static void dbq_done(void *arg, PGresult *res, const char *err);
+
+static struct dbq *
+dbq_new(struct api *a, struct evhttp_request *req, struct zone_api *za, enum dbq_kind kind)
+{
+	struct dbq *q = calloc(1, sizeof *q);
+	if (q == NULL) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		return NULL;
+	}
+	q->a = a;
+	q->za = za;
+	q->kind = kind;
+	q->req = req;
+	q->evcon = evhttp_request_get_connection(req);
+	return q;
+}
+
+static void
+dbq_free(struct dbq *q)
+{
+	for (struct dbq **p = &q->a->dbqs; *p; p = &(*p)->next)
+		if (*p == q) {
+			*p = q->next;
+			break;
+		}
+	free(q->versions);
+	free(q);
+}
+
+/* Hand q to the database; on failure it is answered and freed. */
+static void
+dbq_ask(struct dbq *q, const char *sql, int n, const char *const *params)
+{
+	struct api *a = q->a;
+	if (a->opdb == NULL) {
+		reply_error(q->req, 503, "Service Unavailable", "no database connection here");
+		dbq_free(q);
+		return;
+	}
+	zd_err e = opdb_query(a->opdb, sql, n, params, dbq_done, q);
+	if (e != ZD_OK) {
+		reply_error(q->req, 503, "Service Unavailable",
+		            e == ZD_ELIMIT ? "too many questions wait for the database; try again"
+		                           : "out of memory");
+		free(q->versions);
+		free(q);
+		return;
+	}
+	q->next = a->dbqs;
+	a->dbqs = q;
+}
+
+static const char *const trace_sql =
+        "WITH j AS (SELECT j.version, j.serial, "
+        "floor(extract(epoch FROM coalesce(j.committed, j.created)) * 1000)::bigint AS c_ms, "
+        "floor(extract(epoch FROM j.signed) * 1000)::bigint AS s_ms, "
+        "(SELECT floor(extract(epoch FROM u.c) * 1000)::bigint FROM unnest(j.txids, "
+        "j.txid_created) AS u(t, c) WHERE u.t = $2::bigint LIMIT 1) AS r_ms, "
+        "(SELECT floor(extract(epoch FROM p.published) * 1000)::bigint FROM "
+        "zonedist.publication p WHERE p.zone = j.zone AND p.version = j.version) AS p_ms, "
+        "coalesce(j.committed, j.created) AS c_at "
+        "FROM zonedist.journal j WHERE j.zone = $1 AND j.txids @> ARRAY[$2::bigint] "
+        "ORDER BY j.version LIMIT 1) "
+        "SELECT j.version, j.serial, j.r_ms, j.c_ms, j.s_ms, j.p_ms, "
+        "floor(extract(epoch FROM t.at) * 1000)::bigint, t.secondary, t.tsig_key, t.kind, "
+        "t.from_serial, t.to_serial, t.bytes, t.records, t.duration_ms "
+        "FROM j LEFT JOIN LATERAL (SELECT DISTINCT ON (t.secondary, coalesce(t.tsig_key, '')) "
+        "t.* FROM zonedist.transfer t WHERE t.zone = $1 AND t.result = 'ok' "
+        "AND t.at >= j.c_at - interval '2 seconds' "
+        /* to_serial >= serial, from_serial < serial (RFC 1982) */
+        "AND ((t.to_serial - j.serial + 4294967296) % 4294967296) < 2147483648 "
+        "AND (t.from_serial IS NULL OR ((j.serial - t.from_serial + 4294967296) % 4294967296) "
+        "BETWEEN 1 AND 2147483647) "
+        "ORDER BY t.secondary, coalesce(t.tsig_key, ''), t.at, t.id) t ON true "
+        "ORDER BY t.at";
+
+static void
+trace_answer(struct dbq *q, PGresult *r)
+{
+	if (PQntuples(r) == 0) {
+		reply_json(q->req, 404, "Not Found",
+		           json_pack("{s:s,s:s}", "error",
+		                     "no kept journal row carries that transaction (not consumed "
+		                     "yet, or it changed nothing in this zone)",
+		                     "txid", q->text));
+		return;
+	}
+	json_t *transfers = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (PQgetisnull(r, i, 6))
+			continue;
+		json_array_append_new(transfers,
+		                      json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:s}",
+		                                "time_ms", col_int(r, i, 6), "secondary",
+		                                col_text(r, i, 7), "key", col_text(r, i, 8), "kind",
+		                                col_text(r, i, 9), "from_serial", col_int(r, i, 10),
+		                                "to_serial", col_int(r, i, 11), "bytes",
+		                                col_int(r, i, 12), "records", col_int(r, i, 13),
+		                                "duration_ms", col_int(r, i, 14), "result", "ok"));
+	}
+	json_t *o = json_pack("{s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:o}", "zone", q->za->z->cfg->name,
+	                      "txid", (json_int_t)strtoll(q->text, NULL, 10), "serial",
+	                      col_int(r, 0, 1), "registry_ms", col_int(r, 0, 2), "committed_ms",
+	                      col_int(r, 0, 3), "signed_ms", col_int(r, 0, 4), "published_ms",
+	                      col_int(r, 0, 5), "transfers", transfers);
+	/* a version kept in memory knows its publication time itself */
+	uint64_t v = strtoull(PQgetvalue(r, 0, 0), NULL, 10), ms = 0;
+	if (o && PQgetisnull(r, 0, 5) && store_version_time_find(q->za->z->store, v, &ms) == ZD_OK)
+		json_object_set_new(o, "published_ms", json_integer((json_int_t)ms));
+	reply_json(q->req, 200, "OK", o);
+}
+
+static void
+history_answer(struct dbq *q, PGresult *r)
+{
+	struct store *st = q->za->z->store;
+	json_t *changes = json_array();
+	for (size_t i = 0; i < q->n_versions; i++) {
+		uint64_t v = q->versions[i], ms = 0;
+		uint32_t serial = 0;
+		if (store_serial_find(st, v, &serial) != ZD_OK)
+			continue; /* pruned meanwhile */
+		(void)store_version_time_find(st, v, &ms);
+		json_t *txids = json_array(), *reg = json_null();
+		for (int k = 0; r && k < PQntuples(r); k++) {
+			if (strtoull(PQgetvalue(r, k, 0), NULL, 10) != v)
+				continue;
+			json_decref(reg);
+			reg = col_int(r, k, 2);
+			json_t *arr = json_loads(PQgetvalue(r, k, 1), 0, NULL);
+			if (json_is_array(arr))
+				json_array_extend(txids, arr);
+			json_decref(arr);
+		}
+		json_array_append_new(changes,
+		                      json_pack("{s:I,s:I,s:o,s:o}", "serial", (json_int_t)serial,
+		                                "published_ms", (json_int_t)ms, "txids", txids,
+		                                "registry_ms", reg));
+	}
+	reply_json(q->req, 200, "OK",
+	           json_pack("{s:s,s:s,s:o,s:b}", "zone", q->za->z->cfg->name, "name", q->text,
+	                     "changes", changes, "truncated", q->more));
+}
+
+static void
+list_answer(struct dbq *q, PGresult *r)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (q->kind == DBQ_TRANSFERS)
+			json_array_append_new(
+			        arr, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+			                       "time_ms", col_int(r, i, 0), "secondary",
+			                       col_text(r, i, 1), "key", col_text(r, i, 2), "kind",
+			                       col_text(r, i, 3), "from_serial", col_int(r, i, 4),
+			                       "to_serial", col_int(r, i, 5), "bytes",
+			                       col_int(r, i, 6), "records", col_int(r, i, 7),
+			                       "duration_ms", col_int(r, i, 8), "result",
+			                       col_text(r, i, 9), "reason", col_text(r, i, 10)));
+		else
+			json_array_append_new(
+			        arr, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", col_int(r, i, 0),
+			                       "name", col_text(r, i, 1), "reason",
+			                       col_text(r, i, 2), "row", col_text(r, i, 3), "txid",
+			                       col_int(r, i, 4), "created_ms", col_int(r, i, 5)));
+	}
+	reply_json(q->req, 200, "OK",
+	           json_pack("{s:s,s:o}", "zone", q->za->z->cfg->name,
+	                     q->kind == DBQ_TRANSFERS ? "transfers" : "rejected", arr));
+}
+
+static void
+dbq_done(void *arg, PGresult *res, const char *err)
+{
+	struct dbq *q = arg;
+	struct api *a = q->a;
+	size_t zi = (size_t)(q->za - a->zones);
+
+	if (res != NULL && q->kind == DBQ_HOLD)
+		opdb_hold_set(a->opdb, zi, 1, q->by, q->why);
+	if (res != NULL && q->kind == DBQ_RELEASE)
+		opdb_hold_set(a->opdb, zi, 0, NULL, NULL);
+	if (res != NULL && (q->kind == DBQ_HOLD || q->kind == DBQ_RELEASE))
+		zd_log(ZD_LOG_NOTICE, "api", q->za->z->cfg->name, "%s by %s%s%s",
+		       q->kind == DBQ_HOLD ? "publication held" : "publication released", q->by,
+		       q->why[0] ? ": " : "", q->why);
+	if (q->req == NULL) {
+		dbq_free(q);
+		return;
+	}
+	if (res == NULL) {
+		zd_log(ZD_LOG_WARNING, "api", q->za->z->cfg->name, "database question failed: %s",
+		       err ? err : "?");
+		reply_json(q->req, 503, "Service Unavailable",
+		           json_pack("{s:s,s:s}", "error", "the database did not answer", "reason",
+		                     err ? err : "?"));
+		dbq_free(q);
+		return;
+	}
+	switch (q->kind) {
+	case DBQ_TRACE:
+		trace_answer(q, res);
+		break;
+	case DBQ_HISTORY:
+		history_answer(q, res);
+		break;
+	case DBQ_TRANSFERS:
+	case DBQ_REJECTED:
+		list_answer(q, res);
+		break;
+	case DBQ_RETRY:
+		reply_json(q->req, 200, "OK",
+		           json_pack("{s:s,s:o,s:o}", "zone", q->za->z->cfg->name, "retried",
+		                     col_int(res, 0, 0), "names", col_int(res, 0, 1)));
+		zd_log(ZD_LOG_NOTICE, "api", q->za->z->cfg->name,
+		       "rejected rows retried by %s: %s rows, %s names", q->by,
+		       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		break;
+	case DBQ_HOLD:
+		reply_json(q->req, 200, "OK",
+		           json_pack("{s:s,s:b,s:s}", "zone", q->za->z->cfg->name, "held", 1,
+		                     "held_by", q->by));
+		break;
+	case DBQ_RELEASE:
+		reply_json(q->req, 200, "OK",
+		           json_pack("{s:s,s:b,s:s}", "zone", q->za->z->cfg->name, "held", 0,
+		                     "released_by", q->by));
+		break;
+	}
+	dbq_free(q);
+}
+
+static void
+trace_start(struct api *a, struct evhttp_request *req, struct zone_api *za, const char *query)
+{
+	static const char *const allowed[] = {"txid", NULL};
+	struct evkeyvalq qs;
+	uint64_t txid;
+
+	if (!query_parse(req, query, allowed, &qs))
+		return;
+	const char *t = evhttp_find_header(&qs, "txid");
+	if (t == NULL || zd_parse_u64(t, 1, INT64_MAX, &txid) != ZD_OK) {
+		evhttp_clear_headers(&qs);
+		reply_error(req, 400, "Bad Request",
+		            "trace needs ?txid=N (a registry txid_current())");
+		return;
+	}
+	evhttp_clear_headers(&qs);
+	struct dbq *q = dbq_new(a, req, za, DBQ_TRACE);
+	if (q == NULL)
+		return;
+	snprintf(q->text, sizeof q->text, "%" PRIu64, txid);
+	const char *params[2] = {za->z->cfg->name, q->text};
+	dbq_ask(q, trace_sql, 2, params);
+}
+
+static void
+history_start(struct api *a, struct evhttp_request *req, struct zone_api *za, const char *query)
+{
+	static const char *const allowed[] = {"name", "limit", NULL};
+	struct evkeyvalq qs;
+	uint32_t limit;
+
+	if (!query_parse(req, query, allowed, &qs))
+		return;
+	const char *name = evhttp_find_header(&qs, "name");
+	ldns_rdf *owner = NULL;
+	if (!limit_get(req, evhttp_find_header(&qs, "limit"), 100, &limit)) {
+		evhttp_clear_headers(&qs);
+		return;
+	}
+	if (limit > API_HISTORY_MAX)
+		limit = API_HISTORY_MAX;
+	char *norm = name ? zd_name_normalize(name) : NULL;
+	if (norm == NULL || ldns_str2rdf_dname(&owner, norm) != LDNS_STATUS_OK ||
+	    (!ldns_dname_is_subdomain(owner, store_apex_get(za->z->store)) &&
+	     ldns_dname_compare(owner, store_apex_get(za->z->store)) != 0)) {
+		evhttp_clear_headers(&qs);
+		free(norm);
+		ldns_rdf_deep_free(owner);
+		reply_error(req, 400, "Bad Request",
+		            "history needs ?name=OWNER, a name in the zone");
+		return;
+	}
+	evhttp_clear_headers(&qs);
+	ldns_dname2canonical(owner);
+	struct dbq *q = dbq_new(a, req, za, DBQ_HISTORY);
+	if (q == NULL || (q->versions = calloc(limit, sizeof *q->versions)) == NULL) {
+		if (q)
+			reply_error(req, 500, "Internal Server Error", "out of memory");
+		free(q);
+		free(norm);
+		ldns_rdf_deep_free(owner);
+		return;
+	}
+	snprintf(q->text, sizeof q->text, "%s", norm); /* <= 255 octets, escaped <= 4x: cut */
+	zd_err e = store_name_history(za->z->store, owner, q->versions, limit, &q->n_versions,
+	                              &q->more);
+	free(norm);
+	ldns_rdf_deep_free(owner);
+	if (e != ZD_OK) {
+		reply_error(req, 500, "Internal Server Error", "reading the history failed");
+		free(q->versions);
+		free(q);
+		return;
+	}
+	/* the journal's txids of those versions */
+	struct zd_buf lit;
+	zd_buf_init(&lit, (size_t)1 << 20);
+	if ((e = zd_buf_int_array(&lit, (const int64_t *)q->versions, q->n_versions)) != ZD_OK) {
+		zd_buf_clear(&lit);
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		free(q->versions);
+		free(q);
+		return;
+	}
+	const char *params[2] = {za->z->cfg->name, (const char *)lit.data};
+	dbq_ask(q,
+	        "SELECT version, array_to_json(txids)::text, (SELECT floor(extract(epoch FROM "
+	        "min(u)) * 1000)::bigint FROM unnest(txid_created) u) FROM zonedist.journal "
+	        "WHERE zone = $1 AND version = ANY($2::bigint[])",
+	        2, params);
+	zd_buf_clear(&lit);
+}
+
+static void
+list_start(struct api *a, struct evhttp_request *req, struct zone_api *za, const char *query,
+           enum dbq_kind kind)
+{
+	static const char *const allowed[] = {"limit", NULL};
+	struct evkeyvalq qs;
+	uint32_t limit;
+	char lb[16];
+
+	if (!query_parse(req, query, allowed, &qs))
+		return;
+	int ok = limit_get(req, evhttp_find_header(&qs, "limit"), 100, &limit);
+	evhttp_clear_headers(&qs);
+	if (!ok)
+		return;
+	struct dbq *q = dbq_new(a, req, za, kind);
+	if (q == NULL)
+		return;
+	snprintf(lb, sizeof lb, "%" PRIu32, limit);
+	const char *params[2] = {za->z->cfg->name, lb};
+	dbq_ask(q,
+	        kind == DBQ_TRANSFERS
+	                ? "SELECT floor(extract(epoch FROM at) * 1000)::bigint, secondary, "
+	                  "tsig_key, kind, from_serial, to_serial, bytes, records, duration_ms, "
+	                  "result, reason FROM zonedist.transfer WHERE zone = $1 ORDER BY at "
+	                  "DESC, id DESC LIMIT $2::int"
+	                : "SELECT id, name, reason, row_data, txid, floor(extract(epoch FROM "
+	                  "created) * 1000)::bigint FROM zonedist.rejected WHERE zone = $1 "
+	                  "ORDER BY id DESC LIMIT $2::int",
+	        2, params);
+}
+
+/* --- state changes: the token, a JSON body ---------------------------------- */
+
+/* 1 when the request carries the token; otherwise answered (401/403). */
+static int
+authorized(struct api *a, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	static const char bearer[] = "Bearer ";
+
+	if (a->token == NULL) {
+		reply_error(req, 403, "Forbidden",
+		            "this zonedistd has no api token-file: no call may change state");
+		return 0;
+	}
+	if (h == NULL || strncmp(h, bearer, sizeof bearer - 1) != 0 ||
+	    strlen(h + sizeof bearer - 1) != strlen(a->token) ||
+	    CRYPTO_memcmp(h + sizeof bearer - 1, a->token, strlen(a->token)) != 0) {
+		uint32_t dropped;
+		if (zd_ratelimit_ok(&a->rl, zd_now_ms(), &dropped))
+			zd_log(ZD_LOG_WARNING, "api", NULL,
+			       "a state change without the right token was refused");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer");
+		reply_error(req, 401, "Unauthorized",
+		            "a state change needs Authorization: Bearer TOKEN (api token-file)");
+		return 0;
+	}
+	return 1;
+}
+
+/* The request's JSON object body ({} when empty).  NULL when answered. */
+static json_t *
+body_get(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = in ? evbuffer_get_length(in) : 0;
+	json_error_t je;
+
+	if (n == 0)
+		return json_object();
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	json_t *o = p ? json_loadb(p, n, JSON_REJECT_DUPLICATES, &je) : NULL;
+	if (!json_is_object(o)) {
+		json_decref(o);
+		reply_error(req, 400, "Bad Request", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* A string member of at most cap - 1 bytes, no control characters; def
+ * when absent.  0 when answered. */
+static int
+body_text(struct evhttp_request *req, json_t *o, const char *key, const char *def, char *out,
+          size_t cap)
+{
+	json_t *v = json_object_get(o, key);
+	char why[128];
+	if (v == NULL) {
+		if (def == NULL) {
+			snprintf(why, sizeof why, "the body needs \"%s\"", key);
+			reply_error(req, 400, "Bad Request", why);
+			return 0;
+		}
+		snprintf(out, cap, "%s", def);
+		return 1;
+	}
+	const char *t = json_string_value(v);
+	size_t n = t ? json_string_length(v) : 0;
+	int bad = t == NULL || n == 0 || n >= cap;
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = (unsigned char)t[i] < 0x20 || t[i] == 0x7f;
+	if (bad) {
+		snprintf(why, sizeof why, "\"%s\" must be a string of 1..%zu printable bytes", key,
+		         cap - 1);
+		reply_error(req, 400, "Bad Request", why);
+		return 0;
+	}
+	memcpy(out, t, n + 1);
+	return 1;
+}
+
+static void
+change_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum dbq_kind kind)
+{
+	if (!authorized(a, req))
+		return;
+	json_t *body = body_get(req);
+	if (body == NULL)
+		return;
+	struct dbq *q = dbq_new(a, req, za, kind);
+	if (q == NULL) {
+		json_decref(body);
+		return;
+	}
+	const char *zn = za->z->cfg->name;
+	if (!body_text(req, body, "by", kind == DBQ_RETRY ? "api" : NULL, q->by, sizeof q->by) ||
+	    !body_text(req, body, "reason", "", q->why, sizeof q->why)) {
+		json_decref(body);
+		free(q);
+		return;
+	}
+	if (kind == DBQ_HOLD) {
+		const char *params[3] = {zn, q->by, q->why};
+		dbq_ask(q,
+		        "WITH h AS (INSERT INTO zonedist.hold (zone, held_by, reason) VALUES ($1, "
+		        "$2, "
+		        "$3) ON CONFLICT (zone) DO UPDATE SET held_by = EXCLUDED.held_by, reason = "
+		        "EXCLUDED.reason, held_at = now() RETURNING 1), a AS (INSERT INTO "
+		        "zonedist.audit (zone, action, by, detail) VALUES ($1, 'hold', $2, $3) "
+		        "RETURNING 1) SELECT (SELECT count(*) FROM h), (SELECT count(*) FROM a)",
+		        3, params);
+	} else if (kind == DBQ_RELEASE) {
+		/* an operator hold goes; a version held by the sanity limits gets
+		 * its release (used by the next batch, zonedist.release) */
+		const char *params[3] = {zn, q->by, atomic_load(&za->z->held) ? "1" : "0"};
+		dbq_ask(q,
+		        "WITH h AS (DELETE FROM zonedist.hold WHERE zone = $1 RETURNING 1), r AS "
+		        "(INSERT INTO zonedist.release (zone, released_by) SELECT $1, $2 WHERE "
+		        "$3 = '1' RETURNING 1), a AS (INSERT INTO zonedist.audit (zone, action, "
+		        "by) "
+		        "VALUES ($1, 'release', $2) RETURNING 1) SELECT (SELECT count(*) FROM h), "
+		        "(SELECT count(*) FROM r), (SELECT count(*) FROM a)",
+		        3, params);
+	} else {
+		json_t *ids = json_object_get(body, "ids");
+		struct zd_buf lit;
+		zd_err e = ZD_OK;
+		zd_buf_init(&lit, (size_t)1 << 20);
+		int64_t idv[API_LIST_MAX];
+		size_t n_ids = 0;
+		if (ids != NULL) {
+			size_t i;
+			json_t *v;
+			if (!json_is_array(ids) || json_array_size(ids) > API_LIST_MAX)
+				e = ZD_EMALFORMED;
+			json_array_foreach(ids, i, v)
+			{
+				if (e == ZD_OK && !json_is_integer(v))
+					e = ZD_EMALFORMED;
+				if (e == ZD_OK)
+					idv[n_ids++] = (int64_t)json_integer_value(v);
+			}
+			if (e == ZD_OK)
+				e = zd_buf_int_array(&lit, idv, n_ids);
+		}
+		if (e != ZD_OK) {
+			zd_buf_clear(&lit);
+			json_decref(body);
+			free(q);
+			reply_error(req, 400, "Bad Request",
+			            "\"ids\" must be an array of at most 10000 row ids");
+			return;
+		}
+		const char *params[3] = {zn, ids ? (const char *)lit.data : NULL, q->by};
+		/* Each row's name is marked changed again (a new outbox row), and
+		 * the row goes, in one transaction: the next batch reads the
+		 * registry's data anew. */
+		dbq_ask(q,
+		        "WITH d AS (DELETE FROM zonedist.rejected WHERE zone = $1 AND name <> '' "
+		        "AND "
+		        "($2::bigint[] IS NULL OR id = ANY($2::bigint[])) RETURNING name), n AS "
+		        "(SELECT DISTINCT name FROM d), t AS (SELECT zonedist.touch_many($1, "
+		        "(SELECT array_agg(name) FROM n))), a AS (INSERT INTO zonedist.audit "
+		        "(zone, "
+		        "action, by, detail) SELECT $1, 'retry', $3, count(*)::text || ' rows' "
+		        "FROM d "
+		        "RETURNING 1) SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM n), "
+		        "(SELECT count(*) FROM t), (SELECT count(*) FROM a)",
+		        3, params);
+		zd_buf_clear(&lit);
+	}
+	json_decref(body);
+}
+
+/* --- status ------------------------------------------------------------------- */
+
+static json_t *
+secondary_json(const struct opdb_secondary *s, uint64_t pub, struct store *st)
+{
+	json_t *o = json_pack("{s:s,s:o,s:b}", "address", s->address, "key",
+	                      s->key[0] ? json_string(s->key) : json_null(), "notify", s->notify);
+	if (o == NULL)
+		return NULL;
+	if (s->transferred) {
+		uint64_t v = 0;
+		json_object_set_new(o, "last_serial", json_integer(s->last_serial));
+		json_object_set_new(o, "last_transfer_ms",
+		                    json_integer((json_int_t)s->last_transfer_ms));
+		json_object_set_new(o, "last_kind", json_string(s->last_kind));
+		json_object_set_new(o, "lag",
+		                    store_version_find(st, s->last_serial, &v) == ZD_OK && pub >= v
+		                            ? json_integer((json_int_t)(pub - v))
+		                            : json_null());
+	} else {
+		json_object_set_new(o, "last_serial", json_null());
+		json_object_set_new(o, "lag", json_null());
+	}
+	json_object_set_new(o, "check",
+	                    s->checked
+	                            ? json_pack("{s:s,s:i,s:o,s:I,s:s}", "state", s->check_state,
+	                                        "severity", s->check_severity, "serial",
+	                                        s->check_has_serial ? json_integer(s->check_serial)
+	                                                            : json_null(),
+	                                        "checked_ms", (json_int_t)s->checked_ms, "message",
+	                                        s->check_message)
+	                            : json_null());
+	return o;
+}
+
+/* Seconds the published signatures stay valid beyond SOA expire + the
+ * largest TTL (what the lifetime guard promises); null until walked. */
+static int64_t
+headroom_s(const struct zone_api *za)
+{
+	const struct zd_zone_config *zc = za->z->cfg;
+	return (int64_t)za->min_expiration - (int64_t)(zd_wallclock_ms() / 1000) -
+	       (int64_t)zc->soa_expire - (int64_t)zc->dnssec.max_ttl;
+}
+
+static json_t *
+headroom_json(const struct zone_api *za)
+{
+	if (za->z->signer == NULL || !za->headroom_known)
+		return json_null();
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "seconds", (json_int_t)headroom_s(za),
+	                 "min_expiration", (json_int_t)za->min_expiration, "serial",
+	                 (json_int_t)za->headroom_serial, "walked_ms", (json_int_t)za->headroom_ms,
+	                 "rrsigs", (json_int_t)za->rrsigs);
+}
+
+static json_t *
+zone_status_json(struct api *a, struct zone_api *za)
+{
+	struct zone *z = za->z;
+	json_t *o = zone_json(za);
+	struct opdb_zone_status os = {.pending_changes = -1, .rejected = -1};
+	struct opdb_secondary *secs = calloc(OPDB_SECONDARIES_MAX, sizeof *secs);
+	size_t n = 0;
+	uint64_t pub = store_published_get(z->store), pub_ms = 0;
+
+	if (o == NULL || secs == NULL) {
+		free(secs);
+		return o;
+	}
+	if (a->opdb)
+		opdb_zone_status_get(a->opdb, (size_t)(za - a->zones), &os, secs,
+		                     OPDB_SECONDARIES_MAX, &n);
+	(void)store_version_time_find(z->store, pub, &pub_ms);
+	json_object_set_new(o, "published_ms", json_integer((json_int_t)pub_ms));
+	json_object_set_new(o, "last_latency_ms",
+	                    atomic_load(&z->latency_count)
+	                            ? json_integer((json_int_t)atomic_load(&z->last_latency_ms))
+	                            : json_null());
+	json_object_set_new(o, "pending_changes",
+	                    os.pending_changes >= 0 ? json_integer(os.pending_changes)
+	                                            : json_null());
+	json_object_set_new(o, "rejected",
+	                    os.rejected >= 0 ? json_integer(os.rejected) : json_null());
+	json_object_set_new(o, "held",
+	                    os.held                 ? json_string("operator")
+	                    : atomic_load(&z->held) ? json_string("sanity")
+	                                            : json_false());
+	json_object_set_new(o, "held_by", os.held ? json_string(os.held_by) : json_null());
+	json_object_set_new(o, "held_reason",
+	                    os.held                 ? json_string(os.held_reason)
+	                    : atomic_load(&z->held) ? json_string("held by the sanity limits "
+	                                                          "(see the log)")
+	                                            : json_null());
+	json_object_set_new(o, "gate_failures",
+	                    json_integer((json_int_t)atomic_load(&z->gate_failures)));
+	json_object_set_new(o, "signatures_last",
+	                    json_integer((json_int_t)atomic_load(&z->sigs_last)));
+	/* signing: keys, the token, the signature headroom */
+	uint64_t down_for = 0;
+	int hsm = a->batch ? batch_hsm_state(a->batch, &down_for) : -1;
+	if (z->signer == NULL)
+		hsm = -1;
+	json_object_set_new(o, "hsm",
+	                    hsm < 0 ? json_pack("{s:s}", "state", "none")
+	                    : hsm   ? json_pack("{s:s}", "state", "ok")
+	                            : json_pack("{s:s,s:I}", "state", "down", "down_for_ms",
+	                                        (json_int_t)down_for));
+	if (z->signer != NULL) {
+		uint16_t ksk, zsk;
+		uint8_t alg;
+		signer_keys_get(z->signer, &ksk, &zsk, &alg);
+		json_object_set_new(o, "keys",
+		                    json_pack("{s:i,s:i,s:i}", "algorithm", alg, "ksk_tag", ksk,
+		                              "zsk_tag", zsk));
+	}
+	json_object_set_new(o, "signature_headroom", headroom_json(za));
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, secondary_json(&secs[i], pub, z->store));
+	json_object_set_new(o, "secondaries", arr);
+	free(secs);
+	return o;
+}
+
+static void
+metrics_answer(struct api *a, struct evhttp_request *req)
+{
+	struct metrics_zone *mz = calloc(a->n_zones ? a->n_zones : 1, sizeof *mz);
+	struct opdb_secondary *secs =
+	        calloc((a->n_zones ? a->n_zones : 1) * OPDB_SECONDARIES_MAX, sizeof *secs);
+	struct evbuffer *b = evbuffer_new();
+	struct metrics_global g = {.journal_bytes = -1, .checkpoint_bytes = -1, .hsm_state = -1};
+	uint64_t down_for;
+
+	if (mz == NULL || secs == NULL || b == NULL) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		goto out;
+	}
+	g.db_up = a->batch ? batch_db_is_up(a->batch) : 0;
+	if (a->batch)
+		g.hsm_state = batch_hsm_state(a->batch, &down_for);
+	if (a->opdb)
+		opdb_sizes_get(a->opdb, &g.journal_bytes, &g.checkpoint_bytes);
+	for (size_t i = 0; i < a->n_zones; i++) {
+		struct zone_api *za = &a->zones[i];
+		struct metrics_zone *m = &mz[i];
+		m->z = za->z;
+		m->os.pending_changes = m->os.rejected = -1;
+		m->secs = secs + i * OPDB_SECONDARIES_MAX;
+		if (a->opdb)
+			opdb_zone_status_get(a->opdb, i, &m->os, secs + i * OPDB_SECONDARIES_MAX,
+			                     OPDB_SECONDARIES_MAX, &m->n_secs);
+		m->headroom_known = za->z->signer != NULL && za->headroom_known;
+		if (m->headroom_known) {
+			m->headroom_s = headroom_s(za);
+			m->min_validity_s =
+			        (int64_t)za->min_expiration - (int64_t)(zd_wallclock_ms() / 1000);
+		}
+	}
+	if (metrics_render(b, &g, mz, a->n_zones) != ZD_OK) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		goto out;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	evhttp_send_reply(req, 200, "OK", b);
+out:
+	if (b)
+		evbuffer_free(b);
+	free(secs);
+	free(mz);
+}
+
+static void
+status_answer(struct api *a, struct evhttp_request *req)
+{
+	json_t *zones = json_array();
+	for (size_t i = 0; zones && i < a->n_zones; i++)
+		json_array_append_new(zones, zone_status_json(a, &a->zones[i]));
+	struct timeval tv;
+	evutil_gettimeofday(&tv, NULL);
+	reply_json(req, 200, "OK",
+	           json_pack("{s:I,s:{s:b,s:b},s:o}", "time_ms",
+	                     (json_int_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, "database", "up",
+	                     a->batch ? batch_db_is_up(a->batch) : 0, "operator_up",
+	                     a->opdb ? opdb_db_is_up(a->opdb) : 0, "zones", zones));
 }
 
 /* --- routing ---------------------------------------------------------- */
@@ -490,7 +1495,8 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	static const char prefix[] = "/api/v1/zones";
-	char seg[2][300];
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	char seg[3][300];
 	size_t n_seg = 0;
 
 	if (!conn_admit(a, req)) {
@@ -503,9 +1509,24 @@ on_request(struct evhttp_request *req, void *arg)
 		reply_error(req, 503, "Service Unavailable", "too many connections");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-		reply_error(req, 405, "Method Not Allowed", "only GET is served here");
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
+		reply_error(req, 405, "Method Not Allowed", "only GET and POST are served here");
+		return;
+	}
+	int is_status = path != NULL && strcmp(path, "/api/v1/status") == 0;
+	int is_metrics = path != NULL && strcmp(path, "/metrics") == 0;
+	if (is_status || is_metrics) {
+		if (cmd != EVHTTP_REQ_GET) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+			reply_error(req, 405, "Method Not Allowed",
+			            "this resource is read with GET");
+			return;
+		}
+		if (is_status)
+			status_answer(a, req);
+		else
+			metrics_answer(a, req);
 		return;
 	}
 	if (path == NULL || strncmp(path, prefix, sizeof prefix - 1) != 0 ||
@@ -521,13 +1542,32 @@ on_request(struct evhttp_request *req, void *arg)
 			break;
 		const char *end = strchr(p, '/');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (n_seg == 2 || len >= sizeof seg[0]) {
+		if (n_seg == 3 || len >= sizeof seg[0]) {
 			reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
 			return;
 		}
 		memcpy(seg[n_seg], p, len);
 		seg[n_seg++][len] = '\0';
 		p += len;
+	}
+	struct zone_api *za = n_seg > 0 ? zone_find(a, seg[0]) : NULL;
+	if (n_seg > 0 && za == NULL) {
+		reply_error(req, 404, "Not Found", "no such zone");
+		return;
+	}
+	const char *res = n_seg >= 2 ? seg[1] : "";
+	int post = n_seg == 2 && (strcmp(res, "hold") == 0 || strcmp(res, "release") == 0);
+	post = post || (n_seg == 3 && strcmp(res, "rejected") == 0 && strcmp(seg[2], "retry") == 0);
+	if (n_seg == 3 && !post) {
+		reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
+		return;
+	}
+	if (post != (cmd == EVHTTP_REQ_POST)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  post ? "POST" : "GET");
+		reply_error(req, 405, "Method Not Allowed",
+		            post ? "a state change is a POST" : "this resource is read with GET");
+		return;
 	}
 	if (n_seg == 0) {
 		json_t *arr = json_array();
@@ -536,16 +1576,34 @@ on_request(struct evhttp_request *req, void *arg)
 		reply_json(req, 200, "OK", json_pack("{s:o}", "zones", arr));
 		return;
 	}
-	struct zone_api *za = zone_find(a, seg[0]);
-	if (za == NULL) {
-		reply_error(req, 404, "Not Found", "no such zone");
-		return;
-	}
 	if (n_seg == 1) {
 		reply_json(req, 200, "OK", zone_json(za));
 		return;
 	}
-	int digest = strcmp(seg[1], "digest") == 0, text = strcmp(seg[1], "zone") == 0;
+	if (post) {
+		change_start(a, req, za,
+		             strcmp(res, "hold") == 0      ? DBQ_HOLD
+		             : strcmp(res, "release") == 0 ? DBQ_RELEASE
+		                                           : DBQ_RETRY);
+		return;
+	}
+	if (strcmp(res, "diff") == 0) {
+		diff_answer(req, za, query);
+		return;
+	}
+	if (strcmp(res, "trace") == 0) {
+		trace_start(a, req, za, query);
+		return;
+	}
+	if (strcmp(res, "history") == 0) {
+		history_start(a, req, za, query);
+		return;
+	}
+	if (strcmp(res, "transfers") == 0 || strcmp(res, "rejected") == 0) {
+		list_start(a, req, za, query, res[0] == 't' ? DBQ_TRANSFERS : DBQ_REJECTED);
+		return;
+	}
+	int digest = strcmp(res, "digest") == 0, text = strcmp(res, "zone") == 0;
 	uint64_t v;
 	uint32_t serial;
 	if (!digest && !text) {
@@ -641,9 +1699,49 @@ api_listen(struct api *a)
 	return ZD_OK;
 }
 
+/* The token: the file's content without surrounding white space, 16..4096
+ * bytes of printable ASCII. */
+static zd_err
+token_read(const char *path, char **out)
+{
+	char buf[4100];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		zd_log(ZD_LOG_ERROR, "api", NULL, "cannot read the api token-file %s: %s", path,
+		       strerror(errno));
+		return ZD_EIO;
+	}
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = buf;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	n = strlen(p);
+	while (n > 0 &&
+	       (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r'))
+		p[--n] = '\0';
+	int bad = n < 16 || n > 4096;
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = p[i] < 0x21 || p[i] > 0x7e;
+	if (bad) {
+		OPENSSL_cleanse(buf, sizeof buf);
+		zd_log(ZD_LOG_ERROR, "api", NULL,
+		       "the api token-file %s must hold one token of 16 to 4096 printable "
+		       "characters",
+		       path);
+		return ZD_EIO;
+	}
+	*out = strdup(p);
+	OPENSSL_cleanse(buf, sizeof buf);
+	return *out ? ZD_OK : ZD_ENOMEM;
+}
+
 zd_err
 api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zones, size_t n_zones,
-        struct api **out)
+        struct opdb *opdb, struct api **out)
 {
 	struct api *a = calloc(1, sizeof *a);
 	struct timeval tv;
@@ -652,6 +1750,11 @@ api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zone
 		return ZD_ENOMEM;
 	a->base = base;
 	a->cfg = cfg;
+	a->opdb = opdb;
+	if (cfg->api.token_file != NULL && token_read(cfg->api.token_file, &a->token) != ZD_OK) {
+		api_free(a);
+		return ZD_EIO;
+	}
 	a->zones = calloc(n_zones ? n_zones : 1, sizeof *a->zones);
 	a->conns =
 	        calloc(cfg->api.max_connections ? cfg->api.max_connections : 1, sizeof *a->conns);
@@ -672,6 +1775,12 @@ api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zone
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(a->http, on_request, a);
+	struct timeval every = {.tv_sec = 5, .tv_usec = 0};
+	if ((a->headroom_ev = event_new(base, -1, EV_PERSIST, on_headroom_timer, a)) == NULL ||
+	    event_add(a->headroom_ev, &every) != 0) {
+		api_free(a);
+		return ZD_ENOMEM;
+	}
 	*out = a;
 	return ZD_OK;
 }
@@ -681,6 +1790,8 @@ api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
+	if (a->headroom_ev)
+		event_free(a->headroom_ev);
 	while (a->jobs)
 		job_free(a->jobs);
 	if (a->http)
@@ -690,6 +1801,12 @@ api_free(struct api *a)
 		free(a->unix_paths[i]);
 	}
 	free(a->unix_paths);
+	while (a->dbqs) /* opdb_free() answered them all before */
+		dbq_free(a->dbqs);
+	if (a->token) {
+		OPENSSL_cleanse(a->token, strlen(a->token));
+		free(a->token);
+	}
 	free(a->conns);
 	free(a->zones);
 	free(a);

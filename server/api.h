@@ -37,8 +37,17 @@ struct api;
 
 /* base, cfg and zones borrowed for the API's life.  On ZD_OK *out is new
  * (api_free()). */
+struct opdb;
+/* opdb (may be NULL: no database questions) answers trace, history,
+ * transfers, rejected rows and state changes; opdb_free() must come before
+ * api_free().  ZD_EIO when cfg->api.token_file cannot be read or holds no
+ * token (logged). */
 zd_err api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zones,
-               size_t n_zones, struct api **out);
+               size_t n_zones, struct opdb *opdb, struct api **out);
+/* The batch whose database and HSM state the status shows (borrowed). */
+struct batch;
+void api_batch_set(struct api *a, const struct batch *b);
+
 /* Closes every listener and connection; api_free(NULL) does nothing. */
 void api_free(struct api *a);
 

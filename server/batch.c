@@ -42,21 +42,13 @@ struct batch {
 	uint32_t backoff_ms;          /* pause before reconnecting */
 	uint32_t fail_backoff_ms;     /* pause before retrying a failed batch */
 	struct signer_token *tk;      /* borrowed; NULL when no zone signs */
-	int hsm_down;                 /* the token failed; logged once until it is back */
-	uint64_t hsm_down_ms;         /* since when */
+	_Atomic int hsm_down;         /* the token failed; logged once until it is back */
+	_Atomic uint64_t hsm_down_ms; /* since when (monotonic) */
 	uint64_t hsm_logged_ms;       /* last said so */
 	int *force_full;              /* per zone: the next version is a full signing */
 	int *unsign;                  /* per zone: the next version removes every DNSSEC record */
 	uint64_t *refresh_ms;         /* per zone: last signature refresh step */
 };
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 zd_err
 batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
@@ -127,6 +119,19 @@ int
 batch_db_is_up(const struct batch *b)
 {
 	return atomic_load(&b->db_up);
+}
+
+int
+batch_hsm_state(const struct batch *b, uint64_t *down_for_ms)
+{
+	*down_for_ms = 0;
+	if (b->tk == NULL)
+		return -1;
+	if (!atomic_load(&b->hsm_down))
+		return 1;
+	uint64_t since = atomic_load(&b->hsm_down_ms), now = zd_now_ms();
+	*down_for_ms = now > since ? now - since : 0;
+	return 0;
 }
 
 /* A list that borrows its RRs: emptied, never deep-freed. */
@@ -654,8 +659,10 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	const int64_t *ids = ra_batch_change_ids_get(*rb, &n_ids);
 	const int64_t *txids = ra_batch_txids_get(*rb, &n_tx);
 	size_t n_changes = ra_batch_changes_get(*rb);
+	uint64_t first_change_ms = 0;
 	e = journal_delta_append(ra_batch_conn_get(*rb), zname, version, serial, delta, len, ids,
-	                         n_ids, txids, n_tx, err, sizeof err);
+	                         n_ids, txids, n_tx, z->signer ? zd_wallclock_ms() : 0,
+	                         &first_change_ms, err, sizeof err);
 	free(delta);
 	if (e != ZD_OK) {
 		zd_log(ZD_LOG_ERROR, "batch", zname,
@@ -685,11 +692,15 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 		return e;
 	}
 	/* Committed: from here nothing may fail (prepared). */
-	store_txn_publish(t, serial, wall_ms());
+	uint64_t pub_ms = zd_wallclock_ms();
+	store_txn_publish(t, serial, pub_ms);
+	if (first_change_ms == 0 || first_change_ms > pub_ms) /* none, or clocks apart */
+		first_change_ms = pub_ms - (zd_now_ms() - t0);
+	zone_latency_observe(z, pub_ms - first_change_ms);
 	atomic_store(&z->serial, serial);
 	atomic_fetch_add(&z->versions_published, 1);
 	atomic_fetch_add(&z->changes_consumed, n_changes);
-	atomic_store(&z->last_batch_ms, wall_ms());
+	atomic_store(&z->last_batch_ms, zd_wallclock_ms());
 	atomic_fetch_add(&z->delegations, d_added);
 	atomic_fetch_sub(&z->delegations, d_removed);
 	atomic_store(&z->sigs_last, sst.signatures);
@@ -753,6 +764,8 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	zd_err e;
 
 	*taken = 0;
+	if (atomic_load(&z->op_held))
+		return ZD_OK; /* an operator's hold: the rows stay queued */
 	if ((e = ra_batch_take(b->ra, zname, max, &rb)) != ZD_OK) {
 		if (e != ZD_EDB)
 			zd_log(ZD_LOG_ERROR, "batch", zname, "taking a batch failed: %s (%s)",
@@ -944,7 +957,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 		       sst.gate_ms);
 	/* Nothing serves yet: publish in memory first so the checkpoint can be
 	 * read from the store; a failed commit fails the start-up. */
-	if ((e = store_txn_publish(&t, serial, wall_ms())) != ZD_OK)
+	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)
 		goto fail;
 	uint64_t version = store_published_get(z->store);
 	if ((e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
@@ -957,7 +970,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 		goto fail;
 	}
 	atomic_store(&z->serial, serial);
-	atomic_store(&z->last_batch_ms, wall_ms());
+	atomic_store(&z->last_batch_ms, zd_wallclock_ms());
 	struct store_stats st;
 	store_stats_get(z->store, &st);
 	zd_log(ZD_LOG_NOTICE, "batch", zname,

@@ -49,5 +49,8 @@ void batch_stop(struct batch *b);
 
 /* 1 while the database answers (for the status). */
 int batch_db_is_up(const struct batch *b);
+/* The token as the batch thread last met it: 1 signing, 0 lost (for
+ * *down_for_ms), -1 no token (no zone signs).  Any thread. */
+int batch_hsm_state(const struct batch *b, uint64_t *down_for_ms);
 
 #endif

@@ -166,25 +166,14 @@ journal_schema_check(PGconn *c, char *err, size_t errlen)
 	return ZD_OK;
 }
 
-/* "{1,2,3}" for a bigint[] parameter; numbers only, so no quoting. */
-static zd_err
-int_array(struct zd_buf *b, const int64_t *v, size_t n)
-{
-	zd_err e = zd_buf_append(b, "{", 1);
-	for (size_t i = 0; e == ZD_OK && i < n; i++)
-		e = zd_buf_printf(b, "%s%" PRId64, i ? "," : "", v[i]);
-	if (e == ZD_OK)
-		e = zd_buf_append(b, "}", 2); /* with the NUL */
-	return e;
-}
-
 zd_err
 journal_delta_append(PGconn *c, const char *zone, uint64_t version, uint32_t serial,
                      const uint8_t *delta, size_t len, const int64_t *change_ids, size_t n_ids,
-                     const int64_t *txids, size_t n_txids, char *err, size_t errlen)
+                     const int64_t *txids, size_t n_txids, uint64_t signed_ms,
+                     uint64_t *first_change_ms, char *err, size_t errlen)
 {
 	struct zd_buf ids, txs;
-	char vbuf[24], sbuf[16];
+	char vbuf[24], sbuf[16], tbuf[24];
 	zd_err e;
 
 	if (len > DELTA_MAX_BYTES) {
@@ -194,21 +183,37 @@ journal_delta_append(PGconn *c, const char *zone, uint64_t version, uint32_t ser
 	}
 	zd_buf_init(&ids, (size_t)64 << 20);
 	zd_buf_init(&txs, (size_t)64 << 20);
-	if ((e = int_array(&ids, change_ids, n_ids)) != ZD_OK ||
-	    (e = int_array(&txs, txids, n_txids)) != ZD_OK)
+	if ((e = zd_buf_int_array(&ids, change_ids, n_ids)) != ZD_OK ||
+	    (e = zd_buf_int_array(&txs, txids, n_txids)) != ZD_OK)
 		goto out;
 	snprintf(vbuf, sizeof vbuf, "%" PRIu64, version);
 	snprintf(sbuf, sizeof sbuf, "%" PRIu32, serial);
-	const char *params[6] = {
-	        zone, vbuf, sbuf, (const char *)delta, (char *)ids.data, (char *)txs.data};
-	int lens[6] = {0, 0, 0, (int)len, 0, 0};
-	int formats[6] = {0, 0, 0, 1, 0, 0};
-	PGresult *r = PQexecParams(c,
-	                           "INSERT INTO zonedist.journal (zone, version, serial, delta, "
-	                           "change_ids, txids) VALUES ($1, $2, $3, $4, $5, $6)",
-	                           6, NULL, params, lens, formats, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	snprintf(tbuf, sizeof tbuf, "%" PRIu64, signed_ms);
+	const char *params[7] = {zone,
+	                         vbuf,
+	                         sbuf,
+	                         (const char *)delta,
+	                         (char *)ids.data,
+	                         (char *)txs.data,
+	                         signed_ms ? tbuf : NULL};
+	int lens[7] = {0, 0, 0, (int)len, 0, 0, 0};
+	int formats[7] = {0, 0, 0, 1, 0, 0, 0};
+	/* txid_created: per txid (ascending, as txids), its first change row;
+	 * the rows are still there, deleted later in this transaction. */
+	PGresult *r = PQexecParams(
+	        c,
+	        "INSERT INTO zonedist.journal (zone, version, serial, delta, change_ids, txids, "
+	        "txid_created, signed) VALUES ($1, $2, $3, $4, $5, $6, "
+	        "(SELECT array_agg(m ORDER BY t) FROM (SELECT txid AS t, min(created) AS m "
+	        "FROM zonedist.change WHERE id = ANY($5::bigint[]) GROUP BY txid) x), "
+	        "to_timestamp($7::double precision / 1000)) RETURNING (SELECT "
+	        "floor(extract(epoch FROM min(u)) * 1000)::bigint FROM unnest(txid_created) u)",
+	        7, NULL, params, lens, formats, 0);
+	*first_change_ms = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		e = db_fail(c, r, "inserting the journal row", err, errlen);
+	else if (!PQgetisnull(r, 0, 0))
+		*first_change_ms = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 out:
 	zd_buf_clear(&ids);

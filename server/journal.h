@@ -26,11 +26,15 @@ zd_err journal_schema_install(PGconn *c, char *err, size_t errlen);
 /* ZD_OK when the database's schema is the one this binary expects. */
 zd_err journal_schema_check(PGconn *c, char *err, size_t errlen);
 
-/* INSERT the journal row of one version, inside the caller's transaction. */
+/* INSERT the journal row of one version, inside the caller's transaction
+ * (before the change rows change_ids are deleted: each txid's first change
+ * time is read from them).  signed_ms: wall clock when the version was
+ * signed, 0 when unsigned.  *first_change_ms: when the oldest change row
+ * of the version was written (0: none). */
 zd_err journal_delta_append(PGconn *c, const char *zone, uint64_t version, uint32_t serial,
                             const uint8_t *delta, size_t len, const int64_t *change_ids,
-                            size_t n_ids, const int64_t *txids, size_t n_txids, char *err,
-                            size_t errlen);
+                            size_t n_ids, const int64_t *txids, size_t n_txids, uint64_t signed_ms,
+                            uint64_t *first_change_ms, char *err, size_t errlen);
 
 /* Releases of held versions (schema 0002, zonedist.release).
  * journal_release_add: an operator's release of zone, by who (CLI).

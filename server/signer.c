@@ -1216,3 +1216,11 @@ signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t i
 	uint64_t n = (uint64_t)zone_names * interval_ms / cycle_ms + 1;
 	return n < 16 ? 16 : (size_t)n;
 }
+
+void
+signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag, uint8_t *algorithm)
+{
+	*ksk_tag = sg->ksk_tag;
+	*zsk_tag = sg->zsk_tag;
+	*algorithm = sg->p->algorithm;
+}

@@ -85,6 +85,11 @@ zd_err signer_refresh_collect(struct signer *sg, struct store *s, size_t max_nam
  * refresh/4 seconds with a step every interval_ms. */
 size_t signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t interval_ms);
 
+/* The zone's key tags and algorithm (for the status and metrics; set at
+ * signer_new(), read from any thread). */
+void signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag,
+                     uint8_t *algorithm);
+
 /* Test hook: the signature of the next RRset signed at owner (presentation
  * form) gets one byte flipped after the token made it, once. */
 void signer_test_corrupt_set(struct signer *sg, const char *owner);

@@ -683,6 +683,60 @@ store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_r
 	return e;
 }
 
+static int
+u64_desc(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* Insert v into the descending, distinct set vs[0..*n) of at most cap. */
+static void
+history_add(uint64_t *vs, size_t cap, size_t *n, int *more, uint64_t v)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (vs[i] == v)
+			return;
+	if (*n < cap) {
+		vs[(*n)++] = v;
+		qsort(vs, *n, sizeof *vs, u64_desc);
+		return;
+	}
+	*more = 1;
+	if (cap > 0 && v > vs[cap - 1]) {
+		vs[cap - 1] = v;
+		qsort(vs, cap, sizeof *vs, u64_desc);
+	}
+}
+
+zd_err
+store_name_history(struct store *s, const ldns_rdf *owner, uint64_t *versions, size_t cap,
+                   size_t *n_out, int *more)
+{
+	uint8_t key[KEY_MAX];
+	uint16_t keylen;
+	size_t n = 0;
+	zd_err e;
+
+	*n_out = 0;
+	*more = 0;
+	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
+		return e;
+	pthread_rwlock_rdlock(&s->lock);
+	uint64_t oldest = s->n_versions ? s->base : 0, pub = store_published_get(s);
+	const struct sname *sn = oldest ? name_find(s, key, keylen) : NULL;
+	for (const struct rrver *h = sn ? sn->heads : NULL; h != NULL; h = h->next_type)
+		for (const struct rrver *r = h; r != NULL; r = r->older) {
+			if (r->from > oldest && r->from <= pub)
+				history_add(versions, cap, &n, more, r->from);
+			if (r->to != STORE_LIVE && r->to > oldest && r->to <= pub)
+				history_add(versions, cap, &n, more, r->to);
+		}
+	pthread_rwlock_unlock(&s->lock);
+	*n_out = n;
+	return ZD_OK;
+}
+
 zd_err
 store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner, uint16_t *types,
                  size_t cap, size_t *n_out)

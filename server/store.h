@@ -102,6 +102,13 @@ zd_err store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner
 zd_err store_name_neighbor(struct store *s, uint64_t version, const ldns_rdf *owner, int dir,
                            uint16_t type, ldns_rdf **out);
 
+/* The kept versions (after the oldest kept one, up to the published one) in
+ * which any RRset at owner changed (appeared, went, or got other records),
+ * newest first, at most cap of them in versions[]; *n gets how many.
+ * *more = 1 when there were more than cap (the oldest are left out). */
+zd_err store_name_history(struct store *s, const ldns_rdf *owner, uint64_t *versions, size_t cap,
+                          size_t *n, int *more);
+
 /* Like store_walk, but fn gets each owner name holding a live RRset (no
  * records): up to max_names names after the cursor.  fn runs under the read
  * lock (no writes). */

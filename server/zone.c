@@ -144,3 +144,18 @@ zone_config_rrs_append(const struct zone *z, const ldns_rdf *owner, ldns_rr_list
 	}
 	return ZD_OK;
 }
+
+const uint64_t zone_latency_le_ms[ZONE_LATENCY_BUCKETS - 1] = {
+        10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
+
+void
+zone_latency_observe(struct zone *z, uint64_t ms)
+{
+	size_t i = 0;
+	while (i < ZONE_LATENCY_BUCKETS - 1 && ms > zone_latency_le_ms[i])
+		i++;
+	atomic_fetch_add(&z->latency_buckets[i], 1);
+	atomic_fetch_add(&z->latency_sum_ms, ms);
+	atomic_store(&z->last_latency_ms, ms);
+	atomic_fetch_add(&z->latency_count, 1);
+}

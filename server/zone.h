@@ -15,6 +15,10 @@
 #include "common/zd_err.h"
 #include "server/store.h"
 
+#define ZONE_LATENCY_BUCKETS 14
+/* Upper bounds (ms) of the latency histogram's buckets; the last is +Inf. */
+extern const uint64_t zone_latency_le_ms[ZONE_LATENCY_BUCKETS - 1];
+
 struct zone {
 	const struct zd_zone_config *cfg; /* borrowed from the config */
 	struct store *store;              /* owned */
@@ -29,7 +33,17 @@ struct zone {
 	_Atomic uint64_t gate_failures; /* versions the validation gate refused */
 	_Atomic uint64_t delegations;   /* NS RRsets below the apex in the published version */
 	_Atomic int held;               /* the next version waits for an operator's release */
+	_Atomic int op_held;            /* an operator's hold (zonedist.hold): nothing is taken */
+	/* Commit-to-publish latency of each published version: from its oldest
+	 * change row (or, with none, from the start of its batch) to publication. */
+	_Atomic uint64_t last_latency_ms;
+	_Atomic uint64_t latency_sum_ms;
+	_Atomic uint64_t latency_buckets[ZONE_LATENCY_BUCKETS]; /* <= zone_latency_le_ms[i] */
+	_Atomic uint64_t latency_count;
 };
+
+/* Count one published version's commit-to-publish latency. */
+void zone_latency_observe(struct zone *z, uint64_t ms);
 
 /* Parse the zone's configured records.  On ZD_OK *out is new (zone_free()).
  * On failure err says which record and why. */

@@ -28,6 +28,7 @@
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
+#include "server/opdb.h"
 #include "hsm/pool.h"
 #include "server/signer.h"
 #include "server/xfr.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct event_base *base;
 	struct xfr_server *xfr;
 	struct api *api;
+	struct opdb *opdb;
 	struct batch *batch;
 	struct ckpt *ckpt;
 	struct signer_token *token; /* NULL when no zone signs */
@@ -152,6 +154,11 @@ on_published(void *arg, struct zone *z)
 {
 	struct daemon *d = arg;
 	xfr_zone_published(d->xfr, z->cfg->name);
+	uint64_t v = store_published_get(z->store), ms = 0;
+	uint32_t serial = 0;
+	if (d->opdb && store_serial_find(z->store, v, &serial) == ZD_OK &&
+	    store_version_time_find(z->store, v, &ms) == ZD_OK)
+		opdb_published(d->opdb, z, v, serial, ms);
 }
 
 static int
@@ -249,6 +256,7 @@ daemon_clear(struct daemon *d)
 		batch_stop(d->batch);
 	batch_free(d->batch);
 	ckpt_free(d->ckpt);
+	opdb_free(d->opdb); /* answers its open questions through the API */
 	api_free(d->api);
 	xfr_server_free(d->xfr);
 	if (d->sigterm)
@@ -383,11 +391,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "zonedistd: cannot listen (see the log)\n");
 		goto out;
 	}
-	if (api_new(d.base, d.cfg, d.zones, d.n_zones, &d.api) != ZD_OK ||
+	if (opdb_new(d.cfg, d.zones, d.n_zones, d.base, &d.opdb, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: %s\n", err);
+		zd_log(ZD_LOG_ERROR, "main", NULL, "start-up failed: %s", err);
+		goto out;
+	}
+	xfr_server_observer_set(d.xfr, opdb_transfer, d.opdb);
+	if (api_new(d.base, d.cfg, d.zones, d.n_zones, d.opdb, &d.api) != ZD_OK ||
 	    api_listen(d.api) != ZD_OK) {
 		fprintf(stderr, "zonedistd: cannot start the HTTP API (see the log)\n");
 		goto out;
 	}
+	api_batch_set(d.api, d.batch);
 	d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
 	if (d.sigterm == NULL || d.sigint == NULL || event_add(d.sigterm, NULL) != 0 ||
@@ -397,7 +412,7 @@ main(int argc, char **argv)
 	    ckpt_start(d.ckpt) != ZD_OK)
 		goto out;
 	batch_checkpointer_set(d.batch, d.ckpt);
-	if (batch_start(d.batch) != ZD_OK)
+	if (opdb_start(d.opdb) != ZD_OK || batch_start(d.batch) != ZD_OK)
 		goto out;
 	for (size_t i = 0; i < d.n_zones; i++)
 		xfr_zone_published(d.xfr, d.zones[i]->cfg->name); /* tell secondaries at once */

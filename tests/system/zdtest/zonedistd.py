@@ -27,12 +27,14 @@ APEX = ["tld. 86400 IN NS a.nic.tld.", "tld. 86400 IN NS b.nic.tld.",
 class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
-                 ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None):
+                 ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None,
+                 api_token="test-token-0123456789"):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
         (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
         settings for every zone; soa: SOA settings overriding the defaults;
-        build: the build tree to run (default: $ZD_BUILD, else build/)."""
+        build: the build tree to run (default: $ZD_BUILD, else build/);
+        api_token: the API's state-change token (None: no token-file)."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -54,6 +56,8 @@ class Zonedistd:
                     **(soa or {})}
         self.port = free_port()
         self.api_port = free_port()
+        self.api_token = api_token
+        self.api_socket = os.path.join(self.dir, "api.sock")
         self.daemon = None
 
     def write_config(self):
@@ -61,7 +65,11 @@ class Zonedistd:
                  f'listen: ["127.0.0.1@{self.port}"'
                  + (f', "[::1]:{self.port}"]' if self.ipv6 else "]"),
                  f"log-level: {self.log_level}",
-                 f'api: {{listen: ["127.0.0.1@{self.api_port}"]}}']
+                 f'api: {{listen: ["127.0.0.1@{self.api_port}", "unix:{self.api_socket}"]'
+                 + (f", token-file: {self.dir}/api.token" if self.api_token else "") + "}"]
+        if self.api_token:
+            with open(os.path.join(self.dir, "api.token"), "w") as f:
+                f.write(self.api_token + "\n")
         limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, **self.limits}
         lines.append("limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
         if self.tsig:
@@ -154,11 +162,29 @@ class Zonedistd:
 
     def api_get(self, path, timeout=30):
         """(status, parsed JSON or text) of GET path on the API."""
+        return self.api_request("GET", path, timeout=timeout)
+
+    def api_post(self, path, body=None, token=True, timeout=30):
+        """(status, parsed JSON or text) of POST path with a JSON body;
+        token: True for the configured token, a string for that one, None
+        for no Authorization header."""
+        if token is True:
+            token = self.api_token
+        return self.api_request("POST", path, body if body is not None else {}, token,
+                                timeout)
+
+    def api_request(self, method, path, body=None, token=None, timeout=30):
         import json
         import urllib.error
         import urllib.request
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
         try:
-            with urllib.request.urlopen(self.api_url + path, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 body, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
         except urllib.error.HTTPError as e:
             body, status, ctype = e.read(), e.code, e.headers.get("Content-Type", "")
