@@ -454,6 +454,95 @@ api_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	return fail(c, v, "unknown api setting '%s'", k);
 }
 
+static zd_err
+alarm_smtp_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_alarm_config *a = arg;
+	const char *s = scalar(v);
+	yaml_node_t **items = NULL;
+	size_t n = 0;
+	zd_err e = ZD_OK;
+
+	if (strcmp(k, "url") == 0) {
+		if (s == NULL || (strncmp(s, "smtp://", 7) != 0 && strncmp(s, "smtps://", 8) != 0))
+			return fail(c, v,
+			            "alarms smtp url must be smtp://host[:port] or smtps://...");
+		return get_string(c, v, "alarms smtp url", &a->smtp_url);
+	}
+	if (strcmp(k, "from") == 0) {
+		if (s == NULL || strchr(s, '@') == NULL || strpbrk(s, "<>\r\n ") != NULL)
+			return fail(c, v, "alarms smtp from must be an address (user@domain)");
+		return get_string(c, v, "alarms smtp from", &a->smtp_from);
+	}
+	if (strcmp(k, "to") == 0) {
+		if (a->smtp_to != NULL)
+			return fail(c, v, "alarms smtp to given twice");
+		if ((e = seq_items(c, v, "alarms smtp to", 64, &items, &n)) != ZD_OK)
+			return e;
+		if ((a->smtp_to = calloc(n ? n : 1, sizeof *a->smtp_to)) == NULL) {
+			free(items);
+			return ZD_ENOMEM;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			const char *t = scalar(items[i]);
+			if (t == NULL || strchr(t, '@') == NULL || strpbrk(t, "<>\r\n ") != NULL)
+				e = fail(c, items[i], "alarms smtp to entries are addresses");
+			else if ((e = get_string(c, items[i], "alarms smtp to", &a->smtp_to[i])) ==
+			         ZD_OK)
+				a->n_smtp_to++;
+		}
+		free(items);
+		return e;
+	}
+	return fail(c, v, "unknown alarms smtp setting '%s'", k);
+}
+
+static zd_err
+alarm_webhook_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_alarm_config *a = arg;
+	const char *s = scalar(v);
+
+	if (strcmp(k, "url") == 0) {
+		if (s == NULL || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
+			return fail(c, v, "alarms webhook url must be http:// or https://");
+		return get_string(c, v, "alarms webhook url", &a->webhook_url);
+	}
+	if (strcmp(k, "token-file") == 0) {
+		if (s == NULL || *s == '\0')
+			return fail(c, v, "alarms webhook token-file must be a path");
+		return get_string(c, v, "alarms webhook token-file", &a->webhook_token_file);
+	}
+	return fail(c, v, "unknown alarms webhook setting '%s'", k);
+}
+
+static zd_err
+alarm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_alarm_config *a = arg;
+
+	if (strcmp(k, "smtp") == 0)
+		return walk_map(c, v, "alarms smtp", alarm_smtp_pair, a);
+	if (strcmp(k, "webhook") == 0)
+		return walk_map(c, v, "alarms webhook", alarm_webhook_pair, a);
+	if (strcmp(k, "interval-ms") == 0)
+		return get_u32(c, v, "alarms interval-ms", 100, 3600000, &a->interval_ms);
+	if (strcmp(k, "lag-versions") == 0)
+		return get_u32(c, v, "alarms lag-versions", 0, 100000000, &a->lag_versions);
+	if (strcmp(k, "lag-seconds") == 0)
+		return get_u32(c, v, "alarms lag-seconds", 0, 86400 * 30, &a->lag_seconds);
+	if (strcmp(k, "down-seconds") == 0)
+		return get_u32(c, v, "alarms down-seconds", 0, 86400, &a->down_seconds);
+	if (strcmp(k, "headroom-seconds") == 0)
+		return get_u32(c, v, "alarms headroom-seconds", 0, 86400 * 365,
+		               &a->headroom_seconds);
+	if (strcmp(k, "max-per-hour") == 0)
+		return get_u32(c, v, "alarms max-per-hour", 1, 100000, &a->max_per_hour);
+	if (strcmp(k, "timeout-ms") == 0)
+		return get_u32(c, v, "alarms timeout-ms", 100, 600000, &a->timeout_ms);
+	return fail(c, v, "unknown alarms setting '%s'", k);
+}
+
 #define TTL_MAX   2147483647u /* RFC 2181 s8 */
 #define TTL_UNSET UINT32_MAX  /* dnskey-ttl, denial-ttl: from the SOA once it is known */
 
@@ -806,6 +895,8 @@ limits_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	        {"hold-removed-min", offsetof(struct zd_limits, hold_removed_min), 0, 100000000},
 	        {"hold-apex-changes", offsetof(struct zd_limits, hold_apex_changes), 0, 100000000},
 	        {"transfer-log-days", offsetof(struct zd_limits, transfer_log_days), 1, 3650},
+	        {"probe-interval-ms", offsetof(struct zd_limits, probe_interval_ms), 100, 3600000},
+	        {"probe-timeout-ms", offsetof(struct zd_limits, probe_timeout_ms), 10, 60000},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(k, t[i].key) == 0)
@@ -837,6 +928,8 @@ top_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		return walk_map(c, v, "limits", limits_pair, &cfg->limits);
 	if (strcmp(k, "api") == 0)
 		return walk_map(c, v, "api", api_pair, &cfg->api);
+	if (strcmp(k, "alarms") == 0)
+		return walk_map(c, v, "alarms", alarm_pair, &cfg->alarms);
 	if (strcmp(k, "hsm") == 0) {
 		struct zd_hsm_config *h = &cfg->hsm;
 		if ((e = walk_map(c, v, "hsm", hsm_pair, h)) != ZD_OK)
@@ -943,6 +1036,9 @@ check_refs(struct ctx *c, struct zd_config *cfg)
 	}
 	if (cfg->database == NULL)
 		return fail(c, NULL, "database (a libpq conninfo) is required");
+	if (cfg->alarms.smtp_url != NULL &&
+	    (cfg->alarms.smtp_from == NULL || cfg->alarms.n_smtp_to == 0))
+		return fail(c, NULL, "alarms smtp needs from and at least one to");
 	/* The keys live in the token only: a signing zone without one cannot
 	 * be served signed, and serving it unsigned would break validation. */
 	if (c->signing_zone != NULL && !cfg->has_hsm)
@@ -995,10 +1091,19 @@ zd_config_parse(const char *text, size_t len, struct zd_config **out, char *err,
 	        .hold_removed_min = 100,
 	        .hold_apex_changes = 0,
 	        .transfer_log_days = 30,
+	        .probe_interval_ms = 5000,
+	        .probe_timeout_ms = 1000,
 	};
 	cfg->api.max_connections = 64;
 	cfg->api.max_request_bytes = 65536;
 	cfg->api.timeout_ms = 10000;
+	cfg->alarms.interval_ms = 2000;
+	cfg->alarms.lag_versions = 10;
+	cfg->alarms.lag_seconds = 300;
+	cfg->alarms.down_seconds = 10;
+	cfg->alarms.headroom_seconds = 3 * 86400;
+	cfg->alarms.max_per_hour = 60;
+	cfg->alarms.timeout_ms = 10000;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {
 		e = fail(&c, NULL, "configuration is empty");
@@ -1053,6 +1158,13 @@ zd_config_free(struct zd_config *c)
 		free(c->api.listen[i]);
 	free(c->api.listen);
 	free(c->api.token_file);
+	free(c->alarms.smtp_url);
+	free(c->alarms.smtp_from);
+	for (size_t i = 0; i < c->alarms.n_smtp_to; i++)
+		free(c->alarms.smtp_to[i]);
+	free(c->alarms.smtp_to);
+	free(c->alarms.webhook_url);
+	free(c->alarms.webhook_token_file);
 	for (size_t i = 0; i < c->n_listen; i++)
 		free(c->listen[i]);
 	free(c->listen);

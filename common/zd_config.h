@@ -112,6 +112,8 @@ struct zd_limits {
 	uint32_t hold_removed_min;
 	uint32_t hold_apex_changes;
 	uint32_t transfer_log_days; /* transfer log (zonedist.transfer) retention; default 30 */
+	uint32_t probe_interval_ms; /* SOA probe of each NOTIFY target; default 5000 */
+	uint32_t probe_timeout_ms;  /* its answer waited for; default 1000 */
 };
 
 /* The operator HTTP API (the api: section; docs/API.md).  Entries of
@@ -123,6 +125,23 @@ struct zd_api_config {
 	uint32_t max_connections;   /* open API connections; default 64 */
 	uint32_t max_request_bytes; /* request headers + body; default 65536 */
 	uint32_t timeout_ms;        /* a request that does not complete is closed; default 10000 */
+};
+
+/* Notifications of state changes (the alarms: section; docs/ALARMS.md). */
+struct zd_alarm_config {
+	char *smtp_url;  /* "smtp://host:port" (or smtps://); NULL: no e-mail */
+	char *smtp_from; /* envelope and From: address */
+	char **smtp_to;  /* recipients */
+	size_t n_smtp_to;
+	char *webhook_url;         /* http(s)://...; NULL: no webhook */
+	char *webhook_token_file;  /* sent as Authorization: Bearer; NULL: none */
+	uint32_t interval_ms;      /* evaluation period; default 2000 */
+	uint32_t lag_versions;     /* a secondary more than this many versions behind ... */
+	uint32_t lag_seconds;      /* ... for longer than this is lagging; defaults 10, 300 */
+	uint32_t down_seconds;     /* unreachable for longer than this: alarm; default 10 */
+	uint32_t headroom_seconds; /* signature headroom below this: alarm; default 3 days */
+	uint32_t max_per_hour;     /* notifications sent per hour at most; default 60 */
+	uint32_t timeout_ms;       /* per delivery attempt; default 10000 */
 };
 
 struct zd_config {
@@ -138,6 +157,7 @@ struct zd_config {
 	int has_hsm; /* the hsm: section is present */
 	struct zd_hsm_config hsm;
 	struct zd_api_config api;
+	struct zd_alarm_config alarms;
 };
 
 /* Untrusted text in; on ZD_OK *out is a new config the caller owns

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 zd_err
@@ -169,4 +171,46 @@ zd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
 	} else {
 		snprintf(out, outlen, "?");
 	}
+}
+
+zd_err
+zd_token_read(const char *path, size_t min_len, char **out, char *why, size_t whylen)
+{
+	char buf[ZD_TOKEN_MAX + 2];
+	FILE *f = fopen(path, "r");
+	zd_err e = ZD_OK;
+
+	*out = NULL;
+	if (f == NULL) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return ZD_EIO;
+	}
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		snprintf(why, whylen, "%s: cannot be read", path);
+		return ZD_EIO;
+	}
+	buf[n] = '\0';
+	char *s = buf, *end = buf + n;
+	while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	*end = '\0';
+	size_t len = (size_t)(end - s);
+	for (const char *p = s; e == ZD_OK && *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			e = ZD_EMALFORMED;
+	if (e != ZD_OK || len < min_len || len > ZD_TOKEN_MAX) {
+		snprintf(why, whylen,
+		         "%s must hold one token of %zu to %d printable characters (no spaces)",
+		         path, min_len, ZD_TOKEN_MAX);
+		e = ZD_EMALFORMED;
+	} else if ((*out = strdup(s)) == NULL) {
+		e = ZD_ENOMEM;
+	}
+	explicit_bzero(buf, sizeof buf);
+	return e;
 }

@@ -31,4 +31,11 @@ int zd_prefix_match(const struct zd_prefix *p, const struct sockaddr *sa);
 /* "127.0.0.1#5300" style text for logs; never fails (writes "?" on odd input). */
 void zd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
 
+#define ZD_TOKEN_MAX 4096
+/* A secret token from a file: its content without surrounding white space,
+ * min_len..ZD_TOKEN_MAX printable ASCII characters (no spaces).  On ZD_OK
+ * *out is new (free() it after explicit_bzero()); otherwise why says what
+ * is wrong (ZD_EIO: cannot be read; ZD_EMALFORMED: not such a token). */
+zd_err zd_token_read(const char *path, size_t min_len, char **out, char *why, size_t whylen);
+
 #endif

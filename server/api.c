@@ -22,10 +22,13 @@
 #include "common/zd_parse.h"
 #include "common/zd_buf.h"
 #include "common/zd_zonemd.h"
+#include "server/alarm.h"
 #include "server/batch.h"
 #include "server/metrics.h"
 #include "server/opdb.h"
+#include "server/probe.h"
 #include "server/signer.h"
+#include "server/status_page.h"
 
 #define DIGEST_CACHE    64  /* digests kept per zone */
 #define NAMES_PER_TURN  512 /* names walked per loop turn */
@@ -116,6 +119,9 @@ struct api {
 	const struct zd_config *cfg;
 	struct opdb *opdb;
 	const struct batch *batch; /* for the database and HSM state; may be NULL */
+	struct probe *probe;       /* the secondaries' SOA; may be NULL */
+	struct alarms *alarms;     /* may be NULL */
+	struct event *alarm_ev;
 	struct event *headroom_ev; /* the walk timer */
 	char *token;               /* NULL: no call may change state */
 	struct dbq *dbqs;
@@ -633,9 +639,38 @@ on_headroom_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-api_batch_set(struct api *a, const struct batch *b)
+api_batch_set(struct api *a, const struct batch *b, struct probe *p)
 {
 	a->batch = b;
+	a->probe = p;
+}
+
+static json_t *status_json(struct api *a);
+
+static void
+on_alarm_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	(void)fd;
+	(void)what;
+	json_t *st = status_json(a);
+	if (st != NULL)
+		alarms_evaluate(a->alarms, st, zd_wallclock_ms());
+	json_decref(st);
+}
+
+zd_err
+api_alarms_set(struct api *a, struct alarms *al)
+{
+	a->alarms = al;
+	if (al == NULL)
+		return ZD_OK;
+	uint32_t ms = a->cfg->alarms.interval_ms;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	if ((a->alarm_ev = event_new(a->base, -1, EV_PERSIST, on_alarm_timer, a)) == NULL ||
+	    event_add(a->alarm_ev, &tv) != 0)
+		return ZD_ENOMEM;
+	return ZD_OK;
 }
 
 /* --- operator calls (docs/API.md "Operator calls") ------------------------ */
@@ -1298,6 +1333,26 @@ change_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enu
 /* --- status ------------------------------------------------------------------- */
 
 static json_t *
+probe_json(struct api *a, size_t zi, const struct opdb_secondary *s)
+{
+	struct probe_state ps;
+	struct store *st = a->zones[zi].z->store;
+	uint64_t v = 0, pub = store_published_get(st);
+	if (s->notify_index < 0 || probe_get(a->probe, zi, (size_t)s->notify_index, &ps) != ZD_OK ||
+	    !ps.known)
+		return json_null();
+	/* versions behind, when the serial it serves is kept */
+	json_t *lag = ps.has_serial && store_version_find(st, ps.serial, &v) == ZD_OK && v <= pub
+	                      ? json_integer((json_int_t)(pub - v))
+	                      : json_null();
+	return json_pack("{s:b,s:o,s:o,s:I,s:I,s:i,s:o}", "reachable", ps.reachable, "serial",
+	                 ps.has_serial ? json_integer(ps.serial) : json_null(), "lag", lag,
+	                 "checked_ms", (json_int_t)ps.checked_ms, "since_ms",
+	                 (json_int_t)ps.since_ms, "failures", (int)ps.failures, "error",
+	                 ps.error[0] ? json_string(ps.error) : json_null());
+}
+
+static json_t *
 secondary_json(const struct opdb_secondary *s, uint64_t pub, struct store *st)
 {
 	json_t *o = json_pack("{s:s,s:o,s:b}", "address", s->address, "key",
@@ -1413,8 +1468,13 @@ zone_status_json(struct api *a, struct zone_api *za)
 	}
 	json_object_set_new(o, "signature_headroom", headroom_json(za));
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, secondary_json(&secs[i], pub, z->store));
+	for (size_t i = 0; i < n; i++) {
+		json_t *so = secondary_json(&secs[i], pub, z->store);
+		if (so)
+			json_object_set_new(so, "probe",
+			                    probe_json(a, (size_t)(za - a->zones), &secs[i]));
+		json_array_append_new(arr, so);
+	}
 	json_object_set_new(o, "secondaries", arr);
 	free(secs);
 	return o;
@@ -1448,6 +1508,12 @@ metrics_answer(struct api *a, struct evhttp_request *req)
 		if (a->opdb)
 			opdb_zone_status_get(a->opdb, i, &m->os, secs + i * OPDB_SECONDARIES_MAX,
 			                     OPDB_SECONDARIES_MAX, &m->n_secs);
+		size_t np = za->z->cfg->n_notify;
+		struct probe_state *ps = np ? calloc(np, sizeof *ps) : NULL;
+		for (size_t k = 0; ps && k < np; k++)
+			(void)probe_get(a->probe, i, k, &ps[k]);
+		m->probes = ps;
+		m->n_probes = ps ? np : 0;
 		m->headroom_known = za->z->signer != NULL && za->headroom_known;
 		if (m->headroom_known) {
 			m->headroom_s = headroom_s(za);
@@ -1466,23 +1532,50 @@ metrics_answer(struct api *a, struct evhttp_request *req)
 out:
 	if (b)
 		evbuffer_free(b);
+	for (size_t i = 0; mz && i < a->n_zones; i++)
+		free((void *)mz[i].probes);
 	free(secs);
 	free(mz);
 }
 
-static void
-status_answer(struct api *a, struct evhttp_request *req)
+static json_t *
+status_json(struct api *a)
 {
 	json_t *zones = json_array();
 	for (size_t i = 0; zones && i < a->n_zones; i++)
 		json_array_append_new(zones, zone_status_json(a, &a->zones[i]));
 	struct timeval tv;
 	evutil_gettimeofday(&tv, NULL);
-	reply_json(req, 200, "OK",
-	           json_pack("{s:I,s:{s:b,s:b},s:o}", "time_ms",
-	                     (json_int_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, "database", "up",
-	                     a->batch ? batch_db_is_up(a->batch) : 0, "operator_up",
-	                     a->opdb ? opdb_db_is_up(a->opdb) : 0, "zones", zones));
+	return json_pack("{s:I,s:{s:b,s:b},s:o}", "time_ms",
+	                 (json_int_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, "database", "up",
+	                 a->batch ? batch_db_is_up(a->batch) : 0, "operator_up",
+	                 a->opdb ? opdb_db_is_up(a->opdb) : 0, "zones", zones);
+}
+
+static void
+status_answer(struct api *a, struct evhttp_request *req)
+{
+	reply_json(req, 200, "OK", status_json(a));
+}
+
+static void
+status_page_answer(struct api *a, struct evhttp_request *req)
+{
+	json_t *st = status_json(a);
+	struct evbuffer *b = evbuffer_new();
+	if (st == NULL || b == NULL || status_page_render(st, b) != ZD_OK) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+	} else {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		evhttp_add_header(h, "Content-Security-Policy",
+		                  "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+		evhttp_send_reply(req, 200, "OK", b);
+	}
+	if (b)
+		evbuffer_free(b);
+	json_decref(st);
 }
 
 /* --- routing ---------------------------------------------------------- */
@@ -1516,7 +1609,8 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	int is_status = path != NULL && strcmp(path, "/api/v1/status") == 0;
 	int is_metrics = path != NULL && strcmp(path, "/metrics") == 0;
-	if (is_status || is_metrics) {
+	int is_page = path != NULL && (strcmp(path, "/") == 0 || strcmp(path, "/status.html") == 0);
+	if (is_status || is_metrics || is_page) {
 		if (cmd != EVHTTP_REQ_GET) {
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
 			reply_error(req, 405, "Method Not Allowed",
@@ -1525,6 +1619,8 @@ on_request(struct evhttp_request *req, void *arg)
 		}
 		if (is_status)
 			status_answer(a, req);
+		else if (is_page)
+			status_page_answer(a, req);
 		else
 			metrics_answer(a, req);
 		return;
@@ -1699,46 +1795,6 @@ api_listen(struct api *a)
 	return ZD_OK;
 }
 
-/* The token: the file's content without surrounding white space, 16..4096
- * bytes of printable ASCII. */
-static zd_err
-token_read(const char *path, char **out)
-{
-	char buf[4100];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL) {
-		zd_log(ZD_LOG_ERROR, "api", NULL, "cannot read the api token-file %s: %s", path,
-		       strerror(errno));
-		return ZD_EIO;
-	}
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = buf;
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	n = strlen(p);
-	while (n > 0 &&
-	       (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r'))
-		p[--n] = '\0';
-	int bad = n < 16 || n > 4096;
-	for (size_t i = 0; !bad && i < n; i++)
-		bad = p[i] < 0x21 || p[i] > 0x7e;
-	if (bad) {
-		OPENSSL_cleanse(buf, sizeof buf);
-		zd_log(ZD_LOG_ERROR, "api", NULL,
-		       "the api token-file %s must hold one token of 16 to 4096 printable "
-		       "characters",
-		       path);
-		return ZD_EIO;
-	}
-	*out = strdup(p);
-	OPENSSL_cleanse(buf, sizeof buf);
-	return *out ? ZD_OK : ZD_ENOMEM;
-}
-
 zd_err
 api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zones, size_t n_zones,
         struct opdb *opdb, struct api **out)
@@ -1751,9 +1807,13 @@ api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zone
 	a->base = base;
 	a->cfg = cfg;
 	a->opdb = opdb;
-	if (cfg->api.token_file != NULL && token_read(cfg->api.token_file, &a->token) != ZD_OK) {
-		api_free(a);
-		return ZD_EIO;
+	if (cfg->api.token_file != NULL) {
+		char why[512];
+		if (zd_token_read(cfg->api.token_file, 16, &a->token, why, sizeof why) != ZD_OK) {
+			zd_log(ZD_LOG_ERROR, "api", NULL, "api token-file %s", why);
+			api_free(a);
+			return ZD_EIO;
+		}
 	}
 	a->zones = calloc(n_zones ? n_zones : 1, sizeof *a->zones);
 	a->conns =
@@ -1792,6 +1852,8 @@ api_free(struct api *a)
 		return;
 	if (a->headroom_ev)
 		event_free(a->headroom_ev);
+	if (a->alarm_ev)
+		event_free(a->alarm_ev);
 	while (a->jobs)
 		job_free(a->jobs);
 	if (a->http)

@@ -44,9 +44,16 @@ struct opdb;
  * token (logged). */
 zd_err api_new(struct event_base *base, const struct zd_config *cfg, struct zone **zones,
                size_t n_zones, struct opdb *opdb, struct api **out);
-/* The batch whose database and HSM state the status shows (borrowed). */
+/* The batch whose database and HSM state the status shows, and the probe
+ * of the secondaries (both borrowed; either may be NULL). */
 struct batch;
-void api_batch_set(struct api *a, const struct batch *b);
+struct probe;
+void api_batch_set(struct api *a, const struct batch *b, struct probe *p);
+
+/* Evaluate the alarms (borrowed; NULL: none) on the status every
+ * cfg->alarms.interval_ms. */
+struct alarms;
+zd_err api_alarms_set(struct api *a, struct alarms *al);
 
 /* Closes every listener and connection; api_free(NULL) does nothing. */
 void api_free(struct api *a);

@@ -230,6 +230,32 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 			    zl[i], a, key, pub - v);
 		}
 	}
+	head(out, "zonedist_secondary_up", "gauge",
+	     "1 while a NOTIFY target answers the SOA probe, 0 when it does not");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < zs[i].n_probes; k++) {
+			const struct probe_state *ps = &zs[i].probes[k];
+			char a[200];
+			if (!ps->known)
+				continue;
+			label(a, sizeof a, zs[i].z->cfg->notify[k].text);
+			put(out, "zonedist_secondary_up{zone=\"%s\",secondary=\"%s\"} %d\n", zl[i],
+			    a, ps->reachable ? 1 : 0);
+		}
+	head(out, "zonedist_secondary_probe_serial", "gauge",
+	     "the serial each NOTIFY target answered the SOA probe with");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < zs[i].n_probes; k++) {
+			const struct probe_state *ps = &zs[i].probes[k];
+			char a[200];
+			if (!ps->known || !ps->has_serial)
+				continue;
+			label(a, sizeof a, zs[i].z->cfg->notify[k].text);
+			put(out,
+			    "zonedist_secondary_probe_serial{zone=\"%s\",secondary=\"%s\"} %" PRIu32
+			    "\n",
+			    zl[i], a, ps->serial);
+		}
 	head(out, "zonedist_transfer_log_dropped_total", "counter",
 	     "transfer/publication log rows dropped because the database was away too long");
 	put(out, "zonedist_transfer_log_dropped_total %" PRIu64 "\n",

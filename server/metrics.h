@@ -13,6 +13,7 @@
 
 #include "common/zd_err.h"
 #include "server/opdb.h"
+#include "server/probe.h"
 #include "server/zone.h"
 
 struct evbuffer;
@@ -26,6 +27,8 @@ struct metrics_zone {
 	struct opdb_zone_status os;
 	const struct opdb_secondary *secs;
 	size_t n_secs;
+	const struct probe_state *probes; /* per NOTIFY target (cfg->notify order) */
+	size_t n_probes;
 };
 
 struct metrics_global {

@@ -151,6 +151,7 @@ secondary_get(struct opdb *o, size_t zi, const char *address, const char *key)
 		return NULL;
 	struct opdb_secondary *n = &s->secs[s->n_secs];
 	memset(n, 0, sizeof *n);
+	n->notify_index = -1;
 	copy_text(n->address, sizeof n->address, address);
 	copy_text(n->key, sizeof n->key, key);
 	pthread_mutex_lock(&o->mu);
@@ -582,12 +583,8 @@ status_refresh(struct opdb *o)
 			int zi = zone_index(o, PQgetvalue(r, k, 0));
 			if (zi < 0)
 				continue;
-			/* "ADDR@PORT" or "ADDR": the secondary is its address */
-			char addr[64];
-			copy_text(addr, sizeof addr, PQgetvalue(r, k, 1));
-			char *at = strchr(addr, '@');
-			if (at)
-				*at = '\0';
+			/* "ADDR@PORT" (a NOTIFY target, as configured) or "ADDR" */
+			const char *addr = PQgetvalue(r, k, 1);
 			struct zone_state *s = &o->zs[zi];
 			for (size_t i = 0; i < s->n_secs; i++) {
 				struct opdb_secondary *sec = &s->secs[i];
@@ -762,16 +759,16 @@ opdb_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones, struc
 		o->zs[i].st.pending_changes = o->zs[i].st.rejected = -1;
 		if ((o->zs[i].secs = calloc(OPDB_SECONDARIES_MAX, sizeof *o->zs[i].secs)) == NULL)
 			goto fail;
-		/* the configured NOTIFY targets are secondaries from the start */
+		/* the configured NOTIFY targets are secondaries from the start,
+		 * named as configured (several may share an address) */
 		const struct zd_zone_config *zc = zones[i]->cfg;
 		for (size_t k = 0; k < zc->n_notify; k++) {
-			char addr[64];
-			int port;
-			peer_address((const struct sockaddr *)&zc->notify[k].addr, addr,
-			             sizeof addr, &port);
-			struct opdb_secondary *s = secondary_get(o, i, addr, zc->notify[k].key);
-			if (s)
+			struct opdb_secondary *s =
+			        secondary_get(o, i, zc->notify[k].text, zc->notify[k].key);
+			if (s) {
 				s->notify = 1;
+				s->notify_index = (int)k;
+			}
 		}
 	}
 	if ((o->done_ev = event_new(base, -1, 0, on_done, o)) == NULL)

@@ -35,9 +35,10 @@ struct opdb;
 
 /* What the status shows of one secondary of a zone. */
 struct opdb_secondary {
-	char address[64]; /* IP address, without port */
+	char address[80]; /* IP address of transfers; for a NOTIFY target as configured */
 	char key[256];    /* TSIG key name, "" for none */
 	int notify;       /* a NOTIFY target of the zone's configuration */
+	int notify_index; /* its index in the zone's notify list; -1 otherwise */
 	int transferred;  /* last_* below are known */
 	uint32_t last_serial;
 	uint64_t last_transfer_ms;

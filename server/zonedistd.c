@@ -24,11 +24,13 @@
 #include "common/zd_config.h"
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
+#include "server/alarm.h"
 #include "server/api.h"
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/opdb.h"
+#include "server/probe.h"
 #include "hsm/pool.h"
 #include "server/signer.h"
 #include "server/xfr.h"
@@ -42,6 +44,8 @@ struct daemon {
 	struct xfr_server *xfr;
 	struct api *api;
 	struct opdb *opdb;
+	struct probe *probe;
+	struct alarms *alarms;
 	struct batch *batch;
 	struct ckpt *ckpt;
 	struct signer_token *token; /* NULL when no zone signs */
@@ -256,6 +260,9 @@ daemon_clear(struct daemon *d)
 		batch_stop(d->batch);
 	batch_free(d->batch);
 	ckpt_free(d->ckpt);
+	probe_free(d->probe);
+	api_alarms_set(d->api, NULL); /* no evaluation after the loop */
+	alarms_free(d->alarms);
 	opdb_free(d->opdb); /* answers its open questions through the API */
 	api_free(d->api);
 	xfr_server_free(d->xfr);
@@ -402,7 +409,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "zonedistd: cannot start the HTTP API (see the log)\n");
 		goto out;
 	}
-	api_batch_set(d.api, d.batch);
+	if (probe_new(d.cfg, d.zones, d.n_zones, &d.probe) != ZD_OK ||
+	    probe_start(d.probe) != ZD_OK)
+		goto out;
+	api_batch_set(d.api, d.batch, d.probe);
+	if (alarms_new(d.cfg, &d.alarms, err, sizeof err) != ZD_OK) {
+		fprintf(stderr, "zonedistd: %s\n", err);
+		zd_log(ZD_LOG_ERROR, "main", NULL, "start-up failed: %s", err);
+		goto out;
+	}
+	if (alarms_start(d.alarms) != ZD_OK || api_alarms_set(d.api, d.alarms) != ZD_OK)
+		goto out;
 	d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
 	if (d.sigterm == NULL || d.sigint == NULL || event_add(d.sigterm, NULL) != 0 ||

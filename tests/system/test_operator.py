@@ -11,8 +11,8 @@ import time
 import dns.name
 import dns.rrset
 
-from zdtest.dnsutil import _canon, axfr
-from zdtest.env import SOURCES, Chain
+from zdtest.dnsutil import _canon, axfr, canon_lines
+from zdtest.env import Chain, SOURCES, journal_serial_of, zone_rrs_plus_table
 from zdtest.proc import wait_until
 
 ZONE = "tld."
@@ -24,11 +24,6 @@ def small_chain(pg, spawn, n=300, secondaries=("nsd", "bind"), **kw):
     return c.start()
 
 
-def journal_serial_of(pg, txid):
-    out = pg.psql(f"SELECT serial FROM zonedist.journal WHERE zone = '{ZONE}' AND "
-                  f"{txid} = ANY(txids)").split()
-    assert len(out) == 1, f"txid {txid} in {len(out)} journal rows"
-    return int(out[0])
 
 
 def now_ms():
@@ -95,15 +90,6 @@ def test_trace_names_the_serial_and_each_secondarys_fetch(pg, spawn):
     assert z["last_latency_ms"] is not None and 0 <= z["last_latency_ms"] < 60000
 
 
-def canon_lines(lines):
-    """Presentation-form records as the canonical tuples axfr() gives."""
-    out = set()
-    for line in lines:
-        owner, ttl, rdclass, rdtype, rdata = line.split(None, 4)
-        rr = dns.rrset.from_text(owner, int(ttl), rdclass, rdtype, rdata)
-        for rd in rr:
-            out.add(_canon(rr.name, rr.rdtype, rr.ttl, rd, dns.name.root))
-    return out
 
 
 def test_diff_and_history_match_saved_transfers(pg, spawn):
@@ -195,13 +181,7 @@ def test_rejected_rows_are_listed_and_retried(pg, spawn):
     c.registry.bulk_fill(ZONE, 50, seed=9)
     # zone_rrs() also returns rows of a table: a bad address the "registry"
     # later fixes
-    pg.psql("ALTER FUNCTION zonedist.zone_rrs(text, text[]) RENAME TO zone_rrs_ref;"
-            "CREATE TABLE test_extra (owner text, type text, ttl int, rdata text);"
-            "CREATE FUNCTION zonedist.zone_rrs(zone text, names text[]) "
-            "RETURNS TABLE(owner text, type text, ttl integer, rdata text) LANGUAGE sql AS $$ "
-            "SELECT * FROM zonedist.zone_rrs_ref(zone, names) UNION ALL "
-            "SELECT b.owner, b.type, b.ttl, b.rdata FROM test_extra b "
-            "WHERE names IS NULL OR b.owner = ANY(names) $$")
+    zone_rrs_plus_table(pg, "test_extra")
     c.start()
     c.settle()
     pg.psql("BEGIN; INSERT INTO test_extra VALUES ('fix.tld.', 'NS', 3600, 'ns.example.'), "

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from zdtest.env import SOURCES, Chain, axfr_text, journal_rows
+from zdtest.env import Chain, SOURCES, axfr_text, journal_rows, zone_rrs_plus_table
 from zdtest.proc import wait_until
 
 ZONE = "tld."
@@ -364,13 +364,7 @@ def test_bad_registry_rows_are_rejected_and_the_rest_goes_on(pg, spawn):
     chain.registry.bulk_fill(ZONE, 500, seed=1)
     # A registry whose zone_rrs() returns bad rows for some names: the
     # reference function, plus rows from a table.
-    pg.psql("ALTER FUNCTION zonedist.zone_rrs(text, text[]) RENAME TO zone_rrs_ref;"
-            "CREATE TABLE test_bad (owner text, type text, ttl int, rdata text);"
-            "CREATE FUNCTION zonedist.zone_rrs(zone text, names text[]) "
-            "RETURNS TABLE(owner text, type text, ttl integer, rdata text) LANGUAGE sql AS $$ "
-            "SELECT * FROM zonedist.zone_rrs_ref(zone, names) UNION ALL "
-            "SELECT b.owner, b.type, b.ttl, b.rdata FROM test_bad b "
-            "WHERE names IS NULL OR b.owner = ANY(names) $$")
+    zone_rrs_plus_table(pg, "test_bad")
     chain.start()
     chain.settle()
     before = chain.zd.serial(ZONE)

@@ -29,6 +29,18 @@ def _canon(owner, rdtype, ttl, rdata, origin):
             rdata.to_digestable(origin).hex())
 
 
+def canon_lines(lines):
+    """Presentation-form records ("owner ttl class type rdata") as the
+    canonical tuples axfr() gives."""
+    out = set()
+    for line in lines:
+        owner, ttl, rdclass, rdtype, rdata = line.split(None, 4)
+        rr = dns.rrset.from_text(owner, int(ttl), rdclass, rdtype, rdata)
+        for rd in rr:
+            out.add(_canon(rr.name, rr.rdtype, rr.ttl, rd, dns.name.root))
+    return out
+
+
 def axfr_messages(port, zone, host="127.0.0.1", keyring=None, keyname=None, timeout=10.0):
     return list(dns.query.xfr(host, zone, port=port, keyring=keyring, keyname=keyname,
                               lifetime=timeout, timeout=timeout))

@@ -71,6 +71,27 @@ def journal_rows(pg, zone):
     return out
 
 
+def zone_rrs_plus_table(pg, table):
+    """Make zonedist.zone_rrs() return the reference registry's rows plus
+    those of a new table (owner, type, ttl, rdata) the test writes: a
+    registry that hands zonedist any rows a test wants, good or bad."""
+    pg.psql("ALTER FUNCTION zonedist.zone_rrs(text, text[]) RENAME TO zone_rrs_ref;"
+            f"CREATE TABLE {table} (owner text, type text, ttl int, rdata text);"
+            "CREATE FUNCTION zonedist.zone_rrs(zone text, names text[]) "
+            "RETURNS TABLE(owner text, type text, ttl integer, rdata text) LANGUAGE sql AS $$ "
+            "SELECT * FROM zonedist.zone_rrs_ref(zone, names) UNION ALL "
+            f"SELECT b.owner, b.type, b.ttl, b.rdata FROM {table} b "
+            "WHERE names IS NULL OR b.owner = ANY(names) $$")
+
+
+def journal_serial_of(pg, txid, zone="tld."):
+    """The serial of the one journal row that lists registry txid."""
+    out = pg.psql(f"SELECT serial FROM zonedist.journal WHERE zone = '{zone}' AND "
+                  f"{txid} = ANY(txids)").split()
+    assert len(out) == 1, f"txid {txid} in {len(out)} journal rows"
+    return int(out[0])
+
+
 class Chain:
     """zonedistd fed by the registry, NSD and BIND secondaries."""
 

@@ -13,7 +13,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 
 def binary(name="zonedistd", build=None):
     build = build or os.environ.get("ZD_BUILD") or os.path.join(ROOT, "build")
-    sub = {"zonedistd": "server", "zonedist-check": "integrity-check"}[name]
+    sub = {"zonedistd": "server", "zonedist-check": "integrity-check", "zonedistctl": "ctl"}[name]
     path = os.path.join(build, sub, name)
     if not os.path.exists(path):
         raise RuntimeError(f"{path} is not built (run ./test or ninja -C {build})")
@@ -28,13 +28,14 @@ class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
                  ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None,
-                 api_token="test-token-0123456789"):
+                 api_token="test-token-0123456789", extra_config=()):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
         (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
         settings for every zone; soa: SOA settings overriding the defaults;
         build: the build tree to run (default: $ZD_BUILD, else build/);
-        api_token: the API's state-change token (None: no token-file)."""
+        api_token: the API's state-change token (None: no token-file);
+        extra_config: top-level YAML lines added to the configuration."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -57,6 +58,7 @@ class Zonedistd:
         self.port = free_port()
         self.api_port = free_port()
         self.api_token = api_token
+        self.extra_config = list(extra_config)
         self.api_socket = os.path.join(self.dir, "api.sock")
         self.daemon = None
 
@@ -70,7 +72,9 @@ class Zonedistd:
         if self.api_token:
             with open(os.path.join(self.dir, "api.token"), "w") as f:
                 f.write(self.api_token + "\n")
-        limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, **self.limits}
+        lines += self.extra_config
+        limits = {"poll-interval-ms": 500, "notify-timeout-ms": 500, "probe-interval-ms": 1000,
+                  **self.limits}
         lines.append("limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
         if self.tsig:
             lines.append("tsig-keys:")
