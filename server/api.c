@@ -662,9 +662,14 @@ on_alarm_timer(evutil_socket_t fd, short what, void *arg)
 zd_err
 api_alarms_set(struct api *a, struct alarms *al)
 {
-	a->alarms = al;
-	if (al == NULL)
+	if (a == NULL) /* start-up failed before the API existed */
 		return ZD_OK;
+	a->alarms = al;
+	if (al == NULL) {
+		if (a->alarm_ev != NULL)
+			event_del(a->alarm_ev);
+		return ZD_OK;
+	}
 	uint32_t ms = a->cfg->alarms.interval_ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	if ((a->alarm_ev = event_new(a->base, -1, EV_PERSIST, on_alarm_timer, a)) == NULL ||

@@ -32,7 +32,7 @@ label(char *out, size_t cap, const char *v)
 	out[k] = '\0';
 }
 
-static int
+__attribute__((format(printf, 2, 3))) static int
 put(struct evbuffer *b, const char *fmt, ...)
 {
 	va_list ap;
