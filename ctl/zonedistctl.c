@@ -365,7 +365,7 @@ ask(struct ctl *x, const char *method, const char *path, json_t *body, json_t **
 }
 
 /* path = prefix ZONE suffix */
-static int
+__attribute__((format(printf, 4, 5))) static int
 zone_path(const struct ctl *x, char *out, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -980,7 +980,7 @@ usage(FILE *f)
 	           "reached, 3 usage\n");
 }
 
-static int
+__attribute__((format(printf, 1, 2))) static int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;

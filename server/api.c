@@ -1568,7 +1568,7 @@ status_page_answer(struct api *a, struct evhttp_request *req)
 {
 	json_t *st = status_json(a);
 	struct evbuffer *b = evbuffer_new();
-	if (st == NULL || b == NULL || status_page_render(st, b) != ZD_OK) {
+	if (st == NULL || b == NULL || status_page_render(st, &a->cfg->alarms, b) != ZD_OK) {
 		reply_error(req, 500, "Internal Server Error", "out of memory");
 	} else {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(req);

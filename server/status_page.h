@@ -23,12 +23,16 @@
 #include "common/zd_err.h"
 
 struct evbuffer;
+struct zd_alarm_config;
 
 /* Append the page for status (borrowed; NULL or any shape is accepted: a
  * field missing or of another type is shown as unknown, never trusted) to
- * out (borrowed).  Every string from status is HTML-escaped.  ZD_ENOMEM
+ * out (borrowed).  The secondary-lag and signature-headroom thresholds are
+ * the alarms' (th, borrowed): a bar turns yellow or red on the facts that
+ * also raise an alarm.  Every string from status is HTML-escaped.  ZD_ENOMEM
  * when out could not grow: out then holds part of a page, which the caller
  * discards. */
-zd_err status_page_render(const json_t *status, struct evbuffer *out);
+zd_err status_page_render(const json_t *status, const struct zd_alarm_config *th,
+                          struct evbuffer *out);
 
 #endif
