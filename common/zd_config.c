@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "zd_keyplan.h"
 #include "zd_log.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
@@ -561,7 +562,58 @@ dnssec_defaults(struct zd_dnssec_config *d)
 	        .dnskey_ttl = TTL_UNSET,
 	        .denial_ttl = TTL_UNSET,
 	        .max_ttl = 2 * 86400,
+	        .keys = {.zsk_lifetime = 30 * 86400,
+	                 .ksk_lifetime = 365 * 86400,
+	                 .propagation_delay = TTL_UNSET,
+	                 .parent_propagation_delay = 3600,
+	                 .ds_ttl = 86400,
+	                 .registration_delay = 86400,
+	                 .publish_safety = 3600,
+	                 .retire_safety = 3600},
 	};
+}
+
+/* A key lifetime: a duration, or "unlimited" (0: never rolled). */
+static zd_err
+get_lifetime(struct ctx *c, const yaml_node_t *n, const char *what, uint32_t *out)
+{
+	const char *s = scalar(n);
+	if (s != NULL && strcmp(s, "unlimited") == 0) {
+		*out = 0;
+		return ZD_OK;
+	}
+	return get_duration(c, n, what, 3600, UINT32_MAX, out);
+}
+
+static zd_err
+keys_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
+{
+	struct zd_key_policy *kp = arg;
+	static const struct {
+		const char *name;
+		size_t off;
+	} d[] = {
+	        {"propagation-delay", offsetof(struct zd_key_policy, propagation_delay)},
+	        {"parent-propagation-delay",
+	         offsetof(struct zd_key_policy, parent_propagation_delay)},
+	        {"ds-ttl", offsetof(struct zd_key_policy, ds_ttl)},
+	        {"registration-delay", offsetof(struct zd_key_policy, registration_delay)},
+	        {"publish-safety", offsetof(struct zd_key_policy, publish_safety)},
+	        {"retire-safety", offsetof(struct zd_key_policy, retire_safety)},
+	};
+	char what[64];
+
+	if (strcmp(k, "zsk-lifetime") == 0)
+		return get_lifetime(c, v, "dnssec keys zsk-lifetime", &kp->zsk_lifetime);
+	if (strcmp(k, "ksk-lifetime") == 0)
+		return get_lifetime(c, v, "dnssec keys ksk-lifetime", &kp->ksk_lifetime);
+	for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+		if (strcmp(k, d[i].name) == 0) {
+			snprintf(what, sizeof what, "dnssec keys %s", d[i].name);
+			return get_duration(c, v, what, 0, TTL_MAX,
+			                    (uint32_t *)((char *)kp + d[i].off));
+		}
+	return fail(c, v, "unknown dnssec keys setting '%s'", k);
 }
 
 /* The dnssec: mapping of one zone; what depends on the order of keys is
@@ -685,6 +737,8 @@ dnssec_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		return get_duration(c, v, "dnssec max-ttl", 0, TTL_MAX, &d->max_ttl);
 	if (strcmp(k, "cds") == 0)
 		return get_bool(c, v, "dnssec cds", &d->cds);
+	if (strcmp(k, "keys") == 0)
+		return walk_map(c, v, "dnssec keys", keys_pair, &d->keys);
 	return fail(c, v, "unknown dnssec setting '%s'", k);
 }
 
@@ -750,6 +804,8 @@ dnssec_finish(struct ctx *c, struct zd_zone_config *z, const yaml_node_t *n)
 		d->dnskey_ttl = z->soa_ttl;
 	if (d->denial_ttl == TTL_UNSET) /* RFC 9077 s3 */
 		d->denial_ttl = z->soa_ttl < z->soa_minimum ? z->soa_ttl : z->soa_minimum;
+	if (d->keys.propagation_delay == TTL_UNSET) /* a secondary that missed NOTIFY polls */
+		d->keys.propagation_delay = z->soa_refresh;
 	if (!d->enabled)
 		return ZD_OK;
 	/* The lifetime guard (RFC 6781 s4.4.2; RFC 4641 s4.4.2): a secondary
@@ -784,6 +840,9 @@ dnssec_finish(struct ctx *c, struct zd_zone_config *z, const yaml_node_t *n)
 		            "zone %s: dnssec dnskey-ttl %u, denial-ttl %u and soa ttl %u must each "
 		            "be <= max-ttl %u",
 		            z->name, d->dnskey_ttl, d->denial_ttl, z->soa_ttl, d->max_ttl);
+	const char *kp = zd_key_policy_problem(d);
+	if (kp != NULL)
+		return fail(c, n, "zone %s: dnssec keys: %s", z->name, kp);
 	if (c->signing_zone == NULL) {
 		c->signing_zone = z->name;
 		c->signing_node = n;

@@ -67,6 +67,16 @@ struct zd_dnssec_config {
 	uint32_t denial_ttl;       /* NSEC3/NSEC/NSEC3PARAM TTL; default: min(soa ttl, minimum) */
 	uint32_t max_ttl;          /* largest TTL a signed record may have; default 2 days */
 	int cds;                   /* publish CDS + CDNSKEY of the KSK at the apex; default 0 */
+	struct zd_key_policy {     /* the dnssec: keys: mapping (docs/KEYS.md) */
+		uint32_t zsk_lifetime;      /* 0: unlimited (no automatic roll); default 30 days */
+		uint32_t ksk_lifetime;      /* 0: unlimited; default 365 days */
+		uint32_t propagation_delay; /* Dprp; default: soa refresh */
+		uint32_t parent_propagation_delay; /* DprpP; default 1 hour */
+		uint32_t ds_ttl;                   /* TTLds at the parent; default 1 day */
+		uint32_t registration_delay;       /* Dreg expected for the plan; default 1 day */
+		uint32_t publish_safety;           /* added to Ipub; default 1 hour */
+		uint32_t retire_safety;            /* added to Iret; default 1 hour */
+	} keys;
 };
 
 /* The PKCS#11 token holding every zone's keys (the hsm: section). */

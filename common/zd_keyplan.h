@@ -1,0 +1,65 @@
+/* common/zd_keyplan.h -- the key rollover schedule of a zone, computed from
+ * its policy as RFC 7583 prescribes (docs/KEYS.md has the timelines and the
+ * formulas): ZSK pre-publication (s3.2.1) and double-KSK with CDS/CDNSKEY
+ * (s3.3.2, RFC 7344).  Every time is the earliest the RFC allows from the
+ * TTLs, delays and safety margins in force, never a fixed sleep.
+ *
+ * Pure computation: no clock, no I/O; times are Unix seconds.
+ * Threads: any.  Limits: the caller's step array. */
+#ifndef ZD_KEYPLAN_H
+#define ZD_KEYPLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zd_config.h"
+
+/* The intervals of RFC 7583, from a zone's policy (seconds). */
+struct zd_key_intervals {
+	uint64_t ipub;   /* Ipub = Dprp + TTLkey + publish-safety: a new DNSKEY in every cache */
+	uint64_t iret_z; /* Iret = Dsgn + Dprp + TTLsig + retire-safety: the old ZSK's signatures
+	                    gone from every cache (Dsgn = 0: the zone is re-signed in the version
+	                    that activates the new ZSK) */
+	uint64_t ipub_p; /* IpubP = DprpP + TTLds + retire-safety: the old DS gone from every cache
+	                  */
+	uint64_t dreg;   /* Dreg: CDS published to DS seen at the parent (expected) */
+	uint64_t ksk_roll; /* publish of the new KSK to removal of the old: Ipub + Dreg + IpubP */
+};
+
+void zd_key_intervals_get(const struct zd_dnssec_config *d, struct zd_key_intervals *out);
+
+/* NULL when the lifetimes leave room for the rolls; else why not (static
+ * text with the rule): a ZSK must live at least Ipub + Iret, a KSK at least
+ * Ipub + Dreg + IpubP, so that no more than two keys of a role overlap. */
+const char *zd_key_policy_problem(const struct zd_dnssec_config *d);
+
+enum zd_key_event {
+	ZD_KEY_PUBLISH,    /* generated and put in the DNSKEY RRset */
+	ZD_KEY_ACTIVATE,   /* ZSK: signs the zone (the old one stops: retired) */
+	ZD_KEY_REMOVE,     /* taken out of the DNSKEY RRset */
+	ZD_KEY_CDS,        /* KSK: its CDS/CDNSKEY replace the old's; DS submitted */
+	ZD_KEY_DS_SEEN,    /* KSK: the parent serves its DS (expected; confirmed by operator) */
+	ZD_KEY_DS_SETTLED, /* KSK: the old DS gone from caches: old KSK removed, new sole */
+};
+
+const char *zd_key_event_name(enum zd_key_event e);
+
+struct zd_key_step {
+	uint64_t at;  /* earliest time, Unix seconds */
+	int ksk;      /* 1: KSK roll, 0: ZSK roll */
+	unsigned gen; /* the key it concerns: 0 the current key, 1 its successor, ... */
+	enum zd_key_event event;
+	char formula[160]; /* how at is computed, with the values */
+	char why[200];     /* why it cannot be earlier */
+};
+
+/* The steps of the rolls of both roles with from <= at < until, in time
+ * order, starting from the current keys' activation times (zsk_active,
+ * ksk_active; a KSK is active once its DS is at the parent and the previous
+ * DS has left the caches).  The first cap steps go to out.  Returns the
+ * number of steps found, each role stopping after cap + 1 of its own: more
+ * than cap means the window was cut.  SIZE_MAX when memory ran out. */
+size_t zd_key_plan(const struct zd_dnssec_config *d, uint64_t zsk_active, uint64_t ksk_active,
+                   uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap);
+
+#endif
