@@ -37,6 +37,7 @@
 enum {
 	OPT_SERIAL = 1 << 0,
 	OPT_LIMIT = 1 << 1,
+	OPT_DAYS = 1 << 4,
 	OPT_BY = 1 << 2,
 	OPT_REASON = 1 << 3,
 };
@@ -49,6 +50,7 @@ struct ctl {
 	int json;
 	uint32_t timeout_ms;
 	const char *serial, *limit, *by, *reason; /* borrowed from argv */
+	const char *days;                         /* keys plan --days */
 	unsigned given;                           /* OPT_* seen */
 	char zone_esc[1024];                      /* the command's ZONE, escaped */
 	uint64_t lines;                           /* zone: lines written */
@@ -934,6 +936,69 @@ cmd_release(struct ctl *x, char **args, int n)
 	return print_change(d, what);
 }
 
+static const char *
+date_text(const json_t *v, char *buf, size_t len)
+{
+	if (!json_is_integer(v))
+		return val(v, buf, len);
+	time_t t = (time_t)json_integer_value(v);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		return val(v, buf, len);
+	return buf;
+}
+
+/* keys plan ZONE: the rollover steps ahead, each with its formula and why
+ * it cannot be earlier (docs/KEYS.md). */
+static int
+cmd_keys_plan(struct ctl *x, char **args, int n)
+{
+	char path[PATH_MAX_BYTES];
+	json_t *d = NULL, *st, *k;
+	struct table t = {.ncol = 5};
+	static const char *const head[] = {"TIME", "KEY", "STEP", "FORMULA", "WHY"};
+	size_t i;
+	(void)args;
+	(void)n;
+
+	if (zone_path(x, path, sizeof path, "/keys%s%s", x->days ? "?days=" : "",
+	              x->days ? x->days : "") != 0)
+		return too_long();
+	int rc = ask(x, "GET", path, NULL, &d);
+	if (rc || d == NULL)
+		return rc;
+	json_array_foreach(json_object_get(d, "keys"), i, k)
+	{
+		char b[2][CELL_BYTES];
+		printf("%s %s active since %s\n", val(json_object_get(k, "role"), b[0], CELL_BYTES),
+		       val(json_object_get(k, "tag"), b[1], CELL_BYTES),
+		       date_text(json_object_get(k, "active"), b[1], CELL_BYTES));
+	}
+	table_add(&t, head);
+	json_array_foreach(json_object_get(d, "steps"), i, st)
+	{
+		char b[5][CELL_BYTES];
+		char role[16];
+		snprintf(b[1], CELL_BYTES, "%s #%" JSON_INTEGER_FORMAT,
+		         val(json_object_get(st, "role"), role, sizeof role),
+		         json_integer_value(json_object_get(st, "generation")));
+		const char *row[] = {date_text(json_object_get(st, "at"), b[0], CELL_BYTES), b[1],
+		                     val(json_object_get(st, "event"), b[2], CELL_BYTES),
+		                     val(json_object_get(st, "formula"), b[3], CELL_BYTES),
+		                     val(json_object_get(st, "why"), b[4], CELL_BYTES)};
+		table_add(&t, row);
+	}
+	if (t.nrow > 1)
+		rc = table_print(&t, "");
+	else
+		printf("no rollover step in the coming %s days\n", x->days ? x->days : "365");
+	if (json_is_true(json_object_get(d, "cut")))
+		printf("(later steps left out: a shorter --days)\n");
+	table_clear(&t);
+	json_decref(d);
+	return rc;
+}
+
 static const struct command commands[] = {
         {"status", 0, 0, 0, 0, cmd_status, 0, "", "every zone's state and its secondaries"},
         {"zones", 0, 0, 0, 0, cmd_zones, 0, "", "the zones and their serials"},
@@ -957,6 +1022,8 @@ static const struct command commands[] = {
          "publish no new version until released; token"},
         {"release", 1, 1, OPT_BY, OPT_BY, cmd_release, 1, "ZONE --by WHO",
          "end a hold (operator or sanity limits); token"},
+        {"keys", 1, 1, OPT_DAYS, 0, cmd_keys_plan, 0, "plan ZONE [--days N]",
+         "the key rollover schedule, each step's earliest time and why"},
 };
 
 static void
@@ -976,6 +1043,7 @@ usage(FILE *f)
 	           "$ZONEDIST_TOKEN_FILE)\n"
 	           "  --json             print zonedistd's JSON answer as it is\n"
 	           "  --timeout MS       wait at most MS for each read (default 30000)\n"
+	           "  --days N           keys plan: the coming N days (default 365, at most 3650)\n"
 	           "\nexit: 0 done, 1 zonedistd answered an error, 2 zonedistd cannot be "
 	           "reached, 3 usage\n");
 }
@@ -1058,6 +1126,7 @@ main(int argc, char **argv)
 	        {"limit", required_argument, NULL, 'l'},
 	        {"by", required_argument, NULL, 'b'},
 	        {"reason", required_argument, NULL, 'r'},
+	        {"days", required_argument, NULL, 'd'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -1106,6 +1175,12 @@ main(int argc, char **argv)
 			x.reason = optarg;
 			x.given |= OPT_REASON;
 			break;
+		case 'd':
+			if (zd_parse_u32(optarg, 1, 3650, &u) != ZD_OK)
+				return usage_error("--days: '%s' is not 1..3650", optarg);
+			x.days = optarg;
+			x.given |= OPT_DAYS;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1123,6 +1198,12 @@ main(int argc, char **argv)
 		return usage_error("'%s' is no command", argv[optind]);
 	char **args = argv + optind + 1;
 	int n = argc - optind - 1;
+	if (cmd->run == cmd_keys_plan) { /* "keys plan ZONE" */
+		if (n < 1 || strcmp(args[0], "plan") != 0)
+			return command_usage_error(cmd, "the keys command is: keys plan ZONE");
+		args++;
+		n--;
+	}
 	if (n < cmd->min_args)
 		return command_usage_error(cmd, "arguments missing");
 	if (cmd->max_args >= 0 && n > cmd->max_args)
@@ -1132,6 +1213,7 @@ main(int argc, char **argv)
 		return command_usage_error(cmd, extra & OPT_SERIAL  ? "no --serial here"
 		                                : extra & OPT_LIMIT ? "no --limit here"
 		                                : extra & OPT_BY    ? "no --by here"
+		                                : extra & OPT_DAYS  ? "no --days here"
 		                                                    : "no --reason here");
 	if ((x.given & cmd->required) != cmd->required)
 		return command_usage_error(cmd, "--by is required");

@@ -29,6 +29,7 @@
 #include "server/probe.h"
 #include "server/signer.h"
 #include "server/status_page.h"
+#include "common/zd_keyplan.h"
 
 #define DIGEST_CACHE    64  /* digests kept per zone */
 #define NAMES_PER_TURN  512 /* names walked per loop turn */
@@ -743,6 +744,69 @@ diff_add(void *arg, const ldns_rr *rr)
 {
 	struct diff_out *d = arg;
 	return diff_rr(d->added, d->lb, rr);
+}
+
+#define API_KEY_STEPS_MAX 1000 /* rollover steps in one keys answer */
+
+/* GET .../keys[?days=N]: the signing keys on record and the rollover steps
+ * of the next N days (default 365, at most 3650), docs/KEYS.md. */
+static void
+keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
+{
+	static const char *const allowed[] = {"days", NULL};
+	const struct zd_dnssec_config *d = &za->z->cfg->dnssec;
+	struct evkeyvalq q;
+	uint64_t days = 365;
+
+	if (!query_parse(req, query, allowed, &q))
+		return;
+	const char *ds = evhttp_find_header(&q, "days");
+	int ok = ds == NULL || zd_parse_u64(ds, 1, 3650, &days) == ZD_OK;
+	evhttp_clear_headers(&q);
+	if (!ok) {
+		reply_error(req, 400, "Bad Request", "days must be a number from 1 to 3650");
+		return;
+	}
+	if (za->z->signer == NULL) {
+		reply_error(req, 409, "Conflict", "the zone is not signed");
+		return;
+	}
+	uint16_t ksk, zsk;
+	uint8_t alg;
+	signer_keys_get(za->z->signer, &ksk, &zsk, &alg);
+	uint64_t now = zd_wallclock_ms() / 1000;
+	struct zd_key_step *v = calloc(API_KEY_STEPS_MAX, sizeof *v);
+	size_t n = v ? zd_key_plan(d, za->z->zsk_active_s, za->z->ksk_active_s, now,
+	                           now + days * 86400, v, API_KEY_STEPS_MAX)
+	             : SIZE_MAX;
+	json_t *steps = json_array();
+	if (n == SIZE_MAX || steps == NULL) {
+		free(v);
+		json_decref(steps);
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n && i < API_KEY_STEPS_MAX; i++)
+		json_array_append_new(
+		        steps, json_pack("{s:I,s:s,s:i,s:s,s:s,s:s}", "at", (json_int_t)v[i].at,
+		                         "role", v[i].ksk ? "KSK" : "ZSK", "generation",
+		                         (int)v[i].gen, "event", zd_key_event_name(v[i].event),
+		                         "formula", v[i].formula, "why", v[i].why));
+	free(v);
+	struct zd_key_intervals iv;
+	zd_key_intervals_get(d, &iv);
+	reply_json(req, 200, "OK",
+	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:{s:I,s:I,s:I,s:I,s:I,"
+	                     "s:I,s:I},s:o,s:b}",
+	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
+	                     "keys", "role", "KSK", "tag", ksk, "active",
+	                     (json_int_t)za->z->ksk_active_s, "role", "ZSK", "tag", zsk, "active",
+	                     (json_int_t)za->z->zsk_active_s, "intervals", "zsk_lifetime",
+	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
+	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
+	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,
+	                     "cut", n > API_KEY_STEPS_MAX));
 }
 
 static void
@@ -1698,6 +1762,10 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(res, "history") == 0) {
 		history_start(a, req, za, query);
+		return;
+	}
+	if (strcmp(res, "keys") == 0) {
+		keys_answer(req, za, query);
 		return;
 	}
 	if (strcmp(res, "transfers") == 0 || strcmp(res, "rejected") == 0) {

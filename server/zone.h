@@ -40,6 +40,9 @@ struct zone {
 	_Atomic uint64_t latency_sum_ms;
 	_Atomic uint64_t latency_buckets[ZONE_LATENCY_BUCKETS]; /* <= zone_latency_le_ms[i] */
 	_Atomic uint64_t latency_count;
+	/* Activation times (Unix seconds) of the signing keys, from zonedist.key
+	 * (server/keystate.h); set at start-up, read-only afterwards. */
+	uint64_t ksk_active_s, zsk_active_s;
 };
 
 /* Count one published version's commit-to-publish latency. */

@@ -29,6 +29,7 @@
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
+#include "server/keystate.h"
 #include "server/opdb.h"
 #include "server/probe.h"
 #include "hsm/pool.h"
@@ -187,6 +188,38 @@ init_db(const struct zd_config *cfg)
 	return rc;
 }
 
+/* Each signed zone's keys in zonedist.key, and their activation times on
+ * record (the start of the rollover schedule, docs/KEYS.md). */
+static zd_err
+keys_record(struct daemon *d, char *err, size_t errlen)
+{
+	char why[512];
+	PGconn *c = PQconnectdb(d->cfg->database);
+	zd_err e = ZD_OK;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(err, errlen, "cannot record the key state: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return ZD_EDB;
+	}
+	if ((e = journal_schema_check(c, why, sizeof why)) != ZD_OK)
+		snprintf(err, errlen, "%s", why);
+	for (size_t i = 0; e == ZD_OK && i < d->n_zones; i++) {
+		struct zone *z = d->zones[i];
+		uint16_t ksk, zsk;
+		uint8_t alg;
+		if (z->signer == NULL)
+			continue;
+		signer_keys_get(z->signer, &ksk, &zsk, &alg);
+		e = keystate_record(c, z->cfg->name, alg, ksk, zsk, zd_wallclock_ms() / 1000,
+		                    &z->ksk_active_s, &z->zsk_active_s, why, sizeof why);
+		if (e != ZD_OK)
+			snprintf(err, errlen, "zone %s: %s", z->cfg->name, why);
+	}
+	PQfinish(c);
+	return e;
+}
+
 /* The token and each signed zone's keys (found or generated). */
 static zd_err
 signers_start(struct daemon *d, char *err, size_t errlen)
@@ -215,7 +248,7 @@ signers_start(struct daemon *d, char *err, size_t errlen)
 	}
 	zd_log(ZD_LOG_NOTICE, "main", NULL, "token '%s' ready: %zu signed zones",
 	       d->cfg->hsm.token_label, n_signed);
-	return ZD_OK;
+	return keys_record(d, err, errlen);
 }
 
 /* An operator's release of a version held by the sanity limits. */
