@@ -156,6 +156,18 @@ val(const json_t *v, char *buf, size_t len)
 	return buf;
 }
 
+/* Unix seconds s in UTC, as 2026-12-04T13:58:00 (iso) or as
+ * 2026-12-04 13:58:00Z; 0 when it does not fit. */
+static size_t
+utc_text(time_t s, int iso, char *buf, size_t len)
+{
+	struct tm tm;
+	if (gmtime_r(&s, &tm) == NULL)
+		return 0;
+	return iso ? strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)
+	           : strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
 /* Milliseconds since the epoch as ISO 8601 UTC; anything else as val(). */
 static const char *
 ms_text(const json_t *v, char *buf, size_t len)
@@ -165,12 +177,11 @@ ms_text(const json_t *v, char *buf, size_t len)
 	json_int_t ms = json_integer_value(v);
 	time_t s = (time_t)(ms / 1000);
 	int frac = (int)(ms % 1000);
-	struct tm tm;
 	if (frac < 0) {
 		frac += 1000;
 		s--;
 	}
-	size_t n = gmtime_r(&s, &tm) ? strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+	size_t n = utc_text(s, 1, buf, len);
 	if (n == 0)
 		return val(v, buf, len);
 	snprintf(buf + n, len - n, ".%03dZ", frac);
@@ -939,11 +950,7 @@ cmd_release(struct ctl *x, char **args, int n)
 static const char *
 date_text(const json_t *v, char *buf, size_t len)
 {
-	if (!json_is_integer(v))
-		return val(v, buf, len);
-	time_t t = (time_t)json_integer_value(v);
-	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+	if (!json_is_integer(v) || utc_text((time_t)json_integer_value(v), 0, buf, len) == 0)
 		return val(v, buf, len);
 	return buf;
 }

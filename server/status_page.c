@@ -264,7 +264,7 @@ database_bar(const json_t *status, struct bar *x)
 }
 
 static void
-secondary_bar(const json_t *z, const json_t *s, const struct zd_alarm_config *th, struct bar *x)
+secondary_bar(const json_t *s, const struct zd_alarm_config *th, struct bar *x)
 {
 	const json_t *probe = json_object_get(s, "probe");
 	const json_t *check = json_object_get(s, "check");
@@ -273,7 +273,6 @@ secondary_bar(const json_t *z, const json_t *s, const struct zd_alarm_config *th
 	int has_lag = num(probe, "lag", &lag) || num(s, "lag", &lag);
 	int has_check = num(check, "severity", &sev);
 	char d[64], serial_txt[32] = "?", lag_txt[32] = "?";
-	(void)z;
 
 	if (has_serial)
 		snprintf(serial_txt, sizeof serial_txt, "%" JSON_INTEGER_FORMAT, serial);
@@ -383,7 +382,7 @@ status_page_render(const json_t *status, const struct zd_alarm_config *th, struc
 		json_array_foreach(json_object_get(z, "secondaries"), k, s)
 		{
 			const char *addr = str(s, "address");
-			secondary_bar(z, s, th, &x);
+			secondary_bar(s, th, &x);
 			put(&p, "<div>");
 			esc(&p, addr);
 			put(&p, " ");
