@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/zd_clock.h"
 #include "common/zd_parse.h"
 #include "integrity-check/api_client.h"
 
@@ -156,18 +157,6 @@ val(const json_t *v, char *buf, size_t len)
 	return buf;
 }
 
-/* Unix seconds s in UTC, as 2026-12-04T13:58:00 (iso) or as
- * 2026-12-04 13:58:00Z; 0 when it does not fit. */
-static size_t
-utc_text(time_t s, int iso, char *buf, size_t len)
-{
-	struct tm tm;
-	if (gmtime_r(&s, &tm) == NULL)
-		return 0;
-	return iso ? strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)
-	           : strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
-}
-
 /* Milliseconds since the epoch as ISO 8601 UTC; anything else as val(). */
 static const char *
 ms_text(const json_t *v, char *buf, size_t len)
@@ -181,7 +170,7 @@ ms_text(const json_t *v, char *buf, size_t len)
 		frac += 1000;
 		s--;
 	}
-	size_t n = utc_text(s, 1, buf, len);
+	size_t n = zd_time_utc((uint64_t)s, 1, buf, len);
 	if (n == 0)
 		return val(v, buf, len);
 	snprintf(buf + n, len - n, ".%03dZ", frac);
@@ -950,7 +939,7 @@ cmd_release(struct ctl *x, char **args, int n)
 static const char *
 date_text(const json_t *v, char *buf, size_t len)
 {
-	if (!json_is_integer(v) || utc_text((time_t)json_integer_value(v), 0, buf, len) == 0)
+	if (!json_is_integer(v) || zd_time_utc((uint64_t)json_integer_value(v), 0, buf, len) == 0)
 		return val(v, buf, len);
 	return buf;
 }
@@ -976,10 +965,24 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 		return rc;
 	json_array_foreach(json_object_get(d, "keys"), i, k)
 	{
-		char b[2][CELL_BYTES];
+		char b[3][CELL_BYTES];
 		printf("%s %s active since %s\n", val(json_object_get(k, "role"), b[0], CELL_BYTES),
 		       val(json_object_get(k, "tag"), b[1], CELL_BYTES),
-		       date_text(json_object_get(k, "active"), b[1], CELL_BYTES));
+		       date_text(json_object_get(k, "active"), b[2], CELL_BYTES));
+	}
+	const json_t *roll = json_object_get(d, "zsk_roll");
+	const json_t *other = json_object_get(roll, "other");
+	if (json_is_object(other)) {
+		char b[3][CELL_BYTES];
+		printf("ZSK %s %s since %s\n", val(json_object_get(other, "tag"), b[0], CELL_BYTES),
+		       val(json_object_get(other, "state"), b[1], CELL_BYTES),
+		       date_text(json_object_get(other, "since"), b[2], CELL_BYTES));
+	}
+	if (json_is_object(roll) && json_integer_value(json_object_get(roll, "next_at")) > 0) {
+		char b[2][CELL_BYTES];
+		printf("next ZSK rollover step: %s, due at %s\n",
+		       val(json_object_get(roll, "next_step"), b[0], CELL_BYTES),
+		       date_text(json_object_get(roll, "next_at"), b[1], CELL_BYTES));
 	}
 	table_add(&t, head);
 	json_array_foreach(json_object_get(d, "steps"), i, st)

@@ -5,7 +5,7 @@ ZD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev
  libpq-dev libldns-dev libssl-dev libevent-dev libyaml-dev libcmocka-dev libjansson-dev
  libcurl4-openssl-dev
  postgresql-15 postgresql-client-15 softhsm2 opensc libp11-kit-dev
- bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils knot-dnssecutils ldnsutils unbound libengine-pkcs11-openssl
+ bind9 bind9-utils bind9-dnsutils nsd knot knot-dnsutils knot-dnssecutils ldnsutils unbound faketime libengine-pkcs11-openssl
  curl python3 python3-pytest python3-dnspython python3-psycopg2 python3-cryptography
  python3-prometheus-client chromium"
 

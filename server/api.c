@@ -18,11 +18,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/zd_clock.h"
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
 #include "common/zd_buf.h"
 #include "common/zd_zonemd.h"
 #include "server/alarm.h"
+#include "server/keyroll.h"
 #include "server/batch.h"
 #include "server/metrics.h"
 #include "server/opdb.h"
@@ -773,11 +775,15 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	}
 	uint16_t ksk, zsk;
 	uint8_t alg;
-	signer_keys_get(za->z->signer, &ksk, &zsk, &alg);
-	uint64_t now = zd_wallclock_ms() / 1000;
+	signer_keys_get(za->z->signer, &ksk, &zsk, &alg); /* the KSK's is fixed */
+	struct keyroll_view rv = {.active = zsk, .active_at = za->z->zsk_active_s};
+	if (za->z->roll != NULL)
+		keyroll_view_get(za->z->roll, &rv); /* the batch thread moves the ZSK */
+	zsk = rv.active;
+	uint64_t now = zd_clock_s();
 	struct zd_key_step *v = calloc(API_KEY_STEPS_MAX, sizeof *v);
-	size_t n = v ? zd_key_plan(d, za->z->zsk_active_s, za->z->ksk_active_s, now,
-	                           now + days * 86400, v, API_KEY_STEPS_MAX)
+	size_t n = v ? zd_key_plan(d, rv.active_at, za->z->ksk_active_s, now, now + days * 86400, v,
+	                           API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
 	json_t *steps = json_array();
 	if (n == SIZE_MAX || steps == NULL) {
@@ -795,14 +801,23 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	free(v);
 	struct zd_key_intervals iv;
 	zd_key_intervals_get(d, &iv);
+	static const char *const extra_names[] = {NULL, "published", "retired"};
+	json_t *roll = json_pack(
+	        "{s:i,s:I,s:o,s:s,s:I,s:I,s:I}", "active", rv.active, "active_at",
+	        (json_int_t)rv.active_at, "other",
+	        rv.extra == 0 ? json_null()
+	                      : json_pack("{s:i,s:s,s:I}", "tag", rv.extra_tag, "state",
+	                                  extra_names[rv.extra], "since", (json_int_t)rv.extra_at),
+	        "next_step", keyroll_step_name(rv.due), "next_at", (json_int_t)rv.due_at,
+	        "checked_at", (json_int_t)rv.checked_at, "steps", (json_int_t)rv.steps);
 	reply_json(req, 200, "OK",
-	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:{s:I,s:I,s:I,s:I,s:I,"
-	                     "s:I,s:I},s:o,s:b}",
+	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:{s:I,s:I,s:I,s:I,"
+	                     "s:I,s:I,s:I},s:o,s:b}",
 	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
 	                     "keys", "role", "KSK", "tag", ksk, "active",
 	                     (json_int_t)za->z->ksk_active_s, "role", "ZSK", "tag", zsk, "active",
-	                     (json_int_t)za->z->zsk_active_s, "intervals", "zsk_lifetime",
-	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                     (json_int_t)rv.active_at, "zsk_roll", roll, "intervals",
+	                     "zsk_lifetime", (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
 	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
 	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
 	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,

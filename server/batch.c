@@ -8,11 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/zd_clock.h"
 #include "common/zd_log.h"
 #include "registry-adapter/adapter.h"
 #include "server/checkpoint.h"
 #include "server/gate.h"
 #include "server/journal.h"
+#include "server/keyroll.h"
 #include "server/serial.h"
 #include "server/signer.h"
 
@@ -606,7 +608,7 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	        .iterations = p->nsec3_iterations,
 	        .salt = p->nsec3_salt,
 	        .salt_len = p->nsec3_salt_len,
-	        .now = (uint32_t)zd_wallclock_s(),
+	        .now = (uint32_t)zd_clock_s(),
 	        /* what the lifetime guard promises (zd_config.h) */
 	        .min_remaining = z->cfg->soa_expire + p->max_ttl,
 	};
@@ -664,6 +666,8 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	                         n_ids, txids, n_tx, z->signer ? zd_wallclock_ms() : 0,
 	                         &first_change_ms, err, sizeof err);
 	free(delta);
+	if (e == ZD_OK && z->roll != NULL && keyroll_pending(z->roll))
+		e = keyroll_record(z->roll, ra_batch_conn_get(*rb), err, sizeof err);
 	if (e != ZD_OK) {
 		zd_log(ZD_LOG_ERROR, "batch", zname,
 		       "version %" PRIu64 " (serial %" PRIu32 ") not journalled, changes stay "
@@ -706,6 +710,8 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	atomic_store(&z->sigs_last, sst.signatures);
 	atomic_fetch_add(&z->sigs_total, sst.signatures);
 	b->force_full[zi] = 0;
+	if (z->roll != NULL)
+		keyroll_done(z->roll);
 	zd_log(ZD_LOG_INFO, "batch", zname,
 	       "serial %" PRIu32 " published (version %" PRIu64 "): %zu change rows, %zu names, "
 	       "%zu RRsets changed, %zu txids, %zu signatures%s (%zu names signed, %zu chain "
@@ -794,6 +800,15 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       "%zu version(s) found committed in the journal and published: "
 			       "serial %" PRIu32,
 			       applied, serial);
+			if (z->roll != NULL && keyroll_reload(z->roll, ra_batch_conn_get(rb), err,
+			                                      sizeof err) != ZD_OK) {
+				/* the keys of the journal's versions are unknown here */
+				zd_log(ZD_LOG_ERROR, "batch", zname,
+				       "reading the key state failed, retried: %s", err);
+				b->catch_up[zi] = 1;
+				ra_batch_abort(&rb);
+				return ZD_EDB;
+			}
 			if (b->published)
 				b->published(b->arg, z);
 		} else {
@@ -804,10 +819,25 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       atomic_load(&z->serial));
 		}
 	}
-	int resign =
-	        refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]) || b->unsign[zi];
+	/* A ZSK rollover step due on the DNSSEC clock goes out in this batch's
+	 * version; one that cannot be made is retried (keyroll.c says why). */
+	uint64_t clock_s = zd_clock_s();
+	enum keyroll_step step =
+	        z->roll != NULL && !b->unsign[zi] ? keyroll_due(z->roll, clock_s) : KEYROLL_NONE;
+	if (step != KEYROLL_NONE) {
+		char err[512];
+		int full = 0;
+		if (keyroll_begin(z->roll, step, clock_s, &full, err, sizeof err) != ZD_OK)
+			step = KEYROLL_NONE;
+		else if (full)
+			b->force_full[zi] = 1;
+	}
+	int resign = refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]) ||
+	             b->unsign[zi] || step != KEYROLL_NONE;
 	if (*taken == 0 && !b->sync_config[zi] && !resign) {
 		ra_batch_abort(&rb); /* nothing to consume */
+		if (z->roll != NULL)
+			keyroll_checked(z->roll, clock_s);
 		return ZD_OK;
 	}
 	if ((e = store_txn_begin(z->store, &t)) != ZD_OK)
@@ -870,6 +900,12 @@ fail:
 	store_txn_abort(&t);
 	ra_batch_abort(&rb);
 out:
+	if (z->roll != NULL) {
+		if (e != ZD_OK)
+			keyroll_undo(z->roll); /* the step is due again at the next batch */
+		else
+			keyroll_checked(z->roll, clock_s);
+	}
 	borrowed_list_free(l);
 	borrowed_list_free(extra);
 	return e;

@@ -2,6 +2,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/zd_parse.h"
 
@@ -52,4 +54,153 @@ keystate_record(PGconn *c, const char *zone, uint8_t algorithm, uint16_t ksk_tag
 	if (e == ZD_OK)
 		e = record_one(c, zone, "ZSK", algorithm, zsk_tag, now, zsk_active, err, errlen);
 	return e;
+}
+
+static enum keystate_state
+state_parse(const char *s)
+{
+	if (strcmp(s, "published") == 0)
+		return KEYSTATE_PUBLISHED;
+	if (strcmp(s, "active") == 0)
+		return KEYSTATE_ACTIVE;
+	if (strcmp(s, "retired") == 0)
+		return KEYSTATE_RETIRED;
+	if (strcmp(s, "removed") == 0)
+		return KEYSTATE_REMOVED;
+	return KEYSTATE_OTHER;
+}
+
+static uint64_t
+time_get(PGresult *r, int row, int col)
+{
+	uint64_t v = 0;
+	if (PQgetisnull(r, row, col) ||
+	    zd_parse_u64(PQgetvalue(r, row, col), 0, UINT64_MAX, &v) != ZD_OK)
+		return 0;
+	return v;
+}
+
+zd_err
+keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_t *n, char *err,
+                  size_t errlen)
+{
+	const char *p[] = {zone};
+	PGresult *r = PQexecParams(
+	        c,
+	        "SELECT tag, algorithm, state, floor(extract(epoch FROM published))::bigint, "
+	        "floor(extract(epoch FROM active))::bigint, "
+	        "floor(extract(epoch FROM retired))::bigint, "
+	        "floor(extract(epoch FROM removed))::bigint FROM zonedist.key "
+	        "WHERE zone = $1 AND role = 'ZSK' ORDER BY active NULLS LAST, tag LIMIT 4097",
+	        1, NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	struct keystate_row *v = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "reading the ZSKs in zonedist.key: %s",
+		         PQresultErrorMessage(r));
+		e = ZD_EDB;
+		goto out;
+	}
+	int rn = PQntuples(r);
+	if (rn > KEYSTATE_ROWS_MAX) {
+		snprintf(err, errlen, "zonedist.key holds more than %d ZSKs of the zone",
+		         KEYSTATE_ROWS_MAX);
+		e = ZD_ELIMIT;
+		goto out;
+	}
+	if ((v = calloc((size_t)rn + 1, sizeof *v)) == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < rn; i++) {
+		uint64_t tag = 0, alg = 0;
+		if (zd_parse_u64(PQgetvalue(r, i, 0), 0, 65535, &tag) != ZD_OK ||
+		    zd_parse_u64(PQgetvalue(r, i, 1), 0, 255, &alg) != ZD_OK) {
+			snprintf(err, errlen, "zonedist.key: a ZSK row has a bad tag or algorithm");
+			e = ZD_EDB;
+			goto out;
+		}
+		v[i].tag = (uint16_t)tag;
+		v[i].algorithm = (uint8_t)alg;
+		v[i].state = state_parse(PQgetvalue(r, i, 2));
+		v[i].published = time_get(r, i, 3);
+		v[i].active = time_get(r, i, 4);
+		v[i].retired = time_get(r, i, 5);
+		v[i].removed = time_get(r, i, 6);
+	}
+	*rows = v;
+	*n = (size_t)rn;
+	v = NULL;
+out:
+	free(v);
+	PQclear(r);
+	return e;
+}
+
+/* One step of a ZSK: the statement, with $1 zone, $2 algorithm, $3 tag and
+ * $4 the time, must change exactly one row. */
+static zd_err
+zsk_step(PGconn *c, const char *what, const char *sql, const char *zone, uint8_t algorithm,
+         uint16_t tag, uint64_t at, char *err, size_t errlen)
+{
+	char a[8], t[8], n[24];
+	snprintf(a, sizeof a, "%u", algorithm);
+	snprintf(t, sizeof t, "%u", tag);
+	snprintf(n, sizeof n, "%" PRIu64, at);
+	const char *p[] = {zone, a, t, n};
+	PGresult *r = PQexecParams(c, sql, 4, NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "%s %u in zonedist.key: %s", what, tag,
+		         PQresultErrorMessage(r));
+		e = ZD_EDB;
+	} else if (strcmp(PQcmdTuples(r), "1") != 0) {
+		snprintf(err, errlen,
+		         "%s %u in zonedist.key: %s rows changed, 1 expected (the key is not in "
+		         "the state this step starts from)",
+		         what, tag, PQcmdTuples(r));
+		e = ZD_EDB;
+	}
+	PQclear(r);
+	return e;
+}
+
+zd_err
+keystate_zsk_publish(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                     char *err, size_t errlen)
+{
+	return zsk_step(c, "publishing ZSK",
+	                "INSERT INTO zonedist.key (zone, role, algorithm, tag, state, generated, "
+	                "published) VALUES ($1, 'ZSK', $2, $3, 'published', to_timestamp($4), "
+	                "to_timestamp($4))",
+	                zone, algorithm, tag, at, err, errlen);
+}
+
+zd_err
+keystate_zsk_activate(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint16_t old,
+                      uint64_t at, char *err, size_t errlen)
+{
+	zd_err e = zsk_step(c, "activating ZSK",
+	                    "UPDATE zonedist.key SET state = 'active', ready = to_timestamp($4), "
+	                    "active = to_timestamp($4) WHERE zone = $1 AND role = 'ZSK' AND "
+	                    "algorithm = $2 AND tag = $3 AND state = 'published'",
+	                    zone, algorithm, tag, at, err, errlen);
+	if (e != ZD_OK)
+		return e;
+	return zsk_step(c, "retiring ZSK",
+	                "UPDATE zonedist.key SET state = 'retired', retired = to_timestamp($4) "
+	                "WHERE zone = $1 AND role = 'ZSK' AND algorithm = $2 AND tag = $3 AND "
+	                "state = 'active'",
+	                zone, algorithm, old, at, err, errlen);
+}
+
+zd_err
+keystate_zsk_remove(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                    char *err, size_t errlen)
+{
+	return zsk_step(c, "removing ZSK",
+	                "UPDATE zonedist.key SET state = 'removed', removed = to_timestamp($4) "
+	                "WHERE zone = $1 AND role = 'ZSK' AND algorithm = $2 AND tag = $3 AND "
+	                "state = 'retired'",
+	                zone, algorithm, tag, at, err, errlen);
 }

@@ -2,7 +2,11 @@
  * schema/migrations/0005_keys.sql; docs/KEYS.md): each key the zone signs
  * with is recorded the first time, so the rollover schedule's starting
  * times survive restarts.
- * Threads: the caller's (zonedistd's start-up).  Limits: two keys per call. */
+ * The ZSK rollover (server/keyroll.c) moves its keys through published,
+ * active, retired and removed here, in the transaction of the version that
+ * makes each step, so a restart resumes exactly where the journal is.
+ * Threads: the caller's (start-up, the batch thread).  Limits:
+ * KEYSTATE_ROWS_MAX rows per zone. */
 #ifndef ZD_KEYSTATE_H
 #define ZD_KEYSTATE_H
 
@@ -18,5 +22,38 @@
 zd_err keystate_record(PGconn *c, const char *zone, uint8_t algorithm, uint16_t ksk_tag,
                        uint16_t zsk_tag, uint64_t now, uint64_t *ksk_active, uint64_t *zsk_active,
                        char *err, size_t errlen);
+
+/* One ZSK row of zonedist.key. */
+enum keystate_state {
+	KEYSTATE_PUBLISHED, /* in the DNSKEY RRset, signs nothing yet */
+	KEYSTATE_ACTIVE,    /* signs the zone */
+	KEYSTATE_RETIRED,   /* in the DNSKEY RRset, signs nothing any more */
+	KEYSTATE_REMOVED,   /* gone from the DNSKEY RRset */
+	KEYSTATE_OTHER,     /* generated or ready: not a state zonedistd leaves a ZSK in */
+};
+struct keystate_row {
+	uint16_t tag;
+	uint8_t algorithm;
+	enum keystate_state state;
+	uint64_t published, active, retired, removed; /* Unix seconds; 0: not yet */
+};
+#define KEYSTATE_ROWS_MAX 4096
+
+/* The zone's ZSK rows, at most KEYSTATE_ROWS_MAX (ZD_ELIMIT beyond).  On
+ * ZD_OK *rows is a new array of *n the caller frees. */
+zd_err keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_t *n,
+                         char *err, size_t errlen);
+
+/* The ZSK roll's steps, each one statement in the caller's transaction
+ * (the one that journals the version making the step): tag published at
+ * at; tag active and old retired at at; tag removed at at.  ZD_EDB with
+ * err when the database refuses or the rows are not in the state the step
+ * starts from. */
+zd_err keystate_zsk_publish(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                            uint64_t at, char *err, size_t errlen);
+zd_err keystate_zsk_activate(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                             uint16_t old, uint64_t at, char *err, size_t errlen);
+zd_err keystate_zsk_remove(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                           uint64_t at, char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/zd_clock.h"
 #include "common/zd_buf.h"
 #include "common/zd_log.h"
 #include "hsm/hsm.h"
@@ -316,6 +317,178 @@ key_get(struct signer *sg, const char *label, uint16_t flags, const uint16_t *us
 	return ZD_OK;
 }
 
+/* A ZSK of the zone: labelled "<zone> ZSK", or "<zone> ZSK <suffix>" for
+ * the ones a rollover generated. */
+static int
+zsk_label_is(const struct signer *sg, const char *label)
+{
+	size_t n = strlen(sg->zc->name);
+	return strncmp(label, sg->zc->name, n) == 0 && strncmp(label + n, " ZSK", 4) == 0 &&
+	       (label[n + 4] == '\0' || label[n + 4] == ' ');
+}
+
+/* Every ZSK of the zone in the token, or a new one at the first start.
+ * The one labelled "<zone> ZSK" (else the first) signs until
+ * signer_zsk_use() says which one does. */
+static zd_err
+zsks_load(struct signer *sg, char *err, size_t errlen)
+{
+	struct hsm *h = sg->tk->h;
+	struct hsm_key **keys = NULL;
+	size_t n = 0, kept = 0;
+	char label[KEY_LABEL_MAX];
+	zd_err e;
+
+	snprintf(label, sizeof label, "%s ZSK", sg->zc->name);
+	if ((e = hsm_key_list(h, label, &keys, &n)) != ZD_OK) {
+		snprintf(err, errlen, "listing keys '%s': %s", label, hsm_error_get(h));
+		return e;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *l = hsm_key_label_get(keys[i]);
+		if (!zsk_label_is(sg, l) || hsm_key_alg_get(keys[i]) != sg->p->algorithm) {
+			if (zsk_label_is(sg, l))
+				zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
+				       "key '%s' in the token is %s, the policy says %s: not used",
+				       l, hsm_alg_name(hsm_key_alg_get(keys[i])),
+				       hsm_alg_name(sg->p->algorithm));
+			hsm_key_free(keys[i]);
+			continue;
+		}
+		keys[kept++] = keys[i];
+	}
+	if (kept == 0) {
+		free(keys); /* every key in it was freed above */
+		keys = calloc(1, sizeof *keys);
+		if (keys == NULL)
+			return ZD_ENOMEM;
+		if ((e = key_get(sg, label, HSM_DNSKEY_ZSK, NULL, 0, &keys[0], err, errlen)) !=
+		    ZD_OK) {
+			free(keys);
+			return e;
+		}
+		kept = 1;
+	}
+	sg->zsks = keys;
+	sg->n_zsks = kept;
+	sg->zsk = keys[0];
+	for (size_t i = 0; i < kept; i++) {
+		if (strcmp(hsm_key_label_get(keys[i]), label) == 0) {
+			sg->zsk = keys[i];
+			break;
+		}
+	}
+	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
+	return ZD_OK;
+}
+
+static struct hsm_key *
+zsk_find(const struct signer *sg, uint16_t tag)
+{
+	for (size_t i = 0; i < sg->n_zsks; i++)
+		if (hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK) == tag)
+			return sg->zsks[i];
+	return NULL;
+}
+
+size_t
+signer_zsk_tags_get(const struct signer *sg, uint16_t *tags, size_t cap)
+{
+	for (size_t i = 0; i < sg->n_zsks && i < cap; i++)
+		tags[i] = hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK);
+	return sg->n_zsks;
+}
+
+zd_err
+signer_zsk_use(struct signer *sg, uint16_t active, int has_extra, uint16_t extra)
+{
+	struct hsm_key *a = zsk_find(sg, active), *x = has_extra ? zsk_find(sg, extra) : NULL;
+	if (a == NULL || (has_extra && (x == NULL || x == a)))
+		return ZD_ENOTFOUND;
+	sg->zsk = a;
+	sg->zsk_tag = active;
+	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | active);
+	sg->extra = x;
+	sg->extra_tag = has_extra ? extra : 0;
+	return ZD_OK;
+}
+
+int
+signer_zsk_extra_get(const struct signer *sg, uint16_t *tag)
+{
+	if (sg->extra == NULL)
+		return 0;
+	*tag = sg->extra_tag;
+	return 1;
+}
+
+zd_err
+signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t *avoid, size_t n_avoid,
+                    uint16_t *tag, char *err, size_t errlen)
+{
+	char label[KEY_LABEL_MAX];
+	struct hsm_key *k = NULL;
+	zd_err e;
+
+	if (sg->n_zsks >= SIGNER_ZSKS_MAX) {
+		snprintf(err, errlen,
+		         "the token holds %zu ZSKs of the zone already (at most %d); remove "
+		         "unused ones",
+		         sg->n_zsks, SIGNER_ZSKS_MAX);
+		return ZD_ELIMIT;
+	}
+	/* no tag of any key of the zone, the KSK's revoked tag included, nor
+	 * one the caller names (keys the zone had) */
+	uint16_t *used = calloc(sg->n_zsks + 2 + n_avoid, sizeof *used);
+	if (used == NULL)
+		return ZD_ENOMEM;
+	size_t n_used = 0;
+	for (size_t i = 0; i < sg->n_zsks; i++)
+		used[n_used++] = hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK);
+	used[n_used++] = sg->ksk_tag;
+	used[n_used++] = hsm_key_tag_get(sg->ksk, HSM_DNSKEY_KSK | HSM_DNSKEY_REVOKE);
+	for (size_t i = 0; i < n_avoid; i++)
+		used[n_used++] = avoid[i];
+	struct hsm_key **v = realloc(sg->zsks, (sg->n_zsks + 1) * sizeof *v);
+	if (v == NULL) {
+		free(used);
+		return ZD_ENOMEM;
+	}
+	sg->zsks = v;
+	snprintf(label, sizeof label, "%s ZSK %s", sg->zc->name, suffix);
+	e = key_get(sg, label, HSM_DNSKEY_ZSK, used, n_used, &k, err, errlen);
+	free(used);
+	if (e != ZD_OK)
+		return e;
+	sg->zsks[sg->n_zsks++] = k;
+	*tag = hsm_key_tag_get(k, HSM_DNSKEY_ZSK);
+	return ZD_OK;
+}
+
+zd_err
+signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sg->n_zsks; i++) {
+		struct hsm_key *k = sg->zsks[i];
+		if (hsm_key_tag_get(k, HSM_DNSKEY_ZSK) != tag)
+			continue;
+		if (k == sg->zsk || k == sg->extra) {
+			snprintf(err, errlen, "ZSK %u is still in the DNSKEY RRset", tag);
+			return ZD_EBUG;
+		}
+		char label[KEY_LABEL_MAX];
+		snprintf(label, sizeof label, "%s", hsm_key_label_get(k));
+		if (hsm_key_destroy(&k) != ZD_OK) {
+			snprintf(err, errlen, "deleting key '%s' from the token: %s", label,
+			         hsm_error_get(sg->tk->h));
+			return ZD_EHSM;
+		}
+		sg->zsks[i] = sg->zsks[--sg->n_zsks];
+		return ZD_OK;
+	}
+	return ZD_ENOTFOUND;
+}
+
 zd_err
 signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out, char *err,
            size_t errlen)
@@ -335,16 +508,18 @@ signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct sign
 		return ZD_EMALFORMED;
 	}
 	ldns_dname2canonical(sg->apex);
-	snprintf(label, sizeof label, "%s ZSK", zc->name);
-	if ((e = key_get(sg, label, HSM_DNSKEY_ZSK, NULL, 0, &sg->zsk, err, errlen)) != ZD_OK)
+	if ((e = zsks_load(sg, err, errlen)) != ZD_OK)
 		goto fail;
-	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
 	/* the KSK's tag, revoked or not, must differ from the ZSK's */
-	uint16_t used[1] = {sg->zsk_tag};
+	uint16_t used[SIGNER_ZSKS_MAX];
+	size_t n_used = signer_zsk_tags_get(sg, used, SIGNER_ZSKS_MAX);
 	snprintf(label, sizeof label, "%s KSK", zc->name);
-	if ((e = key_get(sg, label, HSM_DNSKEY_KSK, used, 1, &sg->ksk, err, errlen)) != ZD_OK)
+	if ((e = key_get(sg, label, HSM_DNSKEY_KSK, used,
+	                 n_used < SIGNER_ZSKS_MAX ? n_used : SIGNER_ZSKS_MAX, &sg->ksk, err,
+	                 errlen)) != ZD_OK)
 		goto fail;
 	sg->ksk_tag = hsm_key_tag_get(sg->ksk, HSM_DNSKEY_KSK);
+	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | sg->zsk_tag);
 	if (sg->ksk_tag == sg->zsk_tag) {
 		snprintf(err, errlen,
 		         "the KSK and the ZSK in the token have the same key tag %u; remove one",
@@ -365,7 +540,7 @@ signer_free(struct signer *sg)
 	if (sg == NULL)
 		return;
 	hsm_key_free(sg->ksk); /* the pool lives only during a full signing */
-	hsm_key_free(sg->zsk);
+	hsm_key_list_free(sg->zsks, sg->n_zsks);
 	ldns_rdf_deep_free(sg->apex);
 	namevec_clear(&sg->pending);
 	free(sg->corrupt_owner);
@@ -423,6 +598,14 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 	if (!ldns_rr_list_push_rr(sets[0], zsk)) /* the list owns zsk */
 		goto fail;
 	zsk = NULL;
+	if (sg->extra != NULL) {
+		if ((e = dnskey_rr(sg, sg->extra, HSM_DNSKEY_ZSK, &zsk)) != ZD_OK)
+			goto fail;
+		e = ZD_ENOMEM;
+		if (!ldns_rr_list_push_rr(sets[0], zsk)) /* the list owns zsk */
+			goto fail;
+		zsk = NULL;
+	}
 	if (sg->p->denial == ZD_DENIAL_NSEC3) {
 		uint8_t rd[5 + ZD_NSEC3_SALT_MAX];
 		rd[0] = 1; /* SHA-1 */
@@ -478,7 +661,7 @@ signer_keys_changed(struct signer *sg, struct store *s)
 static uint32_t
 now_s(void)
 {
-	return (uint32_t)time(NULL);
+	return (uint32_t)zd_clock_s();
 }
 
 /* An RRSIG that needs no renewal: by the key that signs this type now, for
@@ -1220,7 +1403,8 @@ signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t i
 void
 signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag, uint8_t *algorithm)
 {
-	*ksk_tag = sg->ksk_tag;
-	*zsk_tag = sg->zsk_tag;
+	uint32_t t = atomic_load(&sg->tags_seen);
+	*ksk_tag = (uint16_t)(t >> 16);
+	*zsk_tag = (uint16_t)t;
 	*algorithm = sg->p->algorithm;
 }

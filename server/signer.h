@@ -12,9 +12,11 @@
  * only.  A full signing (the first version, new keys) treats every name as
  * touched and rebuilds the chain in one ordered pass.
  *
- * Keys: one KSK (signs DNSKEY, CDS, CDNSKEY) and one ZSK (everything else)
- * per zone, found in the token by label ("<zone> KSK", "<zone> ZSK") or
- * generated there at the first start with tags that do not collide.
+ * Keys: one KSK (signs DNSKEY, CDS, CDNSKEY) and one signing ZSK (everything
+ * else) per zone, found in the token by label ("<zone> KSK", "<zone> ZSK",
+ * "<zone> ZSK <suffix>" for rolled ZSKs) or generated there at the first
+ * start with tags that do not collide; during a ZSK roll a second ZSK is
+ * published beside the signing one.
  *
  * Threads: the batch thread only (struct signer_token too), after start-up
  * on the main thread.  Limits: SIGNER_BELOW_MAX names looked at below an
@@ -85,10 +87,31 @@ zd_err signer_refresh_collect(struct signer *sg, struct store *s, size_t max_nam
  * refresh/4 seconds with a step every interval_ms. */
 size_t signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t interval_ms);
 
-/* The zone's key tags and algorithm (for the status and metrics; set at
- * signer_new(), read from any thread). */
+/* The zone's key tags (the signing ZSK's: it moves during a ZSK roll) and
+ * algorithm, for the status and metrics; from any thread. */
 void signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag,
                      uint8_t *algorithm);
+
+/* ZSK rollover (server/keyroll.c).  A zone's DNSKEY RRset holds its KSK,
+ * the ZSK that signs, and at most one other ZSK that signs nothing: the next
+ * (pre-published) or the previous (retired) one. */
+#define SIGNER_ZSKS_MAX 16 /* ZSKs of one zone in the token */
+/* The tags of every ZSK of the zone in the token, the first cap of them;
+ * returns how many there are. */
+size_t signer_zsk_tags_get(const struct signer *sg, uint16_t *tags, size_t cap);
+/* Sign with the ZSK tagged active, and publish the one tagged extra beside
+ * it when has_extra.  ZD_ENOTFOUND when the token has no such key. */
+zd_err signer_zsk_use(struct signer *sg, uint16_t active, int has_extra, uint16_t extra);
+/* 1 with *tag when a ZSK is published that does not sign. */
+int signer_zsk_extra_get(const struct signer *sg, uint16_t *tag);
+/* A new ZSK in the token labelled "<zone> ZSK <suffix>", whose tag differs
+ * from every key of the zone and from avoid[0..n_avoid) (else another is
+ * generated).  *tag gets it; it is not published until signer_zsk_use()
+ * says so. */
+zd_err signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t *avoid,
+                           size_t n_avoid, uint16_t *tag, char *err, size_t errlen);
+/* Delete a ZSK that is no longer published from the token. */
+zd_err signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen);
 
 /* Test hook: the signature of the next RRset signed at owner (presentation
  * form) gets one byte flipped after the token made it, once. */

@@ -4,6 +4,7 @@
 #define ZD_SIGNER_PRIV_H
 
 #include <ldns/ldns.h>
+#include <stdatomic.h>
 
 #include "hsm/hsm.h"
 #include "hsm/pool.h"
@@ -26,11 +27,17 @@ struct signer {
 	const struct zd_zone_config *zc;
 	const struct zd_dnssec_config *p;
 	struct signer_token *tk;
-	struct hsm_key *ksk, *zsk;
+	struct hsm_key *ksk, *zsk; /* ksk owned; zsk is one of zsks */
 	uint16_t ksk_tag, zsk_tag;
-	ldns_rdf *apex;         /* canonical */
-	uint64_t rng;           /* jitter */
-	struct namevec pending; /* names whose signatures are due for refresh */
+	struct hsm_key **zsks; /* every ZSK of the zone in the token (owned) */
+	size_t n_zsks;
+	struct hsm_key *extra; /* a ZSK of zsks published beside zsk that signs nothing
+	                              (the next, or the retired one), or NULL */
+	uint16_t extra_tag;
+	_Atomic uint32_t tags_seen; /* ksk_tag << 16 | zsk_tag, for other threads */
+	ldns_rdf *apex;             /* canonical */
+	uint64_t rng;               /* jitter */
+	struct namevec pending;     /* names whose signatures are due for refresh */
 	struct store_cursor refresh_cur;
 	ldns_rdf *corrupt_owner; /* test hook */
 	struct hsm_pool *pool;   /* worker processes during a full signing, else NULL */

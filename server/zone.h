@@ -15,6 +15,8 @@
 #include "common/zd_err.h"
 #include "server/store.h"
 
+struct keyroll;
+
 #define ZONE_LATENCY_BUCKETS 14
 /* Upper bounds (ms) of the latency histogram's buckets; the last is +Inf. */
 extern const uint64_t zone_latency_le_ms[ZONE_LATENCY_BUCKETS - 1];
@@ -43,6 +45,7 @@ struct zone {
 	/* Activation times (Unix seconds) of the signing keys, from zonedist.key
 	 * (server/keystate.h); set at start-up, read-only afterwards. */
 	uint64_t ksk_active_s, zsk_active_s;
+	struct keyroll *roll; /* the ZSK rollover (server/keyroll.h); owned by zonedistd.c */
 };
 
 /* Count one published version's commit-to-publish latency. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/zd_clock.h"
 #include "common/zd_config.h"
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
@@ -29,6 +30,7 @@
 #include "server/batch.h"
 #include "server/checkpoint.h"
 #include "server/journal.h"
+#include "server/keyroll.h"
 #include "server/keystate.h"
 #include "server/opdb.h"
 #include "server/probe.h"
@@ -210,11 +212,18 @@ keys_record(struct daemon *d, char *err, size_t errlen)
 		uint8_t alg;
 		if (z->signer == NULL)
 			continue;
-		signer_keys_get(z->signer, &ksk, &zsk, &alg);
-		e = keystate_record(c, z->cfg->name, alg, ksk, zsk, zd_wallclock_ms() / 1000,
-		                    &z->ksk_active_s, &z->zsk_active_s, why, sizeof why);
-		if (e != ZD_OK)
+		/* the ZSK roll's state first: it says which ZSK is active */
+		e = keyroll_new(z->cfg, z->signer, c, &z->roll, why, sizeof why);
+		if (e == ZD_OK) {
+			signer_keys_get(z->signer, &ksk, &zsk, &alg);
+			e = keystate_record(c, z->cfg->name, alg, ksk, zsk, zd_clock_s(),
+			                    &z->ksk_active_s, &z->zsk_active_s, why, sizeof why);
+		}
+		if (e != ZD_OK) {
 			snprintf(err, errlen, "zone %s: %s", z->cfg->name, why);
+			break;
+		}
+		keyroll_active_at_set(z->roll, z->zsk_active_s);
 	}
 	PQfinish(c);
 	return e;
@@ -306,6 +315,7 @@ daemon_clear(struct daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	for (size_t i = 0; i < d->n_zones; i++) {
+		keyroll_free(d->zones[i]->roll);
 		signer_free(d->zones[i]->signer);
 		zone_free(d->zones[i]);
 	}
@@ -419,6 +429,11 @@ main(int argc, char **argv)
 		goto out;
 	batch_token_set(d.batch, d.token);
 	zd_log(ZD_LOG_NOTICE, "main", NULL, "zonedistd starting: %zu zones", d.n_zones);
+	if (zd_clock_file_get() != NULL) /* a test's clock, never in production */
+		zd_log(ZD_LOG_WARNING, "main", NULL,
+		       "the DNSSEC clock is simulated: signatures and key rollovers follow the "
+		       "time in %s (ZD_TEST_CLOCK_FILE), now %" PRIu64,
+		       zd_clock_file_get(), zd_clock_s());
 	if (batch_load(d.batch, err, sizeof err) != ZD_OK) {
 		fprintf(stderr, "zonedistd: %s\n", err);
 		zd_log(ZD_LOG_ERROR, "main", NULL, "start-up failed: %s", err);

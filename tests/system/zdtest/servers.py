@@ -14,6 +14,9 @@ from .dnsutil import soa_serial
 from .proc import Daemon, free_port, wait_until, sanitizer_findings, log_tail
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 class _Server:
     kind = "server"
 
@@ -47,7 +50,7 @@ class _Server:
                 self.port = free_port()
             self.write_config()
             self.daemon = Daemon(self.kind, self.argv(), getattr(self, "out", self.log),
-                                 cwd=self.dir).start()
+                                 env=getattr(self, "env", None), cwd=self.dir).start()
             try:
                 wait_until(self.ready, deadline, f"{self.kind} ready on port {self.port}")
                 return self
@@ -295,11 +298,20 @@ class Unbound(_Server):
     them is ever asked; they are not domain-insecure: an answer that does not
     validate from the anchor is SERVFAIL.  Unbound checks signature times
     with its own clock (plus its default skew allowance); val_override_date
-    ("YYYYMMDDHHMMSS", Unbound's debugging option) replaces that clock."""
+    ("YYYYMMDDHHMMSS", Unbound's debugging option) replaces that clock.
+    With faketime_file, Unbound runs under libfaketime and its whole clock
+    (signature times and its caches' TTLs) is the real one moved by the
+    offset written in that file ("+Ns", re-read at every call); its event
+    loop keeps the real monotonic clock."""
     kind = "unbound"
 
-    def __init__(self, stubs, trust_anchors, port=None, val_override_date=None):
+    def __init__(self, stubs, trust_anchors, port=None, val_override_date=None,
+                 faketime_file=None):
         super().__init__()
+        if faketime_file:
+            self.env = dict(os.environ, LD_PRELOAD=FAKETIME_LIB,
+                            FAKETIME_TIMESTAMP_FILE=faketime_file, FAKETIME_NO_CACHE="1",
+                            FAKETIME_DONT_FAKE_MONOTONIC="1")
         self.stubs = dict(stubs)  # {zone: port of the server answering for it}
         self.trust_anchors = [trust_anchors] if isinstance(trust_anchors, str) \
             else list(trust_anchors)

@@ -1,0 +1,95 @@
+/* server/keyroll.h -- the automatic ZSK rollover of a signed zone: RFC 7583
+ * s3.2.1 pre-publication (docs/KEYS.md).  The batch thread asks at every
+ * poll whether a step is due on the DNSSEC clock (common/zd_clock.h):
+ *
+ *   publish   active_at + zsk-lifetime - Ipub: a new ZSK in the DNSKEY RRset
+ *   activate  max(published + Ipub, active_at + zsk-lifetime): the new ZSK
+ *             signs the whole zone (one full signing), the old one retires
+ *             and stays published
+ *   remove    retired + Iret: the old ZSK leaves the DNSKEY RRset and the
+ *             token
+ *
+ * Each step is made by an ordinary version: keyroll_begin() changes the
+ * signer's keys, the version is signed and checked by the validation gate,
+ * keyroll_record() writes the step to zonedist.key in the transaction that
+ * journals the version, and keyroll_done() or keyroll_undo() follows the
+ * commit's outcome.  A restart reads the state back from zonedist.key, so a
+ * roll resumes where the journal is: no step is repeated or skipped.  A key
+ * generated for a publish that never committed stays in the token and is
+ * the one the next publish uses.
+ *
+ * Threads: start-up, then the batch thread; keyroll_view_get() from any.
+ * Limits: KEYSTATE_ROWS_MAX rows, SIGNER_ZSKS_MAX ZSKs in the token. */
+#ifndef ZD_KEYROLL_H
+#define ZD_KEYROLL_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "common/zd_config.h"
+#include "common/zd_err.h"
+#include "server/signer.h"
+
+struct keyroll;
+
+enum keyroll_step {
+	KEYROLL_NONE,
+	KEYROLL_PUBLISH,
+	KEYROLL_ACTIVATE,
+	KEYROLL_REMOVE,
+};
+
+const char *keyroll_step_name(enum keyroll_step s);
+
+/* The zone's ZSK state from zonedist.key, applied to sg: the active ZSK
+ * signs, a published or retired one is published beside it.  Keys the rows
+ * say are removed but the token still holds are deleted from it.  When no
+ * row says which ZSK is active (the first start), sg keeps its own.
+ * ZD_ENOTFOUND with err when a row names a key the token does not have. */
+zd_err keyroll_new(const struct zd_zone_config *zc, struct signer *sg, PGconn *c,
+                   struct keyroll **out, char *err, size_t errlen);
+void keyroll_free(struct keyroll *r);
+
+/* The active ZSK's activation time on record (keystate_record()), where the
+ * schedule starts. */
+void keyroll_active_at_set(struct keyroll *r, uint64_t at);
+
+/* The step due at now, or KEYROLL_NONE. */
+enum keyroll_step keyroll_due(const struct keyroll *r, uint64_t now);
+
+/* Make step s at now in the signer: publish generates (or reuses) the next
+ * ZSK.  *full gets 1 when the version must be a full signing (activate).
+ * On failure nothing changed and err says why. */
+zd_err keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, char *err,
+                     size_t errlen);
+/* 1 between keyroll_begin() and keyroll_done()/keyroll_undo(). */
+int keyroll_pending(const struct keyroll *r);
+/* Write the pending step to zonedist.key on c, in the caller's transaction. */
+zd_err keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen);
+/* The version with the pending step committed (a removed key is deleted
+ * from the token here). */
+void keyroll_done(struct keyroll *r);
+/* It did not: the signer's keys are as before keyroll_begin(). */
+void keyroll_undo(struct keyroll *r);
+/* After a version may have committed without our knowing (the journal had
+ * it): the state again from zonedist.key on c, in the caller's snapshot. */
+zd_err keyroll_reload(struct keyroll *r, PGconn *c, char *err, size_t errlen);
+
+/* The batch thread looked at the DNSSEC clock's now and did what was due. */
+void keyroll_checked(struct keyroll *r, uint64_t now);
+
+/* What the operator sees. */
+struct keyroll_view {
+	uint16_t active;
+	uint64_t active_at;
+	int extra; /* 0: none; 1: the next ZSK (published); 2: the old one (retired) */
+	uint16_t extra_tag;
+	uint64_t extra_at;     /* when it was published, or retired */
+	enum keyroll_step due; /* the next step */
+	uint64_t due_at;       /* its earliest time; 0 without one */
+	uint64_t checked_at;   /* DNSSEC clock of the last look */
+	uint64_t steps;        /* steps made since the start */
+};
+void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
+
+#endif
