@@ -1009,6 +1009,40 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 	return rc;
 }
 
+/* key-compromised ZONE TAG: the active ZSK is replaced as fast as caches
+ * allow; prints when each step will happen. */
+static int
+cmd_key_compromised(struct ctl *x, char **args, int n)
+{
+	char path[PATH_MAX_BYTES], b[4][CELL_BYTES];
+	json_t *body = text_body("by", x->by, "reason", x->reason), *d = NULL;
+	(void)n;
+
+	if (body == NULL ||
+	    json_object_set_new(body, "tag", json_integer(strtol(args[1], NULL, 10))) != 0) {
+		json_decref(body);
+		fprintf(stderr, "zonedistctl: key-compromised: --by and --reason must be UTF-8 "
+		                "text\n");
+		return EXIT_USAGE;
+	}
+	int rc = zone_path(x, path, sizeof path, "/keys/compromised") != 0
+	                 ? too_long()
+	                 : ask(x, "POST", path, body, &d);
+	json_decref(body);
+	if (rc || d == NULL)
+		return rc;
+	printf("ZSK %s reported compromised; its replacement:\n",
+	       val(json_object_get(d, "tag"), b[0], CELL_BYTES));
+	printf("  %s  new ZSK published\n",
+	       date_text(json_object_get(d, "publish_at"), b[1], CELL_BYTES));
+	printf("  %s  new ZSK signs the zone (Ipub later: its DNSKEY is in every cache)\n",
+	       date_text(json_object_get(d, "activate_at"), b[2], CELL_BYTES));
+	printf("  %s  ZSK %s removed (Iret later: its signatures are gone from caches)\n",
+	       date_text(json_object_get(d, "remove_at"), b[3], CELL_BYTES), b[0]);
+	json_decref(d);
+	return 0;
+}
+
 static const struct command commands[] = {
         {"status", 0, 0, 0, 0, cmd_status, 0, "", "every zone's state and its secondaries"},
         {"zones", 0, 0, 0, 0, cmd_zones, 0, "", "the zones and their serials"},
@@ -1034,6 +1068,9 @@ static const struct command commands[] = {
          "end a hold (operator or sanity limits); token"},
         {"keys", 1, 1, OPT_DAYS, 0, cmd_keys_plan, 0, "plan ZONE [--days N]",
          "the key rollover schedule, each step's earliest time and why"},
+        {"key-compromised", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_key_compromised, 1,
+         "ZONE TAG --by WHO [--reason WHY]",
+         "replace the active ZSK TAG as fast as caches allow; token"},
 };
 
 static void
@@ -1119,6 +1156,8 @@ args_check(const struct command *c, char **args, int n)
 			if (zd_parse_u64(args[i], 1, INT64_MAX, &v) != ZD_OK)
 				return command_usage_error(
 				        c, "an ID is a rejected row's id (a number)");
+	if (strcmp(c->name, "key-compromised") == 0 && zd_parse_u64(args[1], 0, 65535, &v) != ZD_OK)
+		return command_usage_error(c, "TAG is a key tag (0..65535)");
 	if (strcmp(c->name, "history") == 0 && args[1][0] == '\0')
 		return command_usage_error(c, "the name is empty");
 	return 0;

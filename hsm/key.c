@@ -691,6 +691,12 @@ hsm_key_generate_unique(struct hsm *h, const struct hsm_keyspec *spec, uint16_t 
 			return ZD_OK;
 		}
 		last = tag;
+		zd_log(ZD_LOG_WARNING, "hsm", NULL,
+		       "new key '%s' has key tag %u%s, which a key of the zone has: destroyed, "
+		       "generating another",
+		       spec->label,
+		       revoked_ok ? tag : hsm_key_tag_get(k, flags | HSM_DNSKEY_REVOKE),
+		       revoked_ok ? "" : " once revoked");
 		if ((e = hsm_key_destroy(&k)) != ZD_OK) {
 			char why[HSM_ERR_MAX];
 			memcpy(why, h->err, sizeof why);

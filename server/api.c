@@ -99,7 +99,8 @@ enum dbq_kind {
 	DBQ_REJECTED,
 	DBQ_RETRY,
 	DBQ_HOLD,
-	DBQ_RELEASE
+	DBQ_RELEASE,
+	DBQ_COMPROMISED
 };
 
 struct dbq {
@@ -110,7 +111,9 @@ struct dbq {
 	struct evhttp_connection *evcon;
 	char text[300];     /* DBQ_TRACE: the txid; DBQ_HISTORY: the name */
 	char by[128];       /* DBQ_HOLD, DBQ_RELEASE */
-	char why[256];      /* DBQ_HOLD */
+	char why[256];      /* DBQ_HOLD, DBQ_COMPROMISED */
+	uint16_t tag;       /* DBQ_COMPROMISED: the ZSK */
+	uint64_t at;        /* DBQ_COMPROMISED: reported at (DNSSEC clock) */
 	uint64_t *versions; /* DBQ_HISTORY, newest first */
 	size_t n_versions;
 	int more;
@@ -803,8 +806,8 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	zd_key_intervals_get(d, &iv);
 	static const char *const extra_names[] = {NULL, "published", "retired"};
 	json_t *roll = json_pack(
-	        "{s:i,s:I,s:o,s:s,s:I,s:I,s:I}", "active", rv.active, "active_at",
-	        (json_int_t)rv.active_at, "other",
+	        "{s:i,s:I,s:I,s:o,s:s,s:I,s:I,s:I}", "active", rv.active, "active_at",
+	        (json_int_t)rv.active_at, "compromised_at", (json_int_t)rv.compromised_at, "other",
 	        rv.extra == 0 ? json_null()
 	                      : json_pack("{s:i,s:s,s:I}", "tag", rv.extra_tag, "state",
 	                                  extra_names[rv.extra], "since", (json_int_t)rv.extra_at),
@@ -1052,6 +1055,38 @@ list_answer(struct dbq *q, PGresult *r)
 	                     q->kind == DBQ_TRANSFERS ? "transfers" : "rejected", arr));
 }
 
+/* The replacement's schedule as the batch thread will run it
+ * (server/keyroll.h): publish at once, or when a retired ZSK has gone;
+ * activate Ipub later; remove the compromised ZSK Iret after that. */
+static void
+compromised_answer(struct dbq *q, PGresult *res)
+{
+	struct zone *z = q->za->z;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+		reply_error(q->req, 409, "Conflict",
+		            "that ZSK is not the zone's active ZSK in zonedist.key, or it is "
+		            "reported compromised already");
+		return;
+	}
+	struct keyroll_view rv;
+	struct zd_key_intervals iv;
+	keyroll_view_get(z->roll, &rv);
+	zd_key_intervals_get(&z->cfg->dnssec, &iv);
+	uint64_t publish = rv.extra == 1   ? rv.extra_at
+	                   : rv.extra == 2 ? rv.extra_at + iv.iret_z
+	                                   : q->at;
+	if (publish < q->at && rv.extra != 1)
+		publish = q->at;
+	uint64_t activate = publish + iv.ipub;
+	if (activate < q->at)
+		activate = q->at;
+	reply_json(q->req, 200, "OK",
+	           json_pack("{s:s,s:i,s:I,s:s,s:I,s:I,s:I}", "zone", z->cfg->name, "tag", q->tag,
+	                     "reported_at", (json_int_t)q->at, "by", q->by, "publish_at",
+	                     (json_int_t)publish, "activate_at", (json_int_t)activate, "remove_at",
+	                     (json_int_t)(activate + iv.iret_z)));
+}
+
 static void
 dbq_done(void *arg, PGresult *res, const char *err)
 {
@@ -1063,6 +1098,14 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		opdb_hold_set(a->opdb, zi, 1, q->by, q->why);
 	if (res != NULL && q->kind == DBQ_RELEASE)
 		opdb_hold_set(a->opdb, zi, 0, NULL, NULL);
+	if (res != NULL && q->kind == DBQ_COMPROMISED && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+		/* committed: the next batch's snapshot sees it */
+		keyroll_reload_ask(q->za->z->roll);
+		zd_log(ZD_LOG_WARNING, "api", q->za->z->cfg->name,
+		       "ZSK %u reported compromised by %s%s%s", q->tag, q->by,
+		       q->why[0] ? ": " : "", q->why);
+	}
 	if (res != NULL && (q->kind == DBQ_HOLD || q->kind == DBQ_RELEASE))
 		zd_log(ZD_LOG_NOTICE, "api", q->za->z->cfg->name, "%s by %s%s%s",
 		       q->kind == DBQ_HOLD ? "publication held" : "publication released", q->by,
@@ -1108,6 +1151,9 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		reply_json(q->req, 200, "OK",
 		           json_pack("{s:s,s:b,s:s}", "zone", q->za->z->cfg->name, "held", 0,
 		                     "released_by", q->by));
+		break;
+	case DBQ_COMPROMISED:
+		compromised_answer(q, res);
 		break;
 	}
 	dbq_free(q);
@@ -1319,6 +1365,54 @@ body_text(struct evhttp_request *req, json_t *o, const char *key, const char *de
 	}
 	memcpy(out, t, n + 1);
 	return 1;
+}
+
+/* POST .../keys/compromised {"tag", "by", "reason"}: the active ZSK is
+ * compromised; it is replaced as fast as caches allow. */
+static void
+compromised_start(struct api *a, struct evhttp_request *req, struct zone_api *za)
+{
+	if (!authorized(a, req))
+		return;
+	if (za->z->roll == NULL) {
+		reply_error(req, 409, "Conflict", "the zone is not signed");
+		return;
+	}
+	json_t *body = body_get(req);
+	if (body == NULL)
+		return;
+	struct dbq *q = dbq_new(a, req, za, DBQ_COMPROMISED);
+	if (q == NULL) {
+		json_decref(body);
+		return;
+	}
+	json_t *tv = json_object_get(body, "tag");
+	if (!json_is_integer(tv) || json_integer_value(tv) < 0 || json_integer_value(tv) > 65535) {
+		json_decref(body);
+		free(q);
+		reply_error(req, 400, "Bad Request", "\"tag\" must be the key tag (0..65535)");
+		return;
+	}
+	if (!body_text(req, body, "by", NULL, q->by, sizeof q->by) ||
+	    !body_text(req, body, "reason", "", q->why, sizeof q->why)) {
+		json_decref(body);
+		free(q);
+		return;
+	}
+	q->tag = (uint16_t)json_integer_value(tv);
+	json_decref(body); /* tv with it */
+	q->at = zd_clock_s();
+	char tag[8], at[24];
+	snprintf(tag, sizeof tag, "%u", q->tag);
+	snprintf(at, sizeof at, "%" PRIu64, q->at);
+	const char *params[5] = {za->z->cfg->name, tag, at, q->by, q->why};
+	dbq_ask(q,
+	        "WITH k AS (UPDATE zonedist.key SET compromised = to_timestamp($3) WHERE zone = "
+	        "$1 AND role = 'ZSK' AND tag = $2::integer AND state = 'active' AND compromised "
+	        "IS NULL RETURNING 1), a AS (INSERT INTO zonedist.audit (zone, action, by, "
+	        "detail) SELECT $1, 'zsk-compromised', $4, 'ZSK ' || $2 || ': ' || $5 WHERE "
+	        "EXISTS (SELECT 1 FROM k) RETURNING 1) SELECT (SELECT count(*) FROM k)",
+	        5, params);
 }
 
 static void
@@ -1738,6 +1832,8 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *res = n_seg >= 2 ? seg[1] : "";
 	int post = n_seg == 2 && (strcmp(res, "hold") == 0 || strcmp(res, "release") == 0);
 	post = post || (n_seg == 3 && strcmp(res, "rejected") == 0 && strcmp(seg[2], "retry") == 0);
+	post = post ||
+	       (n_seg == 3 && strcmp(res, "keys") == 0 && strcmp(seg[2], "compromised") == 0);
 	if (n_seg == 3 && !post) {
 		reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
 		return;
@@ -1758,6 +1854,10 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (n_seg == 1) {
 		reply_json(req, 200, "OK", zone_json(za));
+		return;
+	}
+	if (post && strcmp(res, "keys") == 0) {
+		compromised_start(a, req, za);
 		return;
 	}
 	if (post) {

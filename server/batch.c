@@ -772,6 +772,8 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	*taken = 0;
 	if (atomic_load(&z->op_held))
 		return ZD_OK; /* an operator's hold: the rows stay queued */
+	/* read before the snapshot begins: it then sees what was asked */
+	uint64_t roll_asked = z->roll != NULL ? keyroll_reload_asked(z->roll) : 0;
 	if ((e = ra_batch_take(b->ra, zname, max, &rb)) != ZD_OK) {
 		if (e != ZD_EDB)
 			zd_log(ZD_LOG_ERROR, "batch", zname, "taking a batch failed: %s (%s)",
@@ -817,6 +819,16 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       ": the commit did not "
 			       "happen, its changes are still queued",
 			       atomic_load(&z->serial));
+		}
+	}
+	if (z->roll != NULL) {
+		char err[512];
+		if (keyroll_sync(z->roll, roll_asked, ra_batch_conn_get(rb), err, sizeof err) !=
+		    ZD_OK) {
+			zd_log(ZD_LOG_ERROR, "batch", zname,
+			       "reading the key state failed, retried: %s", err);
+			ra_batch_abort(&rb);
+			return ZD_EDB;
 		}
 	}
 	/* A ZSK rollover step due on the DNSSEC clock goes out in this batch's

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct roll_state {
 	enum extra extra;
 	uint16_t extra_tag;
 	uint64_t extra_at;
+	uint64_t compromised_at; /* the active ZSK's, reported by an operator; 0: none */
 };
 
 struct keyroll {
@@ -39,6 +41,8 @@ struct keyroll {
 	uint64_t pending_at;
 	uint64_t checked_at, steps;
 	uint64_t fail_logged_ms;
+	_Atomic uint64_t reload_asked; /* by another thread: zonedist.key changed */
+	uint64_t reload_done;
 };
 
 const char *
@@ -123,6 +127,7 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	if (active != NULL) {
 		st.active = active->tag;
 		st.active_at = active->active;
+		st.compromised_at = active->compromised;
 		if (extra != NULL) {
 			st.extra = extra->state == KEYSTATE_PUBLISHED ? EXTRA_NEXT : EXTRA_OLD;
 			st.extra_tag = extra->tag;
@@ -233,13 +238,17 @@ next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at)
 	*at = 0;
 	switch (st->extra) {
 	case EXTRA_NONE:
+		if (st->compromised_at != 0) {
+			*at = st->compromised_at; /* replaced at once */
+			return KEYROLL_PUBLISH;
+		}
 		if (life == 0 || st->active_at == 0)
 			return KEYROLL_NONE; /* no automatic roll */
 		*at = st->active_at + (life > r->iv.ipub ? life - r->iv.ipub : 0);
 		return KEYROLL_PUBLISH;
 	case EXTRA_NEXT: {
 		uint64_t cached = st->extra_at + r->iv.ipub; /* in every cache */
-		uint64_t lived = life ? st->active_at + life : 0;
+		uint64_t lived = life && !st->compromised_at ? st->active_at + life : 0;
 		*at = cached > lived ? cached : lived;
 		return KEYROLL_ACTIVATE;
 	}
@@ -310,6 +319,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 	case KEYROLL_ACTIVATE:
 		st.active = r->st.extra_tag;
 		st.active_at = now;
+		st.compromised_at = 0;
 		st.extra = EXTRA_OLD;
 		st.extra_tag = r->st.active;
 		st.extra_at = now;
@@ -440,6 +450,42 @@ keyroll_reload(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 }
 
 void
+keyroll_reload_ask(struct keyroll *r)
+{
+	atomic_fetch_add(&r->reload_asked, 1);
+}
+
+uint64_t
+keyroll_reload_asked(const struct keyroll *r)
+{
+	return atomic_load(&r->reload_asked);
+}
+
+zd_err
+keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, size_t errlen)
+{
+	if (asked == r->reload_done)
+		return ZD_OK;
+	uint64_t was = r->st.compromised_at;
+	zd_err e = keyroll_reload(r, c, err, errlen);
+	if (e != ZD_OK)
+		return e;
+	r->reload_done = asked;
+	if (r->st.compromised_at != 0 && was == 0) {
+		uint64_t at;
+		char when[64];
+		enum keyroll_step s = next_step(r, &r->st, &at);
+		zd_time_utc(at, 0, when, sizeof when);
+		zd_log(ZD_LOG_WARNING, "keyroll", r->zc->name,
+		       "ZSK %u reported compromised: it is replaced as fast as caches allow; next "
+		       "step %s at %s, then activation Ipub = %" PRIu64
+		       " s after the new ZSK is published, removal Iret = %" PRIu64 " s after that",
+		       r->st.active, keyroll_step_name(s), when, r->iv.ipub, r->iv.iret_z);
+	}
+	return ZD_OK;
+}
+
+void
 keyroll_checked(struct keyroll *r, uint64_t now)
 {
 	pthread_mutex_lock(&r->mu);
@@ -459,6 +505,7 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	        .extra = (int)st.extra,
 	        .extra_tag = st.extra_tag,
 	        .extra_at = st.extra_at,
+	        .compromised_at = st.compromised_at,
 	        .checked_at = r->checked_at,
 	        .steps = r->steps,
 	};

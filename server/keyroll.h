@@ -9,6 +9,10 @@
  *   remove    retired + Iret: the old ZSK leaves the DNSKEY RRset and the
  *             token
  *
+ * An active ZSK reported compromised (zonedist.key.compromised) is replaced
+ * as fast as caches allow: publish at once (once a retired ZSK is gone),
+ * activate at published + Ipub whatever the lifetime, remove at + Iret.
+ *
  * Each step is made by an ordinary version: keyroll_begin() changes the
  * signer's keys, the version is signed and checked by the validation gate,
  * keyroll_record() writes the step to zonedist.key in the transaction that
@@ -75,6 +79,14 @@ void keyroll_undo(struct keyroll *r);
  * it): the state again from zonedist.key on c, in the caller's snapshot. */
 zd_err keyroll_reload(struct keyroll *r, PGconn *c, char *err, size_t errlen);
 
+/* Another thread changed the zone's rows (an operator reported the active
+ * ZSK compromised): keyroll_reload_ask() after its commit.  The batch thread
+ * reads keyroll_reload_asked() before its snapshot begins, then
+ * keyroll_sync() in it reloads when something was asked since the last. */
+void keyroll_reload_ask(struct keyroll *r);
+uint64_t keyroll_reload_asked(const struct keyroll *r);
+zd_err keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, size_t errlen);
+
 /* The batch thread looked at the DNSSEC clock's now and did what was due. */
 void keyroll_checked(struct keyroll *r, uint64_t now);
 
@@ -84,11 +96,12 @@ struct keyroll_view {
 	uint64_t active_at;
 	int extra; /* 0: none; 1: the next ZSK (published); 2: the old one (retired) */
 	uint16_t extra_tag;
-	uint64_t extra_at;     /* when it was published, or retired */
-	enum keyroll_step due; /* the next step */
-	uint64_t due_at;       /* its earliest time; 0 without one */
-	uint64_t checked_at;   /* DNSSEC clock of the last look */
-	uint64_t steps;        /* steps made since the start */
+	uint64_t extra_at;       /* when it was published, or retired */
+	uint64_t compromised_at; /* the active ZSK reported compromised at; 0: not */
+	enum keyroll_step due;   /* the next step */
+	uint64_t due_at;         /* its earliest time; 0 without one */
+	uint64_t checked_at;     /* DNSSEC clock of the last look */
+	uint64_t steps;          /* steps made since the start */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 

@@ -90,7 +90,8 @@ keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_
 	        "SELECT tag, algorithm, state, floor(extract(epoch FROM published))::bigint, "
 	        "floor(extract(epoch FROM active))::bigint, "
 	        "floor(extract(epoch FROM retired))::bigint, "
-	        "floor(extract(epoch FROM removed))::bigint FROM zonedist.key "
+	        "floor(extract(epoch FROM removed))::bigint, "
+	        "floor(extract(epoch FROM compromised))::bigint FROM zonedist.key "
 	        "WHERE zone = $1 AND role = 'ZSK' ORDER BY active NULLS LAST, tag LIMIT 4097",
 	        1, NULL, p, NULL, NULL, 0);
 	zd_err e = ZD_OK;
@@ -127,6 +128,7 @@ keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_
 		v[i].active = time_get(r, i, 4);
 		v[i].retired = time_get(r, i, 5);
 		v[i].removed = time_get(r, i, 6);
+		v[i].compromised = time_get(r, i, 7);
 	}
 	*rows = v;
 	*n = (size_t)rn;

@@ -36,6 +36,7 @@ struct keystate_row {
 	uint8_t algorithm;
 	enum keystate_state state;
 	uint64_t published, active, retired, removed; /* Unix seconds; 0: not yet */
+	uint64_t compromised;                         /* an operator said so at; 0: never */
 };
 #define KEYSTATE_ROWS_MAX 4096
 

@@ -28,7 +28,7 @@
 #define OPDB_QUEUE_MAX       100000
 #define OPDB_QUERIES_MAX     256
 #define OPDB_SECONDARIES_MAX 256
-#define OPDB_PARAMS_MAX      4
+#define OPDB_PARAMS_MAX      8
 
 struct event_base;
 struct opdb;

@@ -466,6 +466,17 @@ signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t *avoid
 }
 
 zd_err
+signer_test_zsk_collisions(struct signer *sg, unsigned n)
+{
+	uint16_t tags[64];
+	if (n > 64)
+		return ZD_ELIMIT;
+	for (unsigned i = 0; i < n; i++)
+		tags[i] = sg->zsk_tag;
+	return hsm_test_keytag_override(sg->tk->h, tags, n);
+}
+
+zd_err
 signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < sg->n_zsks; i++) {

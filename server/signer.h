@@ -113,6 +113,10 @@ zd_err signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t
 /* Delete a ZSK that is no longer published from the token. */
 zd_err signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen);
 
+/* Test hook: the next n ZSKs generated are taken to have the signing
+ * ZSK's tag, so the collision check must refuse them (n <= 64). */
+zd_err signer_test_zsk_collisions(struct signer *sg, unsigned n);
+
 /* Test hook: the signature of the next RRset signed at owner (presentation
  * form) gets one byte flipped after the token made it, once. */
 void signer_test_corrupt_set(struct signer *sg, const char *owner);

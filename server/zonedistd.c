@@ -254,6 +254,10 @@ signers_start(struct daemon *d, char *err, size_t errlen)
 		const char *corrupt = getenv("ZD_TEST_CORRUPT_SIGNATURE");
 		if (corrupt != NULL) /* test hook, never in production */
 			signer_test_corrupt_set(z->signer, corrupt);
+		const char *collide = getenv("ZD_TEST_ZSK_TAG_COLLISIONS");
+		uint64_t nc = 0;
+		if (collide != NULL && zd_parse_u64(collide, 0, 64, &nc) == ZD_OK) /* test hook */
+			signer_test_zsk_collisions(z->signer, (unsigned)nc);
 	}
 	zd_log(ZD_LOG_NOTICE, "main", NULL, "token '%s' ready: %zu signed zones",
 	       d->cfg->hsm.token_label, n_signed);

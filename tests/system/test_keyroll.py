@@ -14,12 +14,14 @@ zonedistd, PostgreSQL, SoftHSMv2, NSD, Unbound."""
 import os
 import re
 import time
+from datetime import datetime, timezone
 
 import dns.dnssec
 import dns.flags
 import dns.rcode
 import dns.rdatatype
 
+from test_ctl import ctl, token_file
 from zdtest import dnssec
 from zdtest.env import Chain
 from zdtest.proc import wait_until
@@ -104,85 +106,116 @@ def within_tick(actual, earliest, what):
         f"{what} at {actual}, earliest {earliest} (+{actual - earliest} s; a tick is {TICK})"
 
 
-def test_zsk_rolls_on_a_simulated_clock_with_no_bogus_answer(pg, spawn, softhsm, unbound_factory,
-                                                             tmp_path):
-    start = int(time.time()) // HOUR * HOUR + HOUR
-    clock = SimClock(str(tmp_path), start)
-    c = Chain(pg, spawn, secondaries=("nsd",),
-              zonedistd_kw=dict(hsm=softhsm, dnssec=POLICY,
-                                env={"ZD_TEST_CLOCK_FILE": clock.zd_file}))
-    reg = c.registry
-    reg.set_zone(ZONE, ns_ttl=HOUR, ds_ttl=HOUR, glue_ttl=HOUR)
-    reg.bulk_fill(ZONE, 40, seed=7, triggers=False)
-    reg.add_host("ns1.extern.example.", ())
-    reg.add_domain("secure.tld.", ns=["ns1.extern.example."], ds=[(9, 13, 2, "12" * 32)])
-    c.start()
-    c.settle()
-    assert "DNSSEC clock is simulated" in c.zd.log_text()
-    anchors = dnssec.ds_records(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
-    ub = unbound_factory({ZONE: c.secondaries["nsd"].port}, anchors,
-                         faketime_file=clock.ft_file)
+class Sim:
+    """A signed chain (zonedistd, NSD) and an Unbound resolver on one
+    simulated clock, stepped one tick at a time."""
 
-    def ask(name, rdtype, rcode):
-        r = ub.query(name, rdtype)
+    def __init__(self, pg, spawn, softhsm, unbound_factory, tmp_path, policy=POLICY, env=None):
+        self.pg = pg
+        self.start = int(time.time()) // HOUR * HOUR + HOUR
+        self.clock = SimClock(str(tmp_path), self.start)
+        self.c = c = Chain(pg, spawn, secondaries=("nsd",),
+                           zonedistd_kw=dict(hsm=softhsm, dnssec=policy,
+                                             env={"ZD_TEST_CLOCK_FILE": self.clock.zd_file,
+                                                  **(env or {})}))
+        self.reg = c.registry
+        self.reg.set_zone(ZONE, ns_ttl=HOUR, ds_ttl=HOUR, glue_ttl=HOUR)
+        self.reg.bulk_fill(ZONE, 40, seed=7, triggers=False)
+        self.reg.add_host("ns1.extern.example.", ())
+        self.reg.add_domain("secure.tld.", ns=["ns1.extern.example."],
+                            ds=[(9, 13, 2, "12" * 32)])
+        c.start()
+        c.settle()
+        assert "DNSSEC clock is simulated" in c.zd.log_text()
+        anchors = dnssec.ds_records(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
+        self.ub = unbound_factory({ZONE: c.secondaries["nsd"].port}, anchors,
+                                  faketime_file=self.clock.ft_file)
+        self.tick_n = 0
+        self.verified, self.added = set(), []
+
+    def ask(self, name, rdtype, rcode):
+        r = self.ub.query(name, rdtype)
         assert dns.rcode.to_text(r.rcode()) == rcode and r.flags & dns.flags.AD, \
-            (f"tick {tick} (+{clock.now - start} s) {name} {rdtype}: "
+            (f"tick {self.tick_n} (+{self.clock.now - self.start} s) {name} {rdtype}: "
              f"{dns.rcode.to_text(r.rcode())} AD={bool(r.flags & dns.flags.AD)}\n{r}\n"
-             + "\n".join(ub.validation_failures()[-5:]))
+             + "\n".join(self.ub.validation_failures()[-5:]))
         return r
 
-    verified, states, killed = set(), [], []
-    added = []
-    for tick in range(TICKS + 1):
-        if tick:
-            clock.set(start + tick * TICK)
-            name = f"roll{tick}.tld."
+    def wait_checked(self, what="zonedistd looking at the clock"):
+        wait_until(lambda: roll_view(self.c.zd)["checked_at"] >= self.clock.now, 60,
+                   f"{what} at {self.clock.now}")
+
+    def tick(self, advance=True):
+        """Move the clock one tick (with a registry change), wait until
+        zonedistd and NSD are done with it, then check what is served:
+        ldns-verify-zone on a new serial, the DNSKEY RRset and the signers
+        against the roll's state, Unbound's answers.  Returns the state."""
+        c, reg = self.c, self.reg
+        if advance:
+            self.tick_n += 1
+            self.clock.set(self.start + self.tick_n * TICK)
+            name = f"roll{self.tick_n}.tld."
             reg.add_domain(name, ns=["ns1.extern.example."],
-                           ds=[(1000 + tick, 13, 2, f"{tick:02x}" * 32)])
-            added.append(name)
-            if tick % 3 == 0:
-                reg.delete_domain(added.pop(0))
-        wait_until(lambda: roll_view(c.zd)["checked_at"] >= clock.now, 60,
-                   f"zonedistd looking at the clock at {clock.now}")
+                           ds=[(1000 + self.tick_n, 13, 2, f"{self.tick_n % 256:02x}" * 32)])
+            self.added.append(name)
+            if self.tick_n % 3 == 0:
+                reg.delete_domain(self.added.pop(0))
+        self.wait_checked()
         serial = c.settle()
         view = roll_view(c.zd)
-        if serial not in verified:
+        if serial not in self.verified:
             text = dnssec.axfr_text(c.zd.port, ZONE)
-            ok, out = dnssec.ldns_verify_zone(text, ZONE, now=clock.now)
-            assert ok, f"serial {serial} at tick {tick}: {out}"
+            ok, out = dnssec.ldns_verify_zone(text, ZONE, now=self.clock.now)
+            assert ok, f"serial {serial} at tick {self.tick_n}: {out}"
             keys, sig_tags = apex_tags(text)
             want = {view["active"]} | ({view["other"]["tag"]} if view["other"] else set())
-            assert keys.get(256) == want, (tick, keys, view)
-            assert sig_tags == {view["active"]}, (tick, sig_tags, view)  # Dsgn = 0
-            verified.add(serial)
-        ask("secure.tld.", "DS", "NOERROR")
-        ask("no-such-name.tld.", "A", "NXDOMAIN")
-        r = ask(ZONE, "DNSKEY", "NOERROR")
+            assert keys.get(256) == want, (self.tick_n, keys, view)
+            assert sig_tags == {view["active"]}, (self.tick_n, sig_tags, view)  # Dsgn = 0
+            self.verified.add(serial)
+        self.ask("secure.tld.", "DS", "NOERROR")
+        self.ask("no-such-name.tld.", "A", "NXDOMAIN")
+        r = self.ask(ZONE, "DNSKEY", "NOERROR")
         assert any(rr.rdtype == dns.rdatatype.DNSKEY for rr in r.answer)
-        if added:
-            ask(added[-1], "DS", "NOERROR")
+        if self.added:
+            self.ask(self.added[-1], "DS", "NOERROR")
+        return view
+
+    def restart_killed(self):
+        """SIGKILL, start again: the key state and the roll are as before."""
+        before = (zsk_rows(self.pg), generated_zsks(self.c.zd), roll_view(self.c.zd))
+        self.c.zd.kill9()
+        self.c.zd.start()
+        self.wait_checked("zonedistd back")
+        after = roll_view(self.c.zd)
+        assert (after["active"], after["other"]) == (before[2]["active"], before[2]["other"])
+        assert zsk_rows(self.pg) == before[0], "a restart changed the key state"
+
+    def done(self):
+        assert not self.ub.validation_failures(), self.ub.validation_failures()
+
+
+def test_zsk_rolls_on_a_simulated_clock_with_no_bogus_answer(pg, spawn, softhsm, unbound_factory,
+                                                             tmp_path):
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path)
+    states, killed = [], []
+    view = sim.tick(advance=False)
+    while sim.tick_n < TICKS:
+        view = sim.tick()
         state = (view["active"], view["other"] and view["other"]["state"])
         states.append(state)
         # SIGKILL in the middle of the second roll: once published, once retired
         actives = len({s[0] for s in states})
         if (state[1], actives) in (("published", 2), ("retired", 3)) and state[1] not in killed:
             killed.append(state[1])
-            before = (zsk_rows(pg), generated_zsks(c.zd))
-            c.zd.kill9()
-            c.zd.start()
-            wait_until(lambda: roll_view(c.zd)["checked_at"] >= clock.now, 60,
-                       "zonedistd back")
-            after = roll_view(c.zd)
-            assert (after["active"], after["other"] and after["other"]["state"]) == state
-            assert zsk_rows(pg) == before[0], "a restart changed the key state"
+            sim.restart_killed()
     assert killed == ["published", "retired"], (killed, states)
-    assert not ub.validation_failures(), ub.validation_failures()
+    sim.done()
 
     # Each step at the first tick on or after its earliest time.
     rows = zsk_rows(pg)
     assert len(rows) == 3, rows
     assert [r["state"] for r in rows] == ["removed", "removed", "active"], rows
-    assert generated_zsks(c.zd) == 3, "a ZSK was generated twice"
+    assert generated_zsks(sim.c.zd) == 3, "a ZSK was generated twice"
     for old, new in zip(rows, rows[1:]):
         within_tick(new["published"], old["active"] + LIFETIME - IPUB, f"ZSK {new['tag']} publish")
         within_tick(new["active"], max(new["published"] + IPUB, old["active"] + LIFETIME),
@@ -190,4 +223,61 @@ def test_zsk_rolls_on_a_simulated_clock_with_no_bogus_answer(pg, spawn, softhsm,
         assert old["retired"] == new["active"], (old, new)
         within_tick(old["removed"], old["retired"] + IRET, f"ZSK {old['tag']} remove")
     assert rows[-1]["active"] - rows[0]["active"] >= 2 * LIFETIME
-    assert len(verified) >= TICKS
+    assert len(sim.verified) >= TICKS
+
+
+def test_a_compromised_zsk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, unbound_factory,
+                                                           tmp_path):
+    """One call starts the replacement; it completes in Ipub + Iret (rounded
+    up to ticks) with no bogus answer.  The test hook makes the first two
+    keys generated collide with the compromised key's tag: both are refused
+    and a third one is used."""
+    policy = dict(POLICY, keys="{zsk-lifetime: 30d, ksk-lifetime: 365d}")
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy,
+              env={"ZD_TEST_ZSK_TAG_COLLISIONS": "2"})
+    zd = sim.c.zd
+    view = sim.tick()
+    old = view["active"]
+    path = "/api/v1/zones/tld/keys/compromised"
+    r = zd.api_post(path, {"tag": old ^ 1, "by": "test"})
+    assert r[0] == 409, r  # not the active one
+    assert zd.api_post(path, {"tag": old, "by": "test"}, token=None)[0] == 401
+    bad = ctl("key-compromised", ZONE, "65536", "--by", "test", zd=zd)
+    assert bad.returncode == 3 and "TAG" in bad.stderr, bad.stderr
+    p = ctl("--token-file", token_file(zd), "key-compromised", ZONE, old, "--by", "test",
+            "--reason", "leaked backup", zd=zd)
+    assert p.returncode == 0, p.stderr
+    now = sim.clock.now
+    when = [datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+            for t in (now, now + IPUB, now + IPUB + IRET)]
+    lines = p.stdout.splitlines()
+    assert len(lines) == 4 and all(lines[i + 1].strip().startswith(when[i]) for i in range(3)), \
+        (p.stdout, when)
+    assert zd.api_post(path, {"tag": old, "by": "test"})[0] == 409  # reported already
+
+    # published at once: the clock does not move
+    wait_until(lambda: roll_view(zd)["other"] is not None, 30, "the replacement published")
+    view = sim.tick(advance=False)
+    assert view["other"] and view["other"]["state"] == "published", view
+    new = view["other"]["tag"]
+    assert view["compromised_at"] == now, view
+    sim.restart_killed()  # the report and the roll survive SIGKILL
+    assert roll_view(zd)["compromised_at"] == now
+    for _ in range(40):
+        view = sim.tick()
+        if view["other"] is None:
+            break
+    sim.done()
+    rows = {r["tag"]: r for r in zsk_rows(pg)}
+    assert set(rows) == {old, new} and new != old, rows
+    assert rows[old]["state"] == "removed" and rows[new]["state"] == "active", rows
+    assert rows[new]["published"] == now
+    within_tick(rows[new]["active"], now + IPUB, "the replacement's activation")
+    within_tick(rows[old]["removed"], rows[new]["active"] + IRET, "the compromised ZSK's removal")
+    assert rows[old]["removed"] - now < IPUB + IRET + 2 * TICK
+    log = zd.log_text()
+    assert len(re.findall(r"has key tag %d, which a key of the zone has: destroyed" % old,
+                          log)) == 2, log[-3000:]
+    assert "reported compromised by test: leaked backup" in log
+    assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'zsk-compromised'"
+                   ).strip() == "1"
