@@ -193,6 +193,40 @@ config_names(const struct zone *z, ldns_rdf ***out, size_t *n_out)
 	return ZD_OK;
 }
 
+/* The records of one name into the version.  In a signed zone a TTL above
+ * dnssec max-ttl is lowered to it first (counted in z->ttl_capped): the
+ * rollover timing (Iret) and the signature lifetime guard count on no
+ * answer being cached longer. */
+static zd_err
+name_set(struct zone *z, struct store_txn *t, const ldns_rdf *owner, ldns_rr_list *l)
+{
+	if (z->signer != NULL) {
+		uint32_t max = z->cfg->dnssec.max_ttl;
+		for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+			ldns_rr *rr = ldns_rr_list_rr(l, i);
+			if (ldns_rr_ttl(rr) > max) {
+				ldns_rr_set_ttl(rr, max);
+				z->ttl_capped++;
+			}
+		}
+	}
+	return store_txn_name_set(t, owner, l, zone_type_is_managed);
+}
+
+/* Say how many TTLs name_set() lowered since the last time. */
+static void
+ttl_capped_log(struct zone *z, uint32_t serial)
+{
+	if (z->ttl_capped == 0)
+		return;
+	zd_log(ZD_LOG_WARNING, "batch", z->cfg->name,
+	       "%" PRIu64 " records had a TTL above dnssec max-ttl (%" PRIu32
+	       " s) and are served with that TTL from serial %" PRIu32
+	       " on (the key rollover timing assumes no larger TTL)",
+	       z->ttl_capped, z->cfg->dnssec.max_ttl, serial);
+	z->ttl_capped = 0;
+}
+
 /* Make each configured name hold its configured records plus extra's records
  * at that name (registry rows for a configured name, e.g. a nic. host). */
 static zd_err
@@ -213,7 +247,7 @@ config_names_set(struct zone *z, struct store_txn *t, const ldns_rr_list *extra)
 		ldns_rr_list_set_rr_count(l, 0);
 		if ((e = borrow_all(l, z->config_rrs, names[i])) == ZD_OK &&
 		    (e = borrow_all(l, extra, names[i])) == ZD_OK)
-			e = store_txn_name_set(t, names[i], l, zone_type_is_managed);
+			e = name_set(z, t, names[i], l);
 	}
 out:
 	borrowed_list_free(l);
@@ -698,6 +732,7 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	/* Committed: from here nothing may fail (prepared). */
 	uint64_t pub_ms = zd_wallclock_ms();
 	store_txn_publish(t, serial, pub_ms);
+	ttl_capped_log(z, serial);
 	if (first_change_ms == 0 || first_change_ms > pub_ms) /* none, or clocks apart */
 		first_change_ms = pub_ms - (zd_now_ms() - t0);
 	zone_latency_observe(z, pub_ms - first_change_ms);
@@ -770,6 +805,7 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	zd_err e;
 
 	*taken = 0;
+	z->ttl_capped = 0; /* a failed batch's are counted again when it is retried */
 	if (atomic_load(&z->op_held))
 		return ZD_OK; /* an operator's hold: the rows stay queued */
 	/* read before the snapshot begins: it then sees what was asked */
@@ -873,7 +909,7 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		}
 		ldns_rr_list_set_rr_count(l, 0);
 		if ((e = borrow_all(l, rrs, NULL)) != ZD_OK ||
-		    (e = store_txn_name_set(t, owner, l, zone_type_is_managed)) != ZD_OK)
+		    (e = name_set(z, t, owner, l)) != ZD_OK)
 			goto fail;
 	}
 	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
@@ -972,8 +1008,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 			if (zone_name_is_configured(z, ldns_rr_owner(first)))
 				e = clone_all(extra, group);
 			else
-				e = store_txn_name_set(t, ldns_rr_owner(first), group,
-				                       zone_type_is_managed);
+				e = name_set(z, t, ldns_rr_owner(first), group);
 			if (e != ZD_OK)
 				goto fail;
 			i = j;
@@ -1007,6 +1042,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	 * read from the store; a failed commit fails the start-up. */
 	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)
 		goto fail;
+	ttl_capped_log(z, serial);
 	uint64_t version = store_published_get(z->store);
 	if ((e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
 	                                  CHECKPOINT_CHUNK_BYTES, err, errlen)) != ZD_OK)

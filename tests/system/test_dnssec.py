@@ -367,3 +367,30 @@ def test_changing_the_chain_of_a_signed_zone_is_refused(pg, spawn, softhsm):
     with pytest.raises(RuntimeError):
         c.zd.start(deadline=5)
     assert "another denial chain" in log_text(c)
+
+
+def test_ttls_above_max_ttl_are_capped_in_a_signed_zone(pg, spawn, softhsm):
+    """The rollover timing (Iret) and the signature lifetime guard assume no
+    answer is cached longer than dnssec max-ttl: a registry TTL above it is
+    served as max-ttl, and the log says so."""
+    c = signed_chain(pg, spawn, softhsm, policy={"max-ttl": "1d"}, n=0)
+    c.registry.set_zone(ZONE, ns_ttl=3 * 86400, ds_ttl=3600)
+    c.registry.bulk_fill(ZONE, 20, seed=3, ds_fraction=0.5, triggers=False)
+    c.start()
+    c.settle()
+    c.registry.add_host("ns1.extern.example.", ())
+    c.registry.add_domain("late.tld.", ns=["ns1.extern.example."], ds=[(9, 13, 2, "34" * 32)])
+    c.settle()
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    ttls = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) > 4 and f[0] != ZONE:
+            ttls.setdefault(f[3], set()).add(int(f[1]))
+    assert ttls["NS"] == {86400} and ttls["DS"] == {3600}, ttls
+    assert max(max(v) for v in ttls.values()) <= 86400, ttls
+    ok, out = dnssec.ldns_verify_zone(text, ZONE)
+    assert ok, out
+    log = log_text(c)
+    assert re.search(r"\d+ records had a TTL above dnssec max-ttl \(86400 s\)", log), log[-2000:]
+    assert "late.tld." in text
