@@ -1640,9 +1640,25 @@ zone_status_json(struct api *a, struct zone_api *za)
 		uint16_t ksk, zsk;
 		uint8_t alg;
 		signer_keys_get(z->signer, &ksk, &zsk, &alg);
-		json_object_set_new(o, "keys",
-		                    json_pack("{s:i,s:i,s:i}", "algorithm", alg, "ksk_tag", ksk,
-		                              "zsk_tag", zsk));
+		json_t *k = json_pack("{s:i,s:i,s:i}", "algorithm", alg, "ksk_tag", ksk, "zsk_tag",
+		                      zsk);
+		if (k != NULL && z->roll != NULL) {
+			/* the ZSK rollover, on the DNSSEC clock */
+			struct keyroll_view rv;
+			keyroll_view_get(z->roll, &rv);
+			json_object_set_new(k, "clock", json_integer((json_int_t)zd_clock_s()));
+			if (rv.extra != 0)
+				json_object_set_new(
+				        k, "zsk_other",
+				        json_pack("{s:i,s:s}", "tag", rv.extra_tag, "state",
+				                  rv.extra == 1 ? "published" : "retired"));
+			if (rv.due != KEYROLL_NONE)
+				json_object_set_new(k, "zsk_next",
+				                    json_pack("{s:s,s:I}", "step",
+				                              keyroll_step_name(rv.due), "at",
+				                              (json_int_t)rv.due_at));
+		}
+		json_object_set_new(o, "keys", k);
 	}
 	json_object_set_new(o, "signature_headroom", headroom_json(za));
 	json_t *arr = json_array();

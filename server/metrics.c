@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/keyroll.h"
 #include "server/signer.h"
 #include "server/store.h"
 
@@ -181,6 +182,41 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 		    "zonedist_dnssec_key{zone=\"%s\",role=\"zsk\",tag=\"%u\",algorithm=\"%u\","
 		    "state=\"active\"} 1\n",
 		    zl[i], zsk, alg);
+		struct keyroll_view rv;
+		if (zs[i].z->roll != NULL) {
+			keyroll_view_get(zs[i].z->roll, &rv);
+			if (rv.extra != 0)
+				put(out,
+				    "zonedist_dnssec_key{zone=\"%s\",role=\"zsk\",tag=\"%u\","
+				    "algorithm=\"%u\",state=\"%s\"} 1\n",
+				    zl[i], rv.extra_tag, alg,
+				    rv.extra == 1 ? "published" : "retired");
+		}
+	}
+
+	head(out, "zonedist_zsk_roll_next_step_timestamp_seconds", "gauge",
+	     "when the ZSK rollover's next step is due (Unix seconds, DNSSEC clock), by step");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		if (rv.due != KEYROLL_NONE)
+			put(out,
+			    "zonedist_zsk_roll_next_step_timestamp_seconds{zone=\"%s\",step=\"%s\"}"
+			    " "
+			    "%" PRIu64 "\n",
+			    zl[i], keyroll_step_name(rv.due), rv.due_at);
+	}
+	head(out, "zonedist_zsk_roll_steps_total", "counter",
+	     "ZSK rollover steps (publish, activate, remove) made since the start");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		put(out, "zonedist_zsk_roll_steps_total{zone=\"%s\"} %" PRIu64 "\n", zl[i],
+		    rv.steps);
 	}
 
 	head(out, "zonedist_transfers_total", "counter",

@@ -203,6 +203,9 @@ signatures_bar(const json_t *z, const struct zd_alarm_config *th, struct bar *x)
 	}
 }
 
+/* A rollover step this long past due was not made at the batches since. */
+#define ZSK_STEP_OVERDUE_S 3600
+
 static void
 keys_bar(const json_t *z, struct bar *x)
 {
@@ -216,11 +219,40 @@ keys_bar(const json_t *z, struct bar *x)
 		set(x, "grey", "unknown");
 		snprintf(x->why, sizeof x->why, "the signer did not report its keys");
 	} else {
+		const json_t *other = json_object_get(k, "zsk_other");
+		const json_t *next = json_object_get(k, "zsk_next");
+		json_int_t otag = 0, at = 0, now = 0;
+		const char *ostate = json_string_value(json_object_get(other, "state"));
+		const char *step = json_string_value(json_object_get(next, "step"));
+		int rolling = num(other, "tag", &otag) && ostate != NULL;
 		set(x, "green",
 		    "alg %" JSON_INTEGER_FORMAT ", KSK %" JSON_INTEGER_FORMAT
 		    ", ZSK %" JSON_INTEGER_FORMAT,
 		    alg, ksk, zsk);
-		snprintf(x->why, sizeof x->why, "active keys; no rollover in progress");
+		if (rolling) {
+			size_t n = strlen(x->label);
+			snprintf(x->label + n, sizeof x->label - n,
+			         " (ZSK %" JSON_INTEGER_FORMAT " %s)", otag, ostate);
+		}
+		if (step != NULL && num(next, "at", &at) && num(k, "clock", &now)) {
+			char d[64];
+			duration(at > now ? at - now : now - at, d, sizeof d);
+			if (now > at + ZSK_STEP_OVERDUE_S) {
+				x->color = "yellow";
+				snprintf(
+				        x->why, sizeof x->why,
+				        "the ZSK rollover's %s step is overdue by %s: it cannot be "
+				        "made (the log says why)",
+				        step, d);
+			} else {
+				snprintf(x->why, sizeof x->why,
+				         "%s; ZSK rollover: next step %s %s %s",
+				         rolling ? "ZSK rollover in progress" : "active keys", step,
+				         at > now ? "in" : "due since", d);
+			}
+		} else {
+			snprintf(x->why, sizeof x->why, "active keys; no rollover scheduled");
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ zonedistd, PostgreSQL, SoftHSMv2, NSD, Unbound."""
 import os
 import re
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 import dns.dnssec
@@ -210,6 +211,13 @@ def test_zsk_rolls_on_a_simulated_clock_with_no_bogus_answer(pg, spawn, softhsm,
             sim.restart_killed()
     assert killed == ["published", "retired"], (killed, states)
     sim.done()
+    # the metrics say what the API says
+    metrics = urllib.request.urlopen(sim.c.zd.api_url + "/metrics", timeout=10).read().decode()
+    view = roll_view(sim.c.zd)
+    assert (f'zonedist_zsk_roll_next_step_timestamp_seconds{{zone="tld.",step='
+            f'"{view["next_step"]}"}} {view["next_at"]}') in metrics, metrics
+    assert f'role="zsk",tag="{view["active"]}"' in metrics
+    assert re.search(r'zonedist_zsk_roll_steps_total\{zone="tld\."\} [1-9]', metrics), metrics
 
     # Each step at the first tick on or after its earliest time.
     rows = zsk_rows(pg)

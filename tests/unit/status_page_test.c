@@ -122,6 +122,26 @@ healthy_signed_zone_is_green(void **state)
 	free(p);
 }
 
+#define ROLL_DOC(clock)                                                                            \
+	"{\"zones\": [{\"zone\": \"tld.\", \"signed\": true, \"keys\": {\"algorithm\": 13,"        \
+	" \"ksk_tag\": 1, \"zsk_tag\": 2, \"clock\": " clock ", \"zsk_other\": {\"tag\": 3,"       \
+	" \"state\": \"published\"}, \"zsk_next\": {\"step\": \"activate\", \"at\": 100000}}}]}"
+
+static void
+zsk_rollover_shows_on_the_keys_bar(void **state)
+{
+	(void)state;
+	char *p = render(ROLL_DOC("90000")); /* due in the future */
+	expect(p, (const struct want[]){{"keys", NULL, "green"}, {NULL, NULL, NULL}});
+	assert_non_null(strstr(p, "ZSK 3 published"));
+	assert_non_null(strstr(p, "next step activate in"));
+	free(p);
+	p = render(ROLL_DOC("103601")); /* not made an hour after it was due */
+	expect(p, (const struct want[]){{"keys", NULL, "yellow"}, {NULL, NULL, NULL}});
+	assert_non_null(strstr(p, "activate step is overdue"));
+	free(p);
+}
+
 static void
 thresholds_and_failures_colour_the_bars(void **state)
 {
@@ -196,6 +216,7 @@ main(void)
 	        cmocka_unit_test(any_shape_gives_a_whole_page),
 	        cmocka_unit_test(healthy_signed_zone_is_green),
 	        cmocka_unit_test(thresholds_and_failures_colour_the_bars),
+	        cmocka_unit_test(zsk_rollover_shows_on_the_keys_bar),
 	        cmocka_unit_test(every_string_is_escaped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
