@@ -569,7 +569,8 @@ dnssec_defaults(struct zd_dnssec_config *d)
 	                 .ds_ttl = 86400,
 	                 .registration_delay = 86400,
 	                 .publish_safety = 3600,
-	                 .retire_safety = 3600},
+	                 .retire_safety = 3600,
+	                 .parent_poll_interval = 3600},
 	};
 }
 
@@ -603,6 +604,39 @@ keys_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	};
 	char what[64];
 
+	if (strcmp(k, "parent-servers") == 0) {
+		yaml_node_t **items = NULL;
+		size_t n = 0;
+		zd_err e = seq_items(c, v, "dnssec keys parent-servers", ZD_PARENT_SERVERS_MAX,
+		                     &items, &n);
+		if (e != ZD_OK)
+			return e;
+		if (kp->parent != NULL) {
+			free(items);
+			return fail(c, v, "dnssec keys parent-servers is given twice");
+		}
+		kp->parent = calloc(n ? n : 1, sizeof *kp->parent);
+		if (kp->parent == NULL) {
+			free(items);
+			return ZD_ENOMEM;
+		}
+		for (size_t i = 0; i < n && e == ZD_OK; i++) {
+			struct zd_peer *p = &kp->parent[i];
+			const char *a = scalar(items[i]);
+			kp->n_parent++;
+			if (a == NULL || zd_parse_sockaddr(a, 53, &p->addr, &p->addrlen) != ZD_OK)
+				e = fail(c, items[i],
+				         "a parent server must be an IP address with optional "
+				         "@port");
+			else
+				e = get_string(c, items[i], "parent server", &p->text);
+		}
+		free(items);
+		return e;
+	}
+	if (strcmp(k, "parent-poll-interval") == 0)
+		return get_duration(c, v, "dnssec keys parent-poll-interval", 1, 86400,
+		                    &kp->parent_poll_interval);
 	if (strcmp(k, "zsk-lifetime") == 0)
 		return get_lifetime(c, v, "dnssec keys zsk-lifetime", &kp->zsk_lifetime);
 	if (strcmp(k, "ksk-lifetime") == 0)
@@ -1249,6 +1283,9 @@ zd_config_free(struct zd_config *c)
 			free(z->notify[j].key);
 		}
 		free(z->notify);
+		for (size_t j = 0; j < z->dnssec.keys.n_parent; j++)
+			free(z->dnssec.keys.parent[j].text);
+		free(z->dnssec.keys.parent);
 		for (size_t j = 0; j < z->n_acl; j++) {
 			free(z->acl[j].text);
 			free(z->acl[j].key);

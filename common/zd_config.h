@@ -23,6 +23,8 @@ struct zd_tsig_key {
 	char *secret;    /* base64; read from secret-file when given */
 };
 
+#define ZD_PARENT_SERVERS_MAX 16
+
 struct zd_peer {
 	char *text; /* as written, for logs */
 	struct sockaddr_storage addr;
@@ -76,6 +78,12 @@ struct zd_dnssec_config {
 		uint32_t registration_delay;       /* Dreg expected for the plan; default 1 day */
 		uint32_t publish_safety;           /* added to Ipub; default 1 hour */
 		uint32_t retire_safety;            /* added to Iret; default 1 hour */
+		/* The parent's name servers, asked for the zone's DS RRset every
+		 * parent_poll_interval (seconds; default 1 hour) by
+		 * server/probe.c; none: not asked. */
+		struct zd_peer *parent;
+		size_t n_parent;
+		uint32_t parent_poll_interval;
 	} keys;
 };
 

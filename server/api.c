@@ -1660,6 +1660,16 @@ zone_status_json(struct api *a, struct zone_api *za)
 		}
 		json_object_set_new(o, "keys", k);
 	}
+	struct probe_parent pp;
+	if (probe_parent_get(a->probe, (size_t)(za - a->zones), &pp) == ZD_OK)
+		json_object_set_new(o, "parent_ds",
+		                    json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:s}", "state",
+		                              probe_parent_state_name(pp.state), "ksk_tag",
+		                              pp.ksk_tag, "servers", (json_int_t)pp.servers,
+		                              "answered", (json_int_t)pp.answered, "ds_records",
+		                              (json_int_t)pp.ds_count, "checked_ms",
+		                              (json_int_t)pp.checked_ms, "since_ms",
+		                              (json_int_t)pp.since_ms, "error", pp.error));
 	json_object_set_new(o, "signature_headroom", headroom_json(za));
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -1708,6 +1718,7 @@ metrics_answer(struct api *a, struct evhttp_request *req)
 			(void)probe_get(a->probe, i, k, &ps[k]);
 		m->probes = ps;
 		m->n_probes = ps ? np : 0;
+		m->parent_known = probe_parent_get(a->probe, i, &m->parent) == ZD_OK;
 		m->headroom_known = za->z->signer != NULL && za->headroom_known;
 		if (m->headroom_known) {
 			m->headroom_s = headroom_s(za);

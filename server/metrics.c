@@ -194,6 +194,14 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 		}
 	}
 
+	head(out, "zonedist_parent_ds", "gauge",
+	     "1 for the state of the zone's DS at its parent servers: match, no-ds, mismatch, "
+	     "unreachable, unknown (docs/KEYS.md)");
+	for (size_t i = 0; i < n; i++)
+		if (zs[i].parent_known)
+			put(out, "zonedist_parent_ds{zone=\"%s\",state=\"%s\"} 1\n", zl[i],
+			    probe_parent_state_name(zs[i].parent.state));
+
 	head(out, "zonedist_zsk_roll_next_step_timestamp_seconds", "gauge",
 	     "when the ZSK rollover's next step is due (Unix seconds, DNSSEC clock), by step");
 	for (size_t i = 0; i < n; i++) {

@@ -29,6 +29,8 @@ struct metrics_zone {
 	size_t n_secs;
 	const struct probe_state *probes; /* per NOTIFY target (cfg->notify order) */
 	size_t n_probes;
+	int parent_known; /* parent servers configured: parent holds their DS check */
+	struct probe_parent parent;
 };
 
 struct metrics_global {

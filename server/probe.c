@@ -9,22 +9,27 @@
 #include <time.h>
 
 #include "common/zd_log.h"
+#include "server/signer.h"
 
 struct probe {
 	const struct zd_config *cfg;
 	struct zone **zones;
 	size_t n_zones;
-	struct probe_state **st; /* [zone][notify target], under mu */
+	struct probe_state **st;     /* [zone][notify target], under mu */
+	struct probe_parent *parent; /* [zone], under mu */
+	ldns_rr **ksk;               /* [zone]: the KSK's DNSKEY, or NULL (unsigned) */
+	uint64_t *parent_next_ms;    /* [zone]: monotonic time of the next DS round */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
 	int running, stop;
 };
 
-/* One SOA query; ZD_OK with *serial, or a reason in why. */
+/* One query for the zone's type over UDP: ZD_OK with the answer *out (its
+ * id checked; the caller frees it), or a reason in why. */
 static zd_err
-ask(const struct zd_zone_config *zc, const struct zd_peer *peer, uint32_t timeout_ms,
-    uint32_t *serial, char *why, size_t whylen)
+query(const struct zd_zone_config *zc, ldns_rr_type type, const struct zd_peer *peer,
+      uint32_t timeout_ms, ldns_pkt **out, char *why, size_t whylen)
 {
 	ldns_pkt *q = NULL, *a = NULL;
 	ldns_buffer *qb = ldns_buffer_new(512);
@@ -32,8 +37,8 @@ ask(const struct zd_zone_config *zc, const struct zd_peer *peer, uint32_t timeou
 	size_t anslen = 0;
 	zd_err e = ZD_EIO;
 
-	if (qb == NULL || ldns_pkt_query_new_frm_str(&q, zc->name, LDNS_RR_TYPE_SOA,
-	                                             LDNS_RR_CLASS_IN, 0) != LDNS_STATUS_OK) {
+	if (qb == NULL ||
+	    ldns_pkt_query_new_frm_str(&q, zc->name, type, LDNS_RR_CLASS_IN, 0) != LDNS_STATUS_OK) {
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
@@ -56,9 +61,41 @@ ask(const struct zd_zone_config *zc, const struct zd_peer *peer, uint32_t timeou
 		snprintf(why, whylen, "the answer has another id");
 		goto out;
 	}
+	if (ldns_pkt_tc(a)) {
+		snprintf(why, whylen, "the answer is truncated");
+		goto out;
+	}
+	*out = a;
+	a = NULL;
+	e = ZD_OK;
+out:
+	ldns_pkt_free(q);
+	ldns_pkt_free(a);
+	if (qb)
+		ldns_buffer_free(qb);
+	LDNS_FREE(ans);
+	return e;
+}
+
+static void
+rcode_why(const ldns_pkt *a, char *why, size_t whylen)
+{
+	ldns_lookup_table *rc = ldns_lookup_by_id(ldns_rcodes, ldns_pkt_get_rcode(a));
+	snprintf(why, whylen, "answered %s", rc ? rc->name : "an error");
+}
+
+/* One SOA query; ZD_OK with *serial, or a reason in why. */
+static zd_err
+ask(const struct zd_zone_config *zc, const struct zd_peer *peer, uint32_t timeout_ms,
+    uint32_t *serial, char *why, size_t whylen)
+{
+	ldns_pkt *a = NULL;
+	zd_err e = query(zc, LDNS_RR_TYPE_SOA, peer, timeout_ms, &a, why, whylen);
+	if (e != ZD_OK)
+		return e;
+	e = ZD_EIO;
 	if (ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR) {
-		ldns_lookup_table *rc = ldns_lookup_by_id(ldns_rcodes, ldns_pkt_get_rcode(a));
-		snprintf(why, whylen, "answered %s", rc ? rc->name : "an error");
+		rcode_why(a, why, whylen);
 		goto out;
 	}
 	ldns_rr_list *an = ldns_pkt_answer(a);
@@ -76,12 +113,122 @@ ask(const struct zd_zone_config *zc, const struct zd_peer *peer, uint32_t timeou
 		snprintf(why, whylen, "the answer has no SOA");
 	}
 out:
-	ldns_pkt_free(q);
 	ldns_pkt_free(a);
-	if (qb)
-		ldns_buffer_free(qb);
-	LDNS_FREE(ans);
 	return e;
+}
+
+const char *
+probe_parent_state_name(enum probe_parent_state s)
+{
+	switch (s) {
+	case PROBE_PARENT_UNKNOWN:
+		return "unknown";
+	case PROBE_PARENT_MATCH:
+		return "match";
+	case PROBE_PARENT_NO_DS:
+		return "no-ds";
+	case PROBE_PARENT_MISMATCH:
+		return "mismatch";
+	case PROBE_PARENT_UNREACHABLE:
+		return "unreachable";
+	}
+	return "?";
+}
+
+/* One parent server's DS RRset for the zone against the KSK: the state it
+ * says (UNREACHABLE: it did not answer usably), *n_ds the DS records. */
+static enum probe_parent_state
+parent_ask(const struct zd_zone_config *zc, const ldns_rr *ksk, const struct zd_peer *peer,
+           uint32_t timeout_ms, size_t *n_ds, char *why, size_t whylen)
+{
+	ldns_pkt *a = NULL;
+	enum probe_parent_state st = PROBE_PARENT_UNREACHABLE;
+	*n_ds = 0;
+	if (query(zc, LDNS_RR_TYPE_DS, peer, timeout_ms, &a, why, whylen) != ZD_OK)
+		return st;
+	if (ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR) {
+		rcode_why(a, why, whylen);
+		goto out;
+	}
+	if (!ldns_pkt_aa(a)) {
+		snprintf(why, whylen, "the answer is not authoritative (not a parent server?)");
+		goto out;
+	}
+	ldns_rdf *owner = ldns_dname_new_frm_str(zc->name);
+	int match = 0;
+	ldns_rr_list *an = ldns_pkt_answer(a);
+	for (size_t i = 0; owner && an && i < ldns_rr_list_rr_count(an); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(an, i);
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_DS ||
+		    ldns_dname_compare(ldns_rr_owner(rr), owner) != 0)
+			continue;
+		(*n_ds)++;
+		match |= ldns_rr_compare_ds(rr, ksk);
+	}
+	ldns_rdf_deep_free(owner);
+	if (*n_ds == 0) {
+		st = PROBE_PARENT_NO_DS;
+		snprintf(why, whylen, "no DS RRset");
+	} else if (!match) {
+		st = PROBE_PARENT_MISMATCH;
+		snprintf(why, whylen, "%zu DS records, none of the KSK (tag %u)", *n_ds,
+		         ldns_calc_keytag(ksk));
+	} else {
+		st = PROBE_PARENT_MATCH;
+	}
+out:
+	ldns_pkt_free(a);
+	return st;
+}
+
+/* Every parent server of zone zi; the worst answer is the zone's state. */
+static void
+parent_round(struct probe *p, size_t zi)
+{
+	const struct zd_zone_config *zc = p->zones[zi]->cfg;
+	const struct zd_key_policy *kp = &zc->dnssec.keys;
+	enum probe_parent_state st = PROBE_PARENT_UNREACHABLE;
+	size_t answered = 0, n_ds = 0;
+	char error[200] = "";
+	static const int rank[] = {
+	        [PROBE_PARENT_UNKNOWN] = 0,  [PROBE_PARENT_UNREACHABLE] = 0,
+	        [PROBE_PARENT_MATCH] = 1,    [PROBE_PARENT_NO_DS] = 2,
+	        [PROBE_PARENT_MISMATCH] = 3,
+	};
+
+	for (size_t k = 0; k < kp->n_parent; k++) {
+		char why[160] = "";
+		size_t n = 0;
+		enum probe_parent_state s =
+		        parent_ask(zc, p->ksk[zi], &kp->parent[k], p->cfg->limits.probe_timeout_ms,
+		                   &n, why, sizeof why);
+		if (s != PROBE_PARENT_UNREACHABLE) {
+			answered++;
+			if (answered == 1 || rank[s] > rank[st]) {
+				st = s;
+				n_ds = n;
+			}
+		}
+		if (s != PROBE_PARENT_MATCH && error[0] == '\0')
+			snprintf(error, sizeof error, "%s: %s", kp->parent[k].text, why);
+	}
+	uint64_t now = zd_wallclock_ms();
+	pthread_mutex_lock(&p->mu);
+	struct probe_parent *pp = &p->parent[zi];
+	enum probe_parent_state was = pp->state;
+	pp->state = st;
+	pp->answered = answered;
+	pp->ds_count = n_ds;
+	pp->checked_ms = now;
+	snprintf(pp->error, sizeof pp->error, "%s", error);
+	if (was != st)
+		pp->since_ms = now;
+	pthread_mutex_unlock(&p->mu);
+	if (was != st)
+		zd_log(st == PROBE_PARENT_MATCH ? ZD_LOG_NOTICE : ZD_LOG_WARNING, "probe", zc->name,
+		       "%sparent DS: %s (%zu of %zu parent servers answered)%s%s",
+		       st == PROBE_PARENT_MISMATCH ? "ALARM: " : "", probe_parent_state_name(st),
+		       answered, kp->n_parent, error[0] ? ": " : "", error);
 }
 
 static void
@@ -142,6 +289,14 @@ loop(void *arg)
 				               why, sizeof why);
 				record(p, zi, k, e, serial, why);
 			}
+			uint64_t mono = zd_now_ms();
+			if (p->ksk[zi] != NULL && zc->dnssec.keys.n_parent > 0 &&
+			    mono >= p->parent_next_ms[zi]) {
+				p->parent_next_ms[zi] =
+				        mono +
+				        (uint64_t)zc->dnssec.keys.parent_poll_interval * 1000;
+				parent_round(p, zi);
+			}
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -171,7 +326,10 @@ probe_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones, stru
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->st = calloc(n_zones ? n_zones : 1, sizeof *p->st);
-	if (p->st == NULL) {
+	p->parent = calloc(n_zones ? n_zones : 1, sizeof *p->parent);
+	p->ksk = calloc(n_zones ? n_zones : 1, sizeof *p->ksk);
+	p->parent_next_ms = calloc(n_zones ? n_zones : 1, sizeof *p->parent_next_ms);
+	if (p->st == NULL || p->parent == NULL || p->ksk == NULL || p->parent_next_ms == NULL) {
 		probe_free(p);
 		return ZD_ENOMEM;
 	}
@@ -181,6 +339,15 @@ probe_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones, stru
 			probe_free(p);
 			return ZD_ENOMEM;
 		}
+		if (zones[i]->signer == NULL || zones[i]->cfg->dnssec.keys.n_parent == 0)
+			continue;
+		/* the KSK is fixed while zonedistd runs: its DNSKEY once, here */
+		if ((p->ksk[i] = signer_ksk_dnskey_get(zones[i]->signer)) == NULL) {
+			probe_free(p);
+			return ZD_ENOMEM;
+		}
+		p->parent[i].servers = zones[i]->cfg->dnssec.keys.n_parent;
+		p->parent[i].ksk_tag = ldns_calc_keytag(p->ksk[i]);
 	}
 	*out = p;
 	return ZD_OK;
@@ -209,7 +376,12 @@ probe_free(struct probe *p)
 	}
 	for (size_t i = 0; p->st && i < p->n_zones; i++)
 		free(p->st[i]);
+	for (size_t i = 0; p->ksk && i < p->n_zones; i++)
+		ldns_rr_free(p->ksk[i]);
 	free(p->st);
+	free(p->parent);
+	free(p->ksk);
+	free(p->parent_next_ms);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
@@ -222,6 +394,17 @@ probe_get(struct probe *p, size_t zi, size_t k, struct probe_state *out)
 		return ZD_ENOTFOUND;
 	pthread_mutex_lock(&p->mu);
 	*out = p->st[zi][k];
+	pthread_mutex_unlock(&p->mu);
+	return ZD_OK;
+}
+
+zd_err
+probe_parent_get(struct probe *p, size_t zi, struct probe_parent *out)
+{
+	if (p == NULL || zi >= p->n_zones || p->ksk[zi] == NULL)
+		return ZD_ENOTFOUND;
+	pthread_mutex_lock(&p->mu);
+	*out = p->parent[zi];
 	pthread_mutex_unlock(&p->mu);
 	return ZD_OK;
 }

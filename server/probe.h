@@ -8,7 +8,8 @@
  * (timeout, an answer that is not the zone's SOA with AA, a REFUSED), and
  * reachable again at the first good answer.  Threads: its own; the getter
  * from any thread.  Limits: one query in flight, timeout
- * limits.probe-timeout-ms. */
+ * limits.probe-timeout-ms.  The same thread asks a signed zone's parent
+ * servers for its DS (probe_parent_get()). */
 #ifndef ZD_PROBE_H
 #define ZD_PROBE_H
 
@@ -42,5 +43,27 @@ void probe_free(struct probe *p); /* stops the thread */
 /* Zone zi's NOTIFY target k (its index in cfg->notify).  ZD_ENOTFOUND out
  * of range. */
 zd_err probe_get(struct probe *p, size_t zi, size_t k, struct probe_state *out);
+
+/* The parent's view of a signed zone (dnssec keys parent-servers): every
+ * parent-poll-interval each parent server is asked for the zone's DS RRset
+ * and it is compared with the zone's KSK (RFC 4509 digests). */
+enum probe_parent_state {
+	PROBE_PARENT_UNKNOWN,     /* not asked yet, or no parent servers configured */
+	PROBE_PARENT_MATCH,       /* every server answering has a DS of the KSK */
+	PROBE_PARENT_NO_DS,       /* a server has no DS: validators see the zone insecure */
+	PROBE_PARENT_MISMATCH,    /* a server's DS RRset matches no KSK: the zone is bogus */
+	PROBE_PARENT_UNREACHABLE, /* no server answered */
+};
+const char *probe_parent_state_name(enum probe_parent_state s);
+struct probe_parent {
+	enum probe_parent_state state;
+	uint16_t ksk_tag;
+	size_t servers, answered; /* configured; answered the last round */
+	size_t ds_count;          /* DS records of the last answer looked at */
+	uint64_t checked_ms, since_ms;
+	char error[200]; /* which server said what, when not a match */
+};
+/* ZD_ENOTFOUND for an unsigned zone or one without parent servers. */
+zd_err probe_parent_get(struct probe *p, size_t zi, struct probe_parent *out);
 
 #endif

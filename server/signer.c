@@ -1411,6 +1411,13 @@ signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t i
 	return n < 16 ? 16 : (size_t)n;
 }
 
+ldns_rr *
+signer_ksk_dnskey_get(const struct signer *sg)
+{
+	ldns_rr *rr = NULL;
+	return dnskey_rr(sg, sg->ksk, HSM_DNSKEY_KSK, &rr) == ZD_OK ? rr : NULL;
+}
+
 void
 signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag, uint8_t *algorithm)
 {

@@ -92,6 +92,9 @@ size_t signer_refresh_step_names(const struct signer *sg, size_t zone_names, uin
 void signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag,
                      uint8_t *algorithm);
 
+/* A new copy of the KSK's DNSKEY RR (the caller frees it), or NULL. */
+ldns_rr *signer_ksk_dnskey_get(const struct signer *sg);
+
 /* ZSK rollover (server/keyroll.c).  A zone's DNSKEY RRset holds its KSK,
  * the ZSK that signs, and at most one other ZSK that signs nothing: the next
  * (pre-published) or the previous (retired) one. */

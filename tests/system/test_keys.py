@@ -4,6 +4,8 @@ gives every coming step at the earliest time RFC 7583 allows.  The times
 are recomputed here from the configured policy and the activation times in
 PostgreSQL, and survive a restart.  Real zonedistd, PostgreSQL, SoftHSMv2."""
 
+import os
+import urllib.request
 from datetime import datetime, timezone
 
 from test_ctl import ctl, ctl_json
@@ -86,3 +88,69 @@ def test_key_state_is_recorded_and_the_plan_follows_rfc7583(pg, spawn, softhsm):
     assert bad.returncode == 3 and "--days" in bad.stderr
     bad = ctl("keys", "list", ZONE, zd=c.zd)
     assert bad.returncode == 3 and "keys plan ZONE" in bad.stderr
+
+
+def test_the_parent_ds_is_checked_against_the_ksk(pg, spawn, softhsm):
+    """zonedistd asks the parent's servers (here a Knot serving the root
+    zone, changed by dynamic update as a registry would) for the zone's DS
+    and says whether it is the KSK's: match, mismatch (bogus: an ALARM),
+    no DS (insecure), unreachable."""
+    import dns.query
+    import dns.update
+
+    from zdtest import dnssec
+    from zdtest.proc import free_port, wait_until
+    from zdtest.servers import Knot
+    port = free_port()
+    c = Chain(pg, spawn, secondaries=(),
+              zonedistd_kw=dict(hsm=softhsm, dnssec={
+                  "keys": f'{{parent-servers: ["127.0.0.1@{port}"], parent-poll-interval: 1s}}'}))
+    c.registry.bulk_fill(ZONE, 20, seed=5, triggers=False)
+    c.start()
+    c.settle()
+
+    def parent():
+        status, d = c.zd.api_get("/api/v1/status")
+        assert status == 200, d
+        return [z for z in d["zones"] if z["zone"] == ZONE][0]["parent_ds"]
+
+    def wait_state(state):
+        wait_until(lambda: parent()["state"] == state, 30, f"parent DS {state} ({parent()})")
+        return parent()
+
+    p = wait_state("unreachable")  # nothing listens there yet
+    assert p["servers"] == 1 and p["answered"] == 0 and f"127.0.0.1@{port}" in p["error"]
+    ds = dnssec.ds_records(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
+    assert len(ds) == 1
+    zonefile = os.path.join(c.zd.dir, "root.zone")
+    with open(zonefile, "w") as f:
+        f.write(". 3600 IN SOA a.root. h.root. 1 3600 600 86400 3600\n"
+                ". 3600 IN NS a.root.\na.root. 3600 IN A 127.0.0.1\n"
+                "tld. 3600 IN NS ns1.tld.\nns1.tld. 3600 IN A 127.0.0.1\n"
+                f"{ds[0]}\n")
+    knot = Knot({".": zonefile}, ddns=True)
+    knot.port = port
+    spawn(knot)
+    p = wait_state("match")
+    assert p["ksk_tag"] == int(ds[0].split()[-4]) and p["ds_records"] == 1, p
+
+    def update(*rdatas):
+        u = dns.update.UpdateMessage(".")
+        u.delete("tld.", "DS")
+        for r in rdatas:
+            u.add("tld.", 3600, "DS", r)
+        r = dns.query.tcp(u, "127.0.0.1", port=port, timeout=5)
+        assert r.rcode() == 0, r
+
+    tag = ds[0].split()[-4]
+    update(f"{int(tag) ^ 1} 13 2 {'ab' * 32}")  # a DS of no key of the zone: bogus
+    p = wait_state("mismatch")
+    assert "none of the KSK" in p["error"], p
+    assert "ALARM: parent DS: mismatch" in c.zd.log_text()
+    metrics = urllib.request.urlopen(c.zd.api_url + "/metrics", timeout=10).read().decode()
+    assert 'zonedist_parent_ds{zone="tld.",state="mismatch"} 1' in metrics
+    update()
+    wait_state("no-ds")
+    update(" ".join(ds[0].split()[-4:]), f"{int(tag) ^ 1} 13 2 {'ab' * 32}")
+    p = wait_state("match")  # the KSK's DS among others
+    assert p["ds_records"] == 2, p
