@@ -63,8 +63,8 @@ struct steps {
 };
 
 __attribute__((format(printf, 6, 7))) static struct zd_key_step *
-emit(struct steps *s, uint64_t at, int ksk, unsigned gen, enum zd_key_event ev,
-     const char *formula_fmt, ...)
+emit(struct steps *s, uint64_t at, int ksk, int gen, enum zd_key_event ev, const char *formula_fmt,
+     ...)
 {
 	if (at < s->from || at >= s->until)
 		return NULL;
@@ -127,9 +127,10 @@ terms_get(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv, s
 	         d->keys.retire_safety);
 }
 
+/* The rolls after the key active since active, numbered from offset + 1. */
 static void
 zsk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
-          const struct terms *t, uint64_t active, struct steps *s)
+          const struct terms *t, uint64_t active, struct steps *s, int offset)
 {
 	uint64_t life = d->keys.zsk_lifetime;
 	const char *ipub = t->ipub, *iret = t->iret;
@@ -139,15 +140,14 @@ zsk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
 		uint64_t act = active + n * life;
 		if (act - iv->ipub >= s->until || s->oom || s->role_n > s->limit)
 			break;
-		why(emit(s, act - iv->ipub, 0, (unsigned)n, ZD_KEY_PUBLISH, "Tact - %s", ipub),
+		int g = (int)n + offset;
+		why(emit(s, act - iv->ipub, 0, g, ZD_KEY_PUBLISH, "Tact - %s", ipub),
 		    "the new DNSKEY must reach every secondary and outlive the cached DNSKEY RRset "
 		    "before anything is signed with it");
-		why(emit(s, act, 0, (unsigned)n, ZD_KEY_ACTIVATE, "Tact(prev) + Lzsk %" PRIu64 " s",
-		         life),
+		why(emit(s, act, 0, g, ZD_KEY_ACTIVATE, "Tact(prev) + Lzsk %" PRIu64 " s", life),
 		    "the lifetime of the previous ZSK; the old ZSK retires (stops signing) now and "
 		    "the zone is re-signed with the new one");
-		why(emit(s, act + iv->iret_z, 0, (unsigned)(n - 1), ZD_KEY_REMOVE, "Tret + %s",
-		         iret),
+		why(emit(s, act + iv->iret_z, 0, g - 1, ZD_KEY_REMOVE, "Tret + %s", iret),
 		    "signatures made by the old ZSK stay in caches for up to TTLsig after every "
 		    "secondary has the new ones");
 	}
@@ -165,18 +165,18 @@ ksk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
 		uint64_t done = active + n * life, pub = done - iv->ksk_roll;
 		if (pub >= s->until || s->oom || s->role_n > s->limit)
 			break;
-		why(emit(s, pub, 1, (unsigned)n, ZD_KEY_PUBLISH,
+		why(emit(s, pub, 1, (int)n, ZD_KEY_PUBLISH,
 		         "Tdone - (Ipub + Dreg + IpubP) = Tdone - %" PRIu64 " s", iv->ksk_roll),
 		    "scheduled so the roll completes when the current KSK's lifetime ends; the "
 		    "DNSKEY RRset is signed by both KSKs from now on");
-		why(emit(s, pub + iv->ipub, 1, (unsigned)n, ZD_KEY_CDS, "Tpub + %s", ipub),
+		why(emit(s, pub + iv->ipub, 1, (int)n, ZD_KEY_CDS, "Tpub + %s", ipub),
 		    "a DS must not reach the parent before the new DNSKEY is in every cache");
-		why(emit(s, pub + iv->ipub + iv->dreg, 1, (unsigned)n, ZD_KEY_DS_SEEN,
+		why(emit(s, pub + iv->ipub + iv->dreg, 1, (int)n, ZD_KEY_DS_SEEN,
 		         "Tcds + Dreg %" PRIu64 " s (expected; waits for the confirmation)",
 		         iv->dreg),
 		    "the parent's registration delay: the roll waits until the DS is confirmed at "
 		    "the parent");
-		why(emit(s, done, 1, (unsigned)n, ZD_KEY_DS_SETTLED, "Tds-seen + %s", ipubp),
+		why(emit(s, done, 1, (int)n, ZD_KEY_DS_SETTLED, "Tds-seen + %s", ipubp),
 		    "resolvers may hold the old DS for up to TTLds after the parent replaced it; "
 		    "then the old KSK is removed");
 	}
@@ -197,12 +197,72 @@ size_t
 zd_key_plan(const struct zd_dnssec_config *d, uint64_t zsk_active, uint64_t ksk_active,
             uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap)
 {
+	struct zd_zsk_now z = {.active = zsk_active};
+	return zd_key_plan_now(d, &z, ksk_active, from, until, out, cap);
+}
+
+/* The roll in progress: its own steps, and the activation time the later
+ * rolls count from (Tact(1) - Lzsk: the plain schedule's base). */
+static uint64_t
+zsk_now_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
+              const struct terms *t, const struct zd_zsk_now *z, struct steps *s)
+{
+	uint64_t life = d->keys.zsk_lifetime, act1 = 0;
+	if (z->retired != 0)
+		why(emit(s, z->retired + iv->iret_z, 0, -1, ZD_KEY_REMOVE, "Tret (on record) + %s",
+		         t->iret),
+		    "signatures made by the retired ZSK stay in caches for up to TTLsig after "
+		    "every "
+		    "secondary has the new ones");
+	if (z->published != 0) {
+		act1 = z->published + iv->ipub;
+		if (z->compromised == 0 && life != 0 && z->active + life > act1)
+			act1 = z->active + life;
+		why(emit(s, act1, 0, 1, ZD_KEY_ACTIVATE,
+		         z->compromised ? "Tpub (on record) + %s"
+		                        : "max(Tpub (on record) + %s, "
+		                          "Tact + Lzsk)",
+		         t->ipub),
+		    "the published ZSK must be in every cache before it signs, and the signing one "
+		    "lives its lifetime unless it is compromised");
+	} else if (z->compromised != 0) {
+		uint64_t pub = z->retired ? z->retired + iv->iret_z : z->compromised;
+		if (pub < z->compromised)
+			pub = z->compromised;
+		act1 = pub + iv->ipub;
+		why(emit(s, pub, 0, 1, ZD_KEY_PUBLISH, "the report (or the retired ZSK's removal)"),
+		    "the compromised ZSK is replaced at once; only two ZSKs are published at a "
+		    "time");
+		why(emit(s, act1, 0, 1, ZD_KEY_ACTIVATE, "Tpub + %s", t->ipub),
+		    "the new ZSK must be in every cache before it signs");
+	}
+	if (act1 == 0)
+		return z->active; /* nothing in progress beyond a removal */
+	if (act1 < s->from)       /* due: the batch makes it at its next look */
+		act1 = s->from;
+	why(emit(s, act1 + iv->iret_z, 0, 0, ZD_KEY_REMOVE, "Tact(1) + %s", t->iret),
+	    "signatures made by the old ZSK stay in caches for up to TTLsig after every "
+	    "secondary has the new ones");
+	/* the later rolls: generation n of the plain schedule is n - 1 after it */
+	return life != 0 && act1 >= life ? act1 : 0;
+}
+
+size_t
+zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk, uint64_t ksk_active,
+                uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap)
+{
 	struct zd_key_intervals iv;
 	struct steps s = {.from = from, .until = until, .limit = cap};
 	struct terms t;
 	zd_key_intervals_get(d, &iv);
 	terms_get(d, &iv, &t);
-	zsk_steps(d, &iv, &t, zsk_active, &s);
+	uint64_t base = zsk_now_steps(d, &iv, &t, zsk, &s);
+	if (base == zsk->active) {
+		zsk_steps(d, &iv, &t, zsk->active, &s, 0);
+	} else if (base != 0) {
+		/* generation 1 is in progress: the plain rolls start from its activation */
+		zsk_steps(d, &iv, &t, base, &s, 1);
+	}
 	s.role_n = 0;
 	ksk_steps(d, &iv, &t, ksk_active, &s);
 	size_t n = s.oom ? SIZE_MAX : s.n;

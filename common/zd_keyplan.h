@@ -45,9 +45,10 @@ enum zd_key_event {
 const char *zd_key_event_name(enum zd_key_event e);
 
 struct zd_key_step {
-	uint64_t at;  /* earliest time, Unix seconds */
-	int ksk;      /* 1: KSK roll, 0: ZSK roll */
-	unsigned gen; /* the key it concerns: 0 the current key, 1 its successor, ... */
+	uint64_t at; /* earliest time, Unix seconds */
+	int ksk;     /* 1: KSK roll, 0: ZSK roll */
+	int gen;     /* the key it concerns: 0 the current key, 1 its successor, ...; -1 the
+	            retired ZSK of a roll in progress */
 	enum zd_key_event event;
 	char formula[160]; /* how at is computed, with the values */
 	char why[200];     /* why it cannot be earlier */
@@ -61,5 +62,22 @@ struct zd_key_step {
  * than cap means the window was cut.  SIZE_MAX when memory ran out. */
 size_t zd_key_plan(const struct zd_dnssec_config *d, uint64_t zsk_active, uint64_t ksk_active,
                    uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap);
+
+/* The ZSK roll as it stands (times on record, Unix seconds; 0: none). */
+struct zd_zsk_now {
+	uint64_t active;      /* the signing ZSK's activation */
+	uint64_t published;   /* the next ZSK's publication, when one is published */
+	uint64_t retired;     /* the previous ZSK's retirement, while it is still published */
+	uint64_t compromised; /* the signing ZSK reported compromised */
+};
+
+/* As zd_key_plan(), from the roll in progress: a published ZSK signs at
+ * max(published + Ipub, active + Lzsk) (published + Ipub when the signing
+ * one is compromised), a retired one leaves at retired + Iret, a
+ * compromised one is replaced at once (after the retired one left), and
+ * the later rolls follow from those times, as server/keyroll.c runs them. */
+size_t zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk,
+                       uint64_t ksk_active, uint64_t from, uint64_t until, struct zd_key_step *out,
+                       size_t cap);
 
 #endif

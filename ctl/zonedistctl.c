@@ -989,9 +989,12 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 	{
 		char b[5][CELL_BYTES];
 		char role[16];
-		snprintf(b[1], CELL_BYTES, "%s #%" JSON_INTEGER_FORMAT,
-		         val(json_object_get(st, "role"), role, sizeof role),
-		         json_integer_value(json_object_get(st, "generation")));
+		json_int_t gen = json_integer_value(json_object_get(st, "generation"));
+		const char *r = val(json_object_get(st, "role"), role, sizeof role);
+		if (gen < 0) /* the retired key of the roll in progress */
+			snprintf(b[1], CELL_BYTES, "%s retired", r);
+		else
+			snprintf(b[1], CELL_BYTES, "%s #%" JSON_INTEGER_FORMAT, r, gen);
 		const char *row[] = {date_text(json_object_get(st, "at"), b[0], CELL_BYTES), b[1],
 		                     val(json_object_get(st, "event"), b[2], CELL_BYTES),
 		                     val(json_object_get(st, "formula"), b[3], CELL_BYTES),

@@ -785,8 +785,14 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	zsk = rv.active;
 	uint64_t now = zd_clock_s();
 	struct zd_key_step *v = calloc(API_KEY_STEPS_MAX, sizeof *v);
-	size_t n = v ? zd_key_plan(d, rv.active_at, za->z->ksk_active_s, now, now + days * 86400, v,
-	                           API_KEY_STEPS_MAX)
+	struct zd_zsk_now zn = {
+	        .active = rv.active_at,
+	        .published = rv.extra == 1 ? rv.extra_at : 0,
+	        .retired = rv.extra == 2 ? rv.extra_at : 0,
+	        .compromised = rv.compromised_at,
+	};
+	size_t n = v ? zd_key_plan_now(d, &zn, za->z->ksk_active_s, now, now + days * 86400, v,
+	                               API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
 	json_t *steps = json_array();
 	if (n == SIZE_MAX || steps == NULL) {

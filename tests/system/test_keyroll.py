@@ -164,6 +164,13 @@ class Sim:
         self.wait_checked()
         serial = c.settle()
         view = roll_view(c.zd)
+        # the plan's next ZSK step is the one the roll will make
+        status, plan = c.zd.api_get("/api/v1/zones/tld/keys?days=40")
+        assert status == 200, plan
+        zsk = [s for s in plan["steps"] if s["role"] == "ZSK"]
+        assert zsk and view["next_at"] > self.clock.now, (view, zsk[:2])
+        assert (zsk[0]["at"], zsk[0]["event"]) == (view["next_at"], view["next_step"]), \
+            (self.tick_n, view, zsk[:3])
         if serial not in self.verified:
             text = dnssec.axfr_text(c.zd.port, ZONE)
             ok, out = dnssec.ldns_verify_zone(text, ZONE, now=self.clock.now)
@@ -204,6 +211,13 @@ def test_zsk_rolls_on_a_simulated_clock_with_no_bogus_answer(pg, spawn, softhsm,
         view = sim.tick()
         state = (view["active"], view["other"] and view["other"]["state"])
         states.append(state)
+        if state[1] == "retired" and len(states) > 1 and states[-2][1] != "retired":
+            # the operator's plan names the retired key's removal first
+            p = ctl("keys", "plan", ZONE, "--days", "2", zd=sim.c.zd)
+            rows = [l for l in p.stdout.splitlines() if l[:4].isdigit()]
+            assert p.returncode == 0 and rows and "ZSK retired" in rows[0] \
+                and "remove" in rows[0], p.stdout
+            assert f"ZSK {view['other']['tag']} retired since" in p.stdout, p.stdout
         # SIGKILL in the middle of the second roll: once published, once retired
         actives = len({s[0] for s in states})
         if (state[1], actives) in (("published", 2), ("retired", 3)) and state[1] not in killed:

@@ -37,7 +37,7 @@ policy(void)
 }
 
 static const struct zd_key_step *
-find(const struct zd_key_step *v, size_t n, int ksk, unsigned gen, enum zd_key_event ev)
+find(const struct zd_key_step *v, size_t n, int ksk, int gen, enum zd_key_event ev)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].ksk == ksk && v[i].gen == gen && v[i].event == ev)
@@ -54,7 +54,7 @@ zsk_prepublication_follows_rfc7583(void **state)
 	size_t n = zd_key_plan(&d, T0, T0, T0, T0 + 95 * DAY, v, 64);
 	uint64_t ipub = HOUR + HOUR + HOUR;        /* Dprp + TTLkey + safety */
 	uint64_t iret = 0 + HOUR + 2 * DAY + HOUR; /* Dsgn + Dprp + TTLsig + safety */
-	for (unsigned g = 1; g <= 3; g++) {
+	for (int g = 1; g <= 3; g++) {
 		uint64_t act = T0 + (uint64_t)g * 30 * DAY;
 		const struct zd_key_step *p = find(v, n, 0, g, ZD_KEY_PUBLISH);
 		const struct zd_key_step *a = find(v, n, 0, g, ZD_KEY_ACTIVATE);
@@ -75,6 +75,57 @@ zsk_prepublication_follows_rfc7583(void **state)
 			assert_true(v[i - 1].at <= v[i].at);
 	}
 	assert_int_equal(n, 9);
+}
+
+/* The roll in progress, as server/keyroll.c runs it: a late publish moves
+ * the activation and every later roll; a retired key leaves Iret after its
+ * retirement; a compromised one is replaced without waiting its lifetime. */
+static void
+zsk_plan_follows_the_roll_in_progress(void **state)
+{
+	(void)state;
+	struct zd_dnssec_config d = policy();
+	d.keys.ksk_lifetime = 0;
+	uint64_t ipub = 3 * HOUR, iret = 2 * DAY + 2 * HOUR, life = 30 * DAY;
+	struct zd_key_step v[32];
+	/* published 2 days late: activation at Tpub + Ipub, not Tact + L */
+	uint64_t late = T0 + life - ipub + 2 * DAY;
+	struct zd_zsk_now z = {.active = T0, .published = late};
+	size_t n = zd_key_plan_now(&d, &z, T0, late, late + 70 * DAY, v, 32);
+	assert_true(n > 0 && n <= 32);
+	const struct zd_key_step *a = find(v, n, 0, 1, ZD_KEY_ACTIVATE);
+	assert_non_null(a);
+	assert_int_equal(a->at, late + ipub);
+	assert_non_null(find(v, n, 0, 0, ZD_KEY_REMOVE));
+	assert_int_equal(find(v, n, 0, 0, ZD_KEY_REMOVE)->at, late + ipub + iret);
+	assert_null(find(v, n, 0, 1, ZD_KEY_PUBLISH)); /* done */
+	assert_non_null(find(v, n, 0, 2, ZD_KEY_ACTIVATE));
+	assert_int_equal(find(v, n, 0, 2, ZD_KEY_ACTIVATE)->at, late + ipub + life);
+	/* on time: activation at Tact + L */
+	z.published = T0 + life - ipub;
+	n = zd_key_plan_now(&d, &z, T0, z.published, z.published + DAY, v, 32);
+	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, T0 + life);
+	/* the previous key retired at T0: it leaves at T0 + Iret */
+	struct zd_zsk_now r = {.active = T0, .retired = T0};
+	n = zd_key_plan_now(&d, &r, T0, T0, T0 + 40 * DAY, v, 32);
+	assert_non_null(find(v, n, 0, -1, ZD_KEY_REMOVE));
+	assert_int_equal(find(v, n, 0, -1, ZD_KEY_REMOVE)->at, T0 + iret);
+	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, T0 + life);
+	/* compromised at C, 5 days in: publish at C, sign at C + Ipub */
+	uint64_t c = T0 + 5 * DAY;
+	struct zd_zsk_now k = {.active = T0, .compromised = c};
+	n = zd_key_plan_now(&d, &k, T0, c, c + 40 * DAY, v, 32);
+	assert_int_equal(find(v, n, 0, 1, ZD_KEY_PUBLISH)->at, c);
+	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, c + ipub);
+	assert_int_equal(find(v, n, 0, 0, ZD_KEY_REMOVE)->at, c + ipub + iret);
+	assert_int_equal(find(v, n, 0, 2, ZD_KEY_ACTIVATE)->at, c + ipub + life);
+	/* and while a retired ZSK is still there, the replacement waits for it */
+	k.retired = T0;
+	n = zd_key_plan_now(&d, &k, T0, c - 4 * DAY, c + 40 * DAY, v, 32);
+	uint64_t pub = T0 + iret > c ? T0 + iret : c;
+	assert_int_equal(find(v, n, 0, 1, ZD_KEY_PUBLISH)->at, pub);
+	for (size_t i = 1; i < n; i++)
+		assert_true(v[i - 1].at <= v[i].at);
 }
 
 static void
@@ -158,6 +209,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(zsk_prepublication_follows_rfc7583),
+	        cmocka_unit_test(zsk_plan_follows_the_roll_in_progress),
 	        cmocka_unit_test(ksk_double_signature_waits_for_ipub_dreg_and_the_ds_ttl),
 	        cmocka_unit_test(window_and_cap_are_honoured),
 	        cmocka_unit_test(config_parses_the_key_policy_and_refuses_short_lifetimes),
