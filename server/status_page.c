@@ -203,6 +203,30 @@ signatures_bar(const json_t *z, const struct zd_alarm_config *th, struct bar *x)
 	}
 }
 
+/* The parent's DS as zonedistd's probe found it (docs/KEYS.md): a DS of no
+ * key makes the zone bogus (red), none makes it insecure (yellow). */
+static void
+parent_ds_mark(const json_t *z, struct bar *x)
+{
+	const json_t *pd = json_object_get(z, "parent_ds");
+	const char *st = json_string_value(json_object_get(pd, "state"));
+	const char *err = json_string_value(json_object_get(pd, "error"));
+	if (st == NULL || strcmp(st, "match") == 0)
+		return;
+	int bad = strcmp(st, "mismatch") == 0, none = strcmp(st, "no-ds") == 0;
+	if (!bad && !none && strcmp(st, "unreachable") != 0)
+		return;
+	size_t n = strlen(x->label);
+	snprintf(x->label + n, sizeof x->label - n, ", parent DS: %s", st);
+	x->color = bad ? "red" : "yellow";
+	snprintf(x->why, sizeof x->why, "%s%s",
+	         bad    ? "the parent's DS RRset has no DS of the KSK: validators find the zone "
+	                  "bogus: "
+	         : none ? "the parent has no DS: validators take the zone as insecure: "
+	                : "no parent server answered the DS query: ",
+	         err ? err : "");
+}
+
 /* A rollover step this long past due was not made at the batches since. */
 #define ZSK_STEP_OVERDUE_S 3600
 
@@ -253,6 +277,7 @@ keys_bar(const json_t *z, struct bar *x)
 		} else {
 			snprintf(x->why, sizeof x->why, "active keys; no rollover scheduled");
 		}
+		parent_ds_mark(z, x);
 	}
 }
 

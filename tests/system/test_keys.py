@@ -149,6 +149,8 @@ def test_the_parent_ds_is_checked_against_the_ksk(pg, spawn, softhsm):
     assert "ALARM: parent DS: mismatch" in c.zd.log_text()
     metrics = urllib.request.urlopen(c.zd.api_url + "/metrics", timeout=10).read().decode()
     assert 'zonedist_parent_ds{zone="tld.",state="mismatch"} 1' in metrics
+    page = urllib.request.urlopen(c.zd.api_url + "/", timeout=10).read().decode()
+    assert "parent DS: mismatch" in page
     update()
     wait_state("no-ds")
     update(" ".join(ds[0].split()[-4:]), f"{int(tag) ^ 1} 13 2 {'ab' * 32}")

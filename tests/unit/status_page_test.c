@@ -136,6 +136,12 @@ zsk_rollover_shows_on_the_keys_bar(void **state)
 	assert_non_null(strstr(p, "ZSK 3 published"));
 	assert_non_null(strstr(p, "next step activate in"));
 	free(p);
+	p = render("{\"zones\": [{\"zone\": \"tld.\", \"signed\": true, \"keys\":"
+	           " {\"algorithm\": 13, \"ksk_tag\": 1, \"zsk_tag\": 2}, \"parent_ds\":"
+	           " {\"state\": \"mismatch\", \"error\": \"192.0.2.1: 1 DS records\"}}]}");
+	expect(p, (const struct want[]){{"keys", NULL, "red"}, {NULL, NULL, NULL}});
+	assert_non_null(strstr(p, "parent DS: mismatch"));
+	free(p);
 	p = render(ROLL_DOC("103601")); /* not made an hour after it was due */
 	expect(p, (const struct want[]){{"keys", NULL, "yellow"}, {NULL, NULL, NULL}});
 	assert_non_null(strstr(p, "activate step is overdue"));
