@@ -40,7 +40,7 @@ struct batch {
 	_Atomic int stop;
 	_Atomic int db_up;
 	int *catch_up;                /* per zone: replay journal rows newer than the store first */
-	int test_lose_commit_outcome; /* test hook (ZD_TEST_LOSE_COMMIT_OUTCOME) */
+	int test_lose_commit_outcome; /* test hook (ZD_TEST_LOSE_COMMIT_OUTCOME): 1, 2 */
 	uint32_t backoff_ms;          /* pause before reconnecting */
 	uint32_t fail_backoff_ms;     /* pause before retrying a failed batch */
 	struct signer_token *tk;      /* borrowed; NULL when no zone signs */
@@ -74,9 +74,11 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 		free(b);
 		return ZD_ENOMEM;
 	}
-	/* Test hook: lose the outcome of the first commit (a test proves the
-	 * journal then decides).  Never set in production configurations. */
-	b->test_lose_commit_outcome = getenv("ZD_TEST_LOSE_COMMIT_OUTCOME") != NULL;
+	/* Test hook: lose the outcome of the first commit, or with "keyroll" of
+	 * the first that makes a key-roll step (a test proves the journal then
+	 * decides).  Never set in production configurations. */
+	const char *lose = getenv("ZD_TEST_LOSE_COMMIT_OUTCOME");
+	b->test_lose_commit_outcome = lose == NULL ? 0 : strcmp(lose, "keyroll") == 0 ? 2 : 1;
 	b->cfg = cfg;
 	b->zones = zones;
 	b->n_zones = n_zones;
@@ -712,7 +714,9 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 	if ((e = store_txn_prepare(*t)) != ZD_OK)
 		goto fail;
 	e = ra_batch_commit(rb);
-	if (e == ZD_OK && b->test_lose_commit_outcome) {
+	if (e == ZD_OK &&
+	    (b->test_lose_commit_outcome == 1 ||
+	     (b->test_lose_commit_outcome == 2 && z->roll != NULL && keyroll_pending(z->roll)))) {
 		/* test hook: the commit went through, but we are told it failed,
 		 * as when the connection breaks after COMMIT was sent */
 		b->test_lose_commit_outcome = 0;
@@ -838,15 +842,9 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			       "%zu version(s) found committed in the journal and published: "
 			       "serial %" PRIu32,
 			       applied, serial);
-			if (z->roll != NULL && keyroll_reload(z->roll, ra_batch_conn_get(rb), err,
-			                                      sizeof err) != ZD_OK) {
-				/* the keys of the journal's versions are unknown here */
-				zd_log(ZD_LOG_ERROR, "batch", zname,
-				       "reading the key state failed, retried: %s", err);
-				b->catch_up[zi] = 1;
-				ra_batch_abort(&rb);
-				return ZD_EDB;
-			}
+			/* the keys of the journal's versions: read below */
+			if (z->roll != NULL)
+				roll_asked = keyroll_reload_ask(z->roll);
 			if (b->published)
 				b->published(b->arg, z);
 		} else {

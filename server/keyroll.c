@@ -442,17 +442,17 @@ keyroll_undo(struct keyroll *r)
 	r->pending = KEYROLL_NONE;
 }
 
-zd_err
+static zd_err
 keyroll_reload(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 {
 	keyroll_undo(r);
 	return load(r, c, err, errlen);
 }
 
-void
+uint64_t
 keyroll_reload_ask(struct keyroll *r)
 {
-	atomic_fetch_add(&r->reload_asked, 1);
+	return atomic_fetch_add(&r->reload_asked, 1) + 1;
 }
 
 uint64_t

@@ -75,15 +75,15 @@ zd_err keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen);
 void keyroll_done(struct keyroll *r);
 /* It did not: the signer's keys are as before keyroll_begin(). */
 void keyroll_undo(struct keyroll *r);
-/* After a version may have committed without our knowing (the journal had
- * it): the state again from zonedist.key on c, in the caller's snapshot. */
-zd_err keyroll_reload(struct keyroll *r, PGconn *c, char *err, size_t errlen);
-
-/* Another thread changed the zone's rows (an operator reported the active
- * ZSK compromised): keyroll_reload_ask() after its commit.  The batch thread
- * reads keyroll_reload_asked() before its snapshot begins, then
- * keyroll_sync() in it reloads when something was asked since the last. */
-void keyroll_reload_ask(struct keyroll *r);
+/* The zone's rows in zonedist.key changed without this roll's knowing:
+ * another thread's commit (an operator reported the active ZSK
+ * compromised) or a version the journal had that we did not know had
+ * committed.  keyroll_reload_ask() after it; it returns the new count.  The
+ * batch thread reads keyroll_reload_asked() before its snapshot begins
+ * (or, for the journal's versions, takes ask's count in that snapshot),
+ * then keyroll_sync() in it reloads when something was asked since the
+ * last reload; one that fails is asked again by the next sync. */
+uint64_t keyroll_reload_ask(struct keyroll *r);
 uint64_t keyroll_reload_asked(const struct keyroll *r);
 zd_err keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, size_t errlen);
 

@@ -303,3 +303,33 @@ def test_a_compromised_zsk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, u
     assert "reported compromised by test: leaked backup" in log
     assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'zsk-compromised'"
                    ).strip() == "1"
+
+
+def test_a_roll_step_whose_commit_outcome_is_lost_is_taken_from_the_journal(
+        pg, spawn, softhsm, unbound_factory, tmp_path):
+    """The test hook makes zonedistd believe the commit of the first key-roll
+    step (the new ZSK's publication) failed after it went through.  The
+    next batch finds that version in the journal and the step in
+    zonedist.key: the roll goes on from there, with the key it published,
+    not with another one, and every serial still validates."""
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path,
+              env={"ZD_TEST_LOSE_COMMIT_OUTCOME": "keyroll"})
+    zd = sim.c.zd
+    view = sim.tick(advance=False)
+    first = view["active"]
+    while view["other"] is None:
+        assert sim.tick_n < 8, "no ZSK published"
+        view = sim.tick()
+    log = zd.log_text()
+    assert "failed or its outcome is unknown" in log and "found committed in the journal" in log
+    new = view["other"]["tag"]
+    assert view["other"]["state"] == "published" and generated_zsks(zd) == 2
+    while view["active"] == first:
+        assert sim.tick_n < 12, "the new ZSK never became active"
+        view = sim.tick()
+    sim.done()
+    assert view["active"] == new and generated_zsks(zd) == 2, view
+    rows = {r["tag"]: r for r in zsk_rows(pg)}
+    assert set(rows) == {first, new} and rows[new]["state"] == "active", rows
+    within_tick(rows[new]["published"], rows[first]["active"] + LIFETIME - IPUB,
+                f"ZSK {new} publish")
