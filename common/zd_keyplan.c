@@ -155,7 +155,7 @@ zsk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
 
 static void
 ksk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
-          const struct terms *t, uint64_t active, struct steps *s)
+          const struct terms *t, uint64_t active, struct steps *s, int offset)
 {
 	uint64_t life = d->keys.ksk_lifetime;
 	const char *ipub = t->ipub, *ipubp = t->ipubp;
@@ -165,18 +165,19 @@ ksk_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *iv,
 		uint64_t done = active + n * life, pub = done - iv->ksk_roll;
 		if (pub >= s->until || s->oom || s->role_n > s->limit)
 			break;
-		why(emit(s, pub, 1, (int)n, ZD_KEY_PUBLISH,
+		int g = (int)n + offset;
+		why(emit(s, pub, 1, g, ZD_KEY_PUBLISH,
 		         "Tdone - (Ipub + Dreg + IpubP) = Tdone - %" PRIu64 " s", iv->ksk_roll),
 		    "scheduled so the roll completes when the current KSK's lifetime ends; the "
 		    "DNSKEY RRset is signed by both KSKs from now on");
-		why(emit(s, pub + iv->ipub, 1, (int)n, ZD_KEY_CDS, "Tpub + %s", ipub),
+		why(emit(s, pub + iv->ipub, 1, g, ZD_KEY_CDS, "Tpub + %s", ipub),
 		    "a DS must not reach the parent before the new DNSKEY is in every cache");
-		why(emit(s, pub + iv->ipub + iv->dreg, 1, (int)n, ZD_KEY_DS_SEEN,
+		why(emit(s, pub + iv->ipub + iv->dreg, 1, g, ZD_KEY_DS_SEEN,
 		         "Tcds + Dreg %" PRIu64 " s (expected; waits for the confirmation)",
 		         iv->dreg),
 		    "the parent's registration delay: the roll waits until the DS is confirmed at "
 		    "the parent");
-		why(emit(s, done, 1, (int)n, ZD_KEY_DS_SETTLED, "Tds-seen + %s", ipubp),
+		why(emit(s, done, 1, g, ZD_KEY_DS_SETTLED, "Tds-seen + %s", ipubp),
 		    "resolvers may hold the old DS for up to TTLds after the parent replaced it; "
 		    "then the old KSK is removed");
 	}
@@ -198,7 +199,8 @@ zd_key_plan(const struct zd_dnssec_config *d, uint64_t zsk_active, uint64_t ksk_
             uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap)
 {
 	struct zd_zsk_now z = {.active = zsk_active};
-	return zd_key_plan_now(d, &z, ksk_active, from, until, out, cap);
+	struct zd_ksk_now k = {.active = ksk_active};
+	return zd_key_plan_now(d, &z, &k, from, until, out, cap);
 }
 
 /* The roll in progress: its own steps, and the activation time the later
@@ -247,9 +249,56 @@ zsk_now_steps(const struct zd_dnssec_config *d, const struct zd_key_intervals *i
 	return life != 0 && act1 >= life ? act1 : 0;
 }
 
+/* The KSK roll in progress: its remaining steps, and the time the next
+ * KSK's lifetime counts from (its expected Tds-settled).  A step already
+ * due (the parent's DS awaited past Dreg) is shown at from: it happens at
+ * the next look. */
+static uint64_t
+ksk_now_steps(const struct zd_key_intervals *iv, const struct terms *t, const struct zd_ksk_now *k,
+              struct steps *s)
+{
+	uint64_t cds = 0, seen = 0;
+	switch (k->stage) {
+	case ZD_KSK_PUBLISHED:
+		cds = k->stage_at + iv->ipub;
+		if (cds < s->from)
+			cds = s->from;
+		why(emit(s, cds, 1, 1, ZD_KEY_CDS, "Tpub (on record) + %s", t->ipub),
+		    "a DS must not reach the parent before the new DNSKEY is in every cache");
+		seen = cds + iv->dreg;
+		break;
+	case ZD_KSK_READY:
+		seen = k->stage_at + iv->dreg;
+		break;
+	case ZD_KSK_SEEN:
+		seen = k->stage_at;
+		break;
+	default:
+		return k->active;
+	}
+	if (k->stage != ZD_KSK_SEEN) {
+		if (seen < s->from)
+			seen = s->from;
+		why(emit(s, seen, 1, 1, ZD_KEY_DS_SEEN,
+		         "Tcds + Dreg %" PRIu64 " s (expected; waits for the confirmation)",
+		         iv->dreg),
+		    "the parent's registration delay: the roll waits until the DS is confirmed at "
+		    "the parent");
+	}
+	uint64_t done = seen + iv->ipub_p;
+	if (done < s->from)
+		done = s->from;
+	why(emit(s, done, 1, 1, ZD_KEY_DS_SETTLED,
+	         k->stage == ZD_KSK_SEEN ? "Tds-seen (on record) + %s" : "Tds-seen + %s", t->ipubp),
+	    "resolvers may hold the old DS for up to TTLds after the parent replaced it; then "
+	    "the old KSK is removed");
+	return done;
+}
+
 size_t
-zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk, uint64_t ksk_active,
-                uint64_t from, uint64_t until, struct zd_key_step *out, size_t cap)
+zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk,
+                const struct zd_ksk_now *ksk, uint64_t from, uint64_t until,
+                struct zd_key_step *out, size_t cap)
 {
 	struct zd_key_intervals iv;
 	struct steps s = {.from = from, .until = until, .limit = cap};
@@ -264,7 +313,8 @@ zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk, 
 		zsk_steps(d, &iv, &t, base, &s, 1);
 	}
 	s.role_n = 0;
-	ksk_steps(d, &iv, &t, ksk_active, &s);
+	uint64_t kbase = ksk_now_steps(&iv, &t, ksk, &s);
+	ksk_steps(d, &iv, &t, kbase, &s, kbase != ksk->active);
 	size_t n = s.oom ? SIZE_MAX : s.n;
 	if (s.n > 1)
 		qsort(s.v, s.n, sizeof *s.v, step_cmp);

@@ -76,8 +76,20 @@ struct zd_zsk_now {
  * one is compromised), a retired one leaves at retired + Iret, a
  * compromised one is replaced at once (after the retired one left), and
  * the later rolls follow from those times, as server/keyroll.c runs them. */
+/* The KSK roll as it stands: the active KSK's activation, and the stage
+ * of the next KSK with the time it entered it. */
+enum zd_ksk_stage { ZD_KSK_NONE, ZD_KSK_PUBLISHED, ZD_KSK_READY, ZD_KSK_SEEN };
+struct zd_ksk_now {
+	uint64_t active;
+	enum zd_ksk_stage stage;
+	uint64_t stage_at;
+};
+
+/* ... and the KSK roll in progress: CDS at Tpub + Ipub, DS seen expected
+ * Dreg after that, settled IpubP after it is seen; the next roll counts its
+ * lifetime from the settling. */
 size_t zd_key_plan_now(const struct zd_dnssec_config *d, const struct zd_zsk_now *zsk,
-                       uint64_t ksk_active, uint64_t from, uint64_t until, struct zd_key_step *out,
-                       size_t cap);
+                       const struct zd_ksk_now *ksk, uint64_t from, uint64_t until,
+                       struct zd_key_step *out, size_t cap);
 
 #endif

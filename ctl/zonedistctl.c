@@ -1012,26 +1012,36 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 	return rc;
 }
 
+/* POST {"tag": TAG, "by", "reason"} to the zone's keys/what; *d the answer. */
+static int
+key_report(struct ctl *x, char **args, const char *cmd, const char *what, json_t **d)
+{
+	char path[PATH_MAX_BYTES];
+	json_t *body = text_body("by", x->by, "reason", x->reason);
+
+	if (body == NULL ||
+	    json_object_set_new(body, "tag", json_integer(strtol(args[1], NULL, 10))) != 0) {
+		json_decref(body);
+		fprintf(stderr, "zonedistctl: %s: --by and --reason must be UTF-8 text\n", cmd);
+		return EXIT_USAGE;
+	}
+	int rc = zone_path(x, path, sizeof path, "/keys/%s", what) != 0
+	                 ? too_long()
+	                 : ask(x, "POST", path, body, d);
+	json_decref(body);
+	return rc;
+}
+
 /* key-compromised ZONE TAG: the active ZSK is replaced as fast as caches
  * allow; prints when each step will happen. */
 static int
 cmd_key_compromised(struct ctl *x, char **args, int n)
 {
-	char path[PATH_MAX_BYTES], b[4][CELL_BYTES];
-	json_t *body = text_body("by", x->by, "reason", x->reason), *d = NULL;
+	char b[4][CELL_BYTES];
+	json_t *d = NULL;
 	(void)n;
 
-	if (body == NULL ||
-	    json_object_set_new(body, "tag", json_integer(strtol(args[1], NULL, 10))) != 0) {
-		json_decref(body);
-		fprintf(stderr, "zonedistctl: key-compromised: --by and --reason must be UTF-8 "
-		                "text\n");
-		return EXIT_USAGE;
-	}
-	int rc = zone_path(x, path, sizeof path, "/keys/compromised") != 0
-	                 ? too_long()
-	                 : ask(x, "POST", path, body, &d);
-	json_decref(body);
+	int rc = key_report(x, args, "key-compromised", "compromised", &d);
 	if (rc || d == NULL)
 		return rc;
 	printf("ZSK %s reported compromised; its replacement:\n",
@@ -1042,6 +1052,26 @@ cmd_key_compromised(struct ctl *x, char **args, int n)
 	       date_text(json_object_get(d, "activate_at"), b[2], CELL_BYTES));
 	printf("  %s  ZSK %s removed (Iret later: its signatures are gone from caches)\n",
 	       date_text(json_object_get(d, "remove_at"), b[3], CELL_BYTES), b[0]);
+	json_decref(d);
+	return 0;
+}
+
+/* ds-seen ZONE TAG: the parent serves the DS of the KSK the roll awaits;
+ * prints when the old KSK goes. */
+static int
+cmd_ds_seen(struct ctl *x, char **args, int n)
+{
+	char b[2][CELL_BYTES];
+	json_t *d = NULL;
+	(void)n;
+
+	int rc = key_report(x, args, "ds-seen", "ds-seen", &d);
+	if (rc || d == NULL)
+		return rc;
+	printf("the parent's DS of KSK %s is confirmed; the old KSK is removed from\n  %s "
+	       "(IpubP later: the old DS is gone from caches)\n",
+	       val(json_object_get(d, "tag"), b[0], CELL_BYTES),
+	       date_text(json_object_get(d, "settle_at"), b[1], CELL_BYTES));
 	json_decref(d);
 	return 0;
 }
@@ -1074,6 +1104,9 @@ static const struct command commands[] = {
         {"key-compromised", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_key_compromised, 1,
          "ZONE TAG --by WHO [--reason WHY]",
          "replace the active ZSK TAG as fast as caches allow; token"},
+        {"ds-seen", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_seen, 1,
+         "ZONE TAG --by WHO [--reason WHY]",
+         "the parent serves the DS of the new KSK TAG (a KSK rollover); token"},
 };
 
 static void
@@ -1159,7 +1192,8 @@ args_check(const struct command *c, char **args, int n)
 			if (zd_parse_u64(args[i], 1, INT64_MAX, &v) != ZD_OK)
 				return command_usage_error(
 				        c, "an ID is a rejected row's id (a number)");
-	if (strcmp(c->name, "key-compromised") == 0 && zd_parse_u64(args[1], 0, 65535, &v) != ZD_OK)
+	if ((strcmp(c->name, "key-compromised") == 0 || strcmp(c->name, "ds-seen") == 0) &&
+	    zd_parse_u64(args[1], 0, 65535, &v) != ZD_OK)
 		return command_usage_error(c, "TAG is a key tag (0..65535)");
 	if (strcmp(c->name, "history") == 0 && args[1][0] == '\0')
 		return command_usage_error(c, "the name is empty");

@@ -100,7 +100,8 @@ enum dbq_kind {
 	DBQ_RETRY,
 	DBQ_HOLD,
 	DBQ_RELEASE,
-	DBQ_COMPROMISED
+	DBQ_COMPROMISED,
+	DBQ_DS_SEEN,
 };
 
 struct dbq {
@@ -112,8 +113,8 @@ struct dbq {
 	char text[300];     /* DBQ_TRACE: the txid; DBQ_HISTORY: the name */
 	char by[128];       /* DBQ_HOLD, DBQ_RELEASE */
 	char why[256];      /* DBQ_HOLD, DBQ_COMPROMISED */
-	uint16_t tag;       /* DBQ_COMPROMISED: the ZSK */
-	uint64_t at;        /* DBQ_COMPROMISED: reported at (DNSSEC clock) */
+	uint16_t tag;       /* DBQ_COMPROMISED: the ZSK; DBQ_DS_SEEN: the KSK */
+	uint64_t at;        /* DBQ_COMPROMISED, DBQ_DS_SEEN: reported at (DNSSEC clock) */
 	uint64_t *versions; /* DBQ_HISTORY, newest first */
 	size_t n_versions;
 	int more;
@@ -778,11 +779,15 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	}
 	uint16_t ksk, zsk;
 	uint8_t alg;
-	signer_keys_get(za->z->signer, &ksk, &zsk, &alg); /* the KSK's is fixed */
-	struct keyroll_view rv = {.active = zsk, .active_at = za->z->zsk_active_s};
+	signer_keys_get(za->z->signer, &ksk, &zsk, &alg);
+	struct keyroll_view rv = {.active = zsk,
+	                          .active_at = za->z->zsk_active_s,
+	                          .ksk = ksk,
+	                          .ksk_at = za->z->ksk_active_s};
 	if (za->z->roll != NULL)
-		keyroll_view_get(za->z->roll, &rv); /* the batch thread moves the ZSK */
+		keyroll_view_get(za->z->roll, &rv); /* the batch thread moves the keys */
 	zsk = rv.active;
+	ksk = rv.ksk;
 	uint64_t now = zd_clock_s();
 	struct zd_key_step *v = calloc(API_KEY_STEPS_MAX, sizeof *v);
 	struct zd_zsk_now zn = {
@@ -791,8 +796,10 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	        .retired = rv.extra == 2 ? rv.extra_at : 0,
 	        .compromised = rv.compromised_at,
 	};
-	size_t n = v ? zd_key_plan_now(d, &zn, za->z->ksk_active_s, now, now + days * 86400, v,
-	                               API_KEY_STEPS_MAX)
+	struct zd_ksk_now kn = {.active = rv.ksk_at,
+	                        .stage = (enum zd_ksk_stage)rv.kstage,
+	                        .stage_at = rv.kstage_at};
+	size_t n = v ? zd_key_plan_now(d, &zn, &kn, now, now + days * 86400, v, API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
 	json_t *steps = json_array();
 	if (n == SIZE_MAX || steps == NULL) {
@@ -819,14 +826,22 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                                  extra_names[rv.extra], "since", (json_int_t)rv.extra_at),
 	        "next_step", keyroll_step_name(rv.due), "next_at", (json_int_t)rv.due_at,
 	        "checked_at", (json_int_t)rv.checked_at, "steps", (json_int_t)rv.steps);
+	static const char *const kstage_names[] = {NULL, "published", "ready", "ds-seen"};
+	json_t *kroll = json_pack(
+	        "{s:i,s:I,s:o,s:s,s:I}", "active", ksk, "active_at", (json_int_t)rv.ksk_at, "other",
+	        rv.kstage == 0
+	                ? json_null()
+	                : json_pack("{s:i,s:s,s:I}", "tag", rv.ksk_next, "state",
+	                            kstage_names[rv.kstage], "since", (json_int_t)rv.kstage_at),
+	        "next_step", keyroll_step_name(rv.kdue), "next_at", (json_int_t)rv.kdue_at);
 	reply_json(req, 200, "OK",
-	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:{s:I,s:I,s:I,s:I,"
-	                     "s:I,s:I,s:I},s:o,s:b}",
+	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:{s:I,s:I,s:I,"
+	                     "s:I,s:I,s:I,s:I},s:o,s:b}",
 	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
-	                     "keys", "role", "KSK", "tag", ksk, "active",
-	                     (json_int_t)za->z->ksk_active_s, "role", "ZSK", "tag", zsk, "active",
-	                     (json_int_t)rv.active_at, "zsk_roll", roll, "intervals",
-	                     "zsk_lifetime", (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                     "keys", "role", "KSK", "tag", ksk, "active", (json_int_t)rv.ksk_at,
+	                     "role", "ZSK", "tag", zsk, "active", (json_int_t)rv.active_at,
+	                     "zsk_roll", roll, "ksk_roll", kroll, "intervals", "zsk_lifetime",
+	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
 	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
 	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
 	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,
@@ -1093,6 +1108,25 @@ compromised_answer(struct dbq *q, PGresult *res)
 	                     (json_int_t)(activate + iv.iret_z)));
 }
 
+/* When the old KSK goes, now that the parent serves the new one's DS. */
+static void
+ds_seen_answer(struct dbq *q, PGresult *res)
+{
+	struct zone *z = q->za->z;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+		reply_error(q->req, 409, "Conflict",
+		            "that KSK is not one whose DS the KSK rollover awaits (its CDS must be "
+		            "published, and its DS not seen already)");
+		return;
+	}
+	struct zd_key_intervals iv;
+	zd_key_intervals_get(&z->cfg->dnssec, &iv);
+	reply_json(q->req, 200, "OK",
+	           json_pack("{s:s,s:i,s:I,s:s,s:I}", "zone", z->cfg->name, "tag", q->tag,
+	                     "seen_at", (json_int_t)q->at, "by", q->by, "settle_at",
+	                     (json_int_t)(q->at + iv.ipub_p)));
+}
+
 static void
 dbq_done(void *arg, PGresult *res, const char *err)
 {
@@ -1110,6 +1144,13 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		keyroll_reload_ask(q->za->z->roll);
 		zd_log(ZD_LOG_WARNING, "api", q->za->z->cfg->name,
 		       "ZSK %u reported compromised by %s%s%s", q->tag, q->by,
+		       q->why[0] ? ": " : "", q->why);
+	}
+	if (res != NULL && q->kind == DBQ_DS_SEEN && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+		keyroll_reload_ask(q->za->z->roll);
+		zd_log(ZD_LOG_NOTICE, "api", q->za->z->cfg->name,
+		       "the parent's DS of KSK %u confirmed by %s%s%s", q->tag, q->by,
 		       q->why[0] ? ": " : "", q->why);
 	}
 	if (res != NULL && (q->kind == DBQ_HOLD || q->kind == DBQ_RELEASE))
@@ -1157,6 +1198,9 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		reply_json(q->req, 200, "OK",
 		           json_pack("{s:s,s:b,s:s}", "zone", q->za->z->cfg->name, "held", 0,
 		                     "released_by", q->by));
+		break;
+	case DBQ_DS_SEEN:
+		ds_seen_answer(q, res);
 		break;
 	case DBQ_COMPROMISED:
 		compromised_answer(q, res);
@@ -1374,9 +1418,11 @@ body_text(struct evhttp_request *req, json_t *o, const char *key, const char *de
 }
 
 /* POST .../keys/compromised {"tag", "by", "reason"}: the active ZSK is
- * compromised; it is replaced as fast as caches allow. */
+ * compromised; it is replaced as fast as caches allow.  POST
+ * .../keys/ds-seen {"tag", "by", "reason"}: the parent serves the DS of the
+ * KSK the roll awaits. */
 static void
-compromised_start(struct api *a, struct evhttp_request *req, struct zone_api *za)
+key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za, enum dbq_kind kind)
 {
 	if (!authorized(a, req))
 		return;
@@ -1387,7 +1433,7 @@ compromised_start(struct api *a, struct evhttp_request *req, struct zone_api *za
 	json_t *body = body_get(req);
 	if (body == NULL)
 		return;
-	struct dbq *q = dbq_new(a, req, za, DBQ_COMPROMISED);
+	struct dbq *q = dbq_new(a, req, za, kind);
 	if (q == NULL) {
 		json_decref(body);
 		return;
@@ -1412,6 +1458,17 @@ compromised_start(struct api *a, struct evhttp_request *req, struct zone_api *za
 	snprintf(tag, sizeof tag, "%u", q->tag);
 	snprintf(at, sizeof at, "%" PRIu64, q->at);
 	const char *params[5] = {za->z->cfg->name, tag, at, q->by, q->why};
+	if (kind == DBQ_DS_SEEN) {
+		dbq_ask(q,
+		        "WITH k AS (UPDATE zonedist.key SET ds_seen = to_timestamp($3) WHERE zone "
+		        "= "
+		        "$1 AND role = 'KSK' AND tag = $2::integer AND state = 'ready' AND ds_seen "
+		        "IS NULL RETURNING 1), a AS (INSERT INTO zonedist.audit (zone, action, by, "
+		        "detail) SELECT $1, 'ds-seen', $4, 'KSK ' || $2 || ': ' || $5 WHERE "
+		        "EXISTS (SELECT 1 FROM k) RETURNING 1) SELECT (SELECT count(*) FROM k)",
+		        5, params);
+		return;
+	}
 	dbq_ask(q,
 	        "WITH k AS (UPDATE zonedist.key SET compromised = to_timestamp($3) WHERE zone = "
 	        "$1 AND role = 'ZSK' AND tag = $2::integer AND state = 'active' AND compromised "
@@ -1865,8 +1922,8 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *res = n_seg >= 2 ? seg[1] : "";
 	int post = n_seg == 2 && (strcmp(res, "hold") == 0 || strcmp(res, "release") == 0);
 	post = post || (n_seg == 3 && strcmp(res, "rejected") == 0 && strcmp(seg[2], "retry") == 0);
-	post = post ||
-	       (n_seg == 3 && strcmp(res, "keys") == 0 && strcmp(seg[2], "compromised") == 0);
+	post = post || (n_seg == 3 && strcmp(res, "keys") == 0 &&
+	                (strcmp(seg[2], "compromised") == 0 || strcmp(seg[2], "ds-seen") == 0));
 	if (n_seg == 3 && !post) {
 		reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
 		return;
@@ -1890,7 +1947,8 @@ on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (post && strcmp(res, "keys") == 0) {
-		compromised_start(a, req, za);
+		key_report_start(a, req, za,
+		                 strcmp(seg[2], "ds-seen") == 0 ? DBQ_DS_SEEN : DBQ_COMPROMISED);
 		return;
 	}
 	if (post) {

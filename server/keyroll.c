@@ -17,6 +17,14 @@
 
 enum extra { EXTRA_NONE, EXTRA_NEXT, EXTRA_OLD };
 
+/* Where the KSK roll is (the key plan's stages): the next KSK published
+ * (it signs the DNSKEY RRset beside the active one), its CDS/CDNSKEY
+ * published (DS submitted), its DS seen at the parent. */
+#define KS_NONE      ZD_KSK_NONE
+#define KS_PUBLISHED ZD_KSK_PUBLISHED
+#define KS_READY     ZD_KSK_READY
+#define KS_SEEN      ZD_KSK_SEEN
+
 struct roll_state {
 	uint16_t active;
 	uint64_t active_at;
@@ -24,6 +32,11 @@ struct roll_state {
 	uint16_t extra_tag;
 	uint64_t extra_at;
 	uint64_t compromised_at; /* the active ZSK's, reported by an operator; 0: none */
+	uint16_t ksk;            /* the active KSK */
+	uint64_t ksk_at;         /* active since */
+	enum zd_ksk_stage kstage;
+	uint16_t ksk_next;
+	uint64_t kstage_at; /* when kstage began */
 };
 
 struct keyroll {
@@ -33,10 +46,14 @@ struct keyroll {
 	pthread_mutex_t mu;    /* st, checked_at, steps: against keyroll_view_get() */
 	struct roll_state st;  /* what is published (or pending) */
 	struct roll_state was; /* before the pending step */
-	uint16_t *tags;        /* every ZSK tag zonedist.key holds: never reused */
+	uint16_t *tags;        /* every tag zonedist.key holds: never reused */
 	size_t n_tags;
 	int has_orphan; /* a ZSK in the token that no row knows: the next publish's */
 	uint16_t orphan;
+	int has_korphan; /* likewise a KSK */
+	uint16_t korphan;
+	ldns_rr *kdnskey[2];          /* under mu: the active KSK's DNSKEY, the next one's */
+	_Atomic uint32_t parent_seen; /* 0x10000 | tag: the parent servers serve its DS */
 	enum keyroll_step pending;
 	uint64_t pending_at;
 	uint64_t checked_at, steps;
@@ -57,16 +74,149 @@ keyroll_step_name(enum keyroll_step s)
 		return "activate";
 	case KEYROLL_REMOVE:
 		return "remove";
+	case KEYROLL_KSK_PUBLISH:
+		return "ksk-publish";
+	case KEYROLL_KSK_CDS:
+		return "cds";
+	case KEYROLL_KSK_DS_SEEN:
+		return "ds-seen";
+	case KEYROLL_KSK_SETTLE:
+		return "ds-settled";
 	}
 	return "?";
+}
+
+static int
+step_is_ksk(enum keyroll_step s)
+{
+	return s >= KEYROLL_KSK_PUBLISH;
+}
+
+/* The KSKs of st in the signer. */
+static zd_err
+ksk_apply(struct keyroll *r, const struct roll_state *st)
+{
+	return signer_ksk_use(r->sg, st->ksk, st->kstage != KS_NONE, st->ksk_next,
+	                      st->kstage >= KS_READY);
 }
 
 static void
 state_set(struct keyroll *r, const struct roll_state *s)
 {
+	/* the KSKs' DNSKEY RRs for the probe thread, made here (the signer is
+	 * the batch thread's) */
+	ldns_rr *k0 = signer_key_dnskey_get(r->sg, SIGNER_KSK, s->ksk);
+	ldns_rr *k1 =
+	        s->kstage != KS_NONE ? signer_key_dnskey_get(r->sg, SIGNER_KSK, s->ksk_next) : NULL;
 	pthread_mutex_lock(&r->mu);
 	r->st = *s;
+	ldns_rr *old0 = r->kdnskey[0], *old1 = r->kdnskey[1];
+	r->kdnskey[0] = k0;
+	r->kdnskey[1] = k1;
 	pthread_mutex_unlock(&r->mu);
+	ldns_rr_free(old0);
+	ldns_rr_free(old1);
+}
+
+/* The token's other keys of role (not keep0, keep1): those the rows say
+ * are removed go; one no row knows is kept for the next publish (a publish
+ * that did not commit made it). */
+static void
+token_sweep(struct keyroll *r, enum signer_role role, const struct keystate_row *rows, size_t n,
+            uint16_t keep0, int has_keep1, uint16_t keep1, int *has_orphan, uint16_t *orphan)
+{
+	const char *zname = r->zc->name, *rn = role == SIGNER_KSK ? "KSK" : "ZSK";
+	uint8_t alg = r->zc->dnssec.algorithm;
+	uint16_t in_token[SIGNER_ZSKS_MAX];
+	size_t nt = signer_key_tags_get(r->sg, role, in_token, SIGNER_ZSKS_MAX);
+	if (nt > SIGNER_ZSKS_MAX)
+		nt = SIGNER_ZSKS_MAX;
+	*has_orphan = 0;
+	for (size_t i = 0; i < nt; i++) {
+		uint16_t t = in_token[i];
+		if (t == keep0 || (has_keep1 && t == keep1))
+			continue;
+		int known = 0;
+		for (size_t j = 0; j < n; j++)
+			known |= rows[j].tag == t && rows[j].algorithm == alg;
+		if (known) {
+			char why[256];
+			if (signer_key_destroy(r->sg, role, t, why, sizeof why) == ZD_OK)
+				zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+				       "%s %u, removed from the zone, deleted from the token", rn,
+				       t);
+			else
+				zd_log(ZD_LOG_WARNING, "keyroll", zname,
+				       "%s %u was removed from the zone but stays in the token: %s",
+				       rn, t, why);
+		} else if (!*has_orphan) {
+			*has_orphan = 1;
+			*orphan = t;
+			zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+			       "%s %u is in the token but not in zonedist.key: the next %s "
+			       "rollover publishes it",
+			       rn, t, rn);
+		}
+	}
+}
+
+/* The KSK rows into st: the active KSK, and the next one of a roll. */
+static zd_err
+ksk_rows(struct keyroll *r, const struct keystate_row *rows, size_t n, struct roll_state *st,
+         char *err, size_t errlen)
+{
+	uint8_t alg = r->zc->dnssec.algorithm;
+	const struct keystate_row *active = NULL, *next = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].algorithm != alg)
+			continue;
+		if (rows[i].state == KEYSTATE_ACTIVE) {
+			if (active != NULL) {
+				snprintf(err, errlen,
+				         "zonedist.key says two KSKs are active (tags %u and %u)",
+				         active->tag, rows[i].tag);
+				return ZD_EDB;
+			}
+			active = &rows[i];
+		} else if (rows[i].state == KEYSTATE_PUBLISHED || rows[i].state == KEYSTATE_READY) {
+			if (next != NULL) {
+				snprintf(err, errlen,
+				         "zonedist.key holds two KSKs beside the active one (tags "
+				         "%u "
+				         "and %u)",
+				         next->tag, rows[i].tag);
+				return ZD_EDB;
+			}
+			next = &rows[i];
+		}
+	}
+	if (active == NULL && next != NULL) {
+		snprintf(err, errlen, "zonedist.key has a published KSK (tag %u) but no active one",
+		         next->tag);
+		return ZD_EDB;
+	}
+	if (active == NULL)
+		return ZD_OK; /* the first start: the signer's KSK, recorded after */
+	st->ksk = active->tag;
+	st->ksk_at = active->active;
+	if (next != NULL) {
+		st->ksk_next = next->tag;
+		st->kstage = next->state == KEYSTATE_PUBLISHED ? KS_PUBLISHED
+		             : next->ds_seen != 0              ? KS_SEEN
+		                                               : KS_READY;
+		st->kstage_at = st->kstage == KS_PUBLISHED ? next->published
+		                : st->kstage == KS_READY   ? next->ready
+		                                           : next->ds_seen;
+	}
+	if (ksk_apply(r, st) != ZD_OK) {
+		snprintf(err, errlen,
+		         "zonedist.key says KSK %u is active%s, but the token has no such %s key "
+		         "labelled '%s KSK...'",
+		         st->ksk, st->kstage != KS_NONE ? " and another is published" : "",
+		         hsm_alg_name(alg), r->zc->name);
+		return ZD_ENOTFOUND;
+	}
+	return ZD_OK;
 }
 
 /* The rows of zonedist.key, applied to the signer. */
@@ -75,18 +225,25 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 {
 	const char *zname = r->zc->name;
 	uint8_t alg = r->zc->dnssec.algorithm;
-	struct keystate_row *rows = NULL;
-	size_t n = 0;
+	struct keystate_row *rows = NULL, *krows = NULL;
+	size_t n = 0, kn = 0;
 	zd_err e;
 
-	if ((e = keystate_zsk_load(c, zname, &rows, &n, err, errlen)) != ZD_OK)
+	if ((e = keystate_load(c, zname, "ZSK", &rows, &n, err, errlen)) != ZD_OK)
 		return e;
-	uint16_t *tags = calloc(n + 1, sizeof *tags);
+	if ((e = keystate_load(c, zname, "KSK", &krows, &kn, err, errlen)) != ZD_OK) {
+		free(rows);
+		return e;
+	}
+	uint16_t *tags = calloc(n + kn + 1, sizeof *tags);
 	if (tags == NULL) {
 		free(rows);
+		free(krows);
 		return ZD_ENOMEM;
 	}
 	const struct keystate_row *active = NULL, *extra = NULL;
+	for (size_t i = 0; i < kn; i++)
+		tags[n + i] = krows[i].tag;
 	for (size_t i = 0; i < n; i++) {
 		tags[i] = rows[i].tag;
 		if (rows[i].algorithm != alg)
@@ -105,8 +262,7 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 			if (extra != NULL) {
 				snprintf(err, errlen,
 				         "zonedist.key holds two ZSKs beside the active one (tags "
-				         "%u "
-				         "and %u)",
+				         "%u and %u)",
 				         extra->tag, rows[i].tag);
 				e = ZD_EDB;
 				goto out;
@@ -117,7 +273,10 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	uint16_t cur_ksk, cur_zsk;
 	uint8_t cur_alg;
 	signer_keys_get(r->sg, &cur_ksk, &cur_zsk, &cur_alg);
-	struct roll_state st = {.active = cur_zsk, .active_at = r->st.active_at};
+	struct roll_state st = {.active = cur_zsk,
+	                        .active_at = r->st.active_at,
+	                        .ksk = cur_ksk,
+	                        .ksk_at = r->st.ksk_at};
 	if (active == NULL && extra != NULL) {
 		snprintf(err, errlen, "zonedist.key has a %s ZSK (tag %u) but no active one",
 		         extra->state == KEYSTATE_PUBLISHED ? "published" : "retired", extra->tag);
@@ -146,48 +305,22 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	/* The token's other ZSKs: removed ones go, one unknown one is kept for
-	 * the next publish (a publish that did not commit made it). */
-	uint16_t in_token[SIGNER_ZSKS_MAX];
-	size_t nt = signer_zsk_tags_get(r->sg, in_token, SIGNER_ZSKS_MAX);
-	if (nt > SIGNER_ZSKS_MAX)
-		nt = SIGNER_ZSKS_MAX;
-	r->has_orphan = 0;
-	for (size_t i = 0; i < nt; i++) {
-		uint16_t t = in_token[i];
-		if (t == st.active || (st.extra != EXTRA_NONE && t == st.extra_tag))
-			continue;
-		int known = 0;
-		for (size_t j = 0; j < n; j++)
-			known |= rows[j].tag == t && rows[j].algorithm == alg;
-		if (known) {
-			char why[256];
-			if (signer_zsk_destroy(r->sg, t, why, sizeof why) == ZD_OK)
-				zd_log(ZD_LOG_NOTICE, "keyroll", zname,
-				       "ZSK %u, removed from the zone, deleted from the token", t);
-			else
-				zd_log(ZD_LOG_WARNING, "keyroll", zname,
-				       "ZSK %u was removed from the zone but stays in the token: "
-				       "%s",
-				       t, why);
-		} else if (!r->has_orphan) {
-			r->has_orphan = 1;
-			r->orphan = t;
-			zd_log(ZD_LOG_NOTICE, "keyroll", zname,
-			       "ZSK %u is in the token but not in zonedist.key: the next ZSK "
-			       "rollover publishes it",
-			       t);
-		}
-	}
+	if ((e = ksk_rows(r, krows, kn, &st, err, errlen)) != ZD_OK)
+		goto out;
+	token_sweep(r, SIGNER_ZSK, rows, n, st.active, st.extra != EXTRA_NONE, st.extra_tag,
+	            &r->has_orphan, &r->orphan);
+	token_sweep(r, SIGNER_KSK, krows, kn, st.ksk, st.kstage != KS_NONE, st.ksk_next,
+	            &r->has_korphan, &r->korphan);
 	free(r->tags);
 	r->tags = tags;
-	r->n_tags = n;
+	r->n_tags = n + kn;
 	tags = NULL;
 	state_set(r, &st);
 	r->was = st;
 out:
 	free(tags);
 	free(rows);
+	free(krows);
 	return e;
 }
 
@@ -217,17 +350,21 @@ keyroll_free(struct keyroll *r)
 	if (r == NULL)
 		return;
 	pthread_mutex_destroy(&r->mu);
+	ldns_rr_free(r->kdnskey[0]);
+	ldns_rr_free(r->kdnskey[1]);
 	free(r->tags);
 	free(r);
 }
 
 void
-keyroll_active_at_set(struct keyroll *r, uint64_t at)
+keyroll_active_at_set(struct keyroll *r, uint64_t ksk_at, uint64_t zsk_at)
 {
 	pthread_mutex_lock(&r->mu);
-	r->st.active_at = at;
+	r->st.active_at = zsk_at;
+	r->st.ksk_at = ksk_at;
 	pthread_mutex_unlock(&r->mu);
-	r->was.active_at = at;
+	r->was.active_at = zsk_at;
+	r->was.ksk_at = ksk_at;
 }
 
 /* The next step of st and its earliest time (RFC 7583 s3.2.1). */
@@ -259,6 +396,41 @@ next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at)
 	return KEYROLL_NONE;
 }
 
+/* The KSK roll's next step of st and its earliest time (RFC 7583 s3.3.2,
+ * docs/KEYS.md); for ds-seen the time the parent is expected to have it. */
+static enum keyroll_step
+ksk_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at)
+{
+	uint64_t life = r->zc->dnssec.keys.ksk_lifetime;
+	*at = 0;
+	switch (st->kstage) {
+	case KS_NONE:
+		if (life == 0 || st->ksk_at == 0)
+			return KEYROLL_NONE; /* no automatic roll */
+		/* so that the roll completes when the lifetime ends */
+		*at = st->ksk_at + (life > r->iv.ksk_roll ? life - r->iv.ksk_roll : 0);
+		return KEYROLL_KSK_PUBLISH;
+	case KS_PUBLISHED:
+		*at = st->kstage_at + r->iv.ipub; /* the new DNSKEY in every cache */
+		return KEYROLL_KSK_CDS;
+	case KS_READY:
+		*at = st->kstage_at + r->iv.dreg; /* expected; made when confirmed */
+		return KEYROLL_KSK_DS_SEEN;
+	case KS_SEEN:
+		*at = st->kstage_at + r->iv.ipub_p; /* the old DS gone from every cache */
+		return KEYROLL_KSK_SETTLE;
+	}
+	return KEYROLL_NONE;
+}
+
+/* The parent servers serve the DS of the KSK st waits for. */
+static int
+ds_confirmed(const struct keyroll *r, const struct roll_state *st)
+{
+	return st->kstage == KS_READY &&
+	       atomic_load(&((struct keyroll *)r)->parent_seen) == (0x10000u | st->ksk_next);
+}
+
 enum keyroll_step
 keyroll_due(const struct keyroll *r, uint64_t now)
 {
@@ -266,7 +438,33 @@ keyroll_due(const struct keyroll *r, uint64_t now)
 	if (r->pending != KEYROLL_NONE)
 		return KEYROLL_NONE;
 	enum keyroll_step s = next_step(r, &r->st, &at);
+	if (s != KEYROLL_NONE && now >= at)
+		return s;
+	s = ksk_next_step(r, &r->st, &at);
+	if (s == KEYROLL_KSK_DS_SEEN)
+		return ds_confirmed(r, &r->st) ? s : KEYROLL_NONE;
 	return s != KEYROLL_NONE && now >= at ? s : KEYROLL_NONE;
+}
+
+void
+keyroll_parent_seen(struct keyroll *r, int seen, uint16_t tag)
+{
+	atomic_store(&r->parent_seen, seen ? 0x10000u | tag : 0);
+}
+
+size_t
+keyroll_ksk_dnskeys_get(const struct keyroll *r, ldns_rr **out, int *next)
+{
+	struct keyroll *m = (struct keyroll *)r; /* the mutex only */
+	size_t n = 0;
+	*next = 0;
+	pthread_mutex_lock(&m->mu);
+	for (int i = 0; i < 2; i++)
+		if (r->kdnskey[i] != NULL && (out[n] = ldns_rr_clone(r->kdnskey[i])) != NULL)
+			n++;
+	*next = r->kdnskey[1] != NULL && r->st.kstage == KS_READY && n == 2;
+	pthread_mutex_unlock(&m->mu);
+	return n;
 }
 
 static void
@@ -277,9 +475,9 @@ fail_log(struct keyroll *r, enum keyroll_step s, const char *why)
 		return;
 	r->fail_logged_ms = now;
 	zd_log(ZD_LOG_ERROR, "keyroll", r->zc->name,
-	       "ALARM: the ZSK rollover's %s step is due but cannot be made (retried at "
+	       "ALARM: the %s rollover's %s step is due but cannot be made (retried at "
 	       "every batch; the zone keeps being published with its current keys): %s",
-	       keyroll_step_name(s), why);
+	       step_is_ksk(s) ? "KSK" : "ZSK", keyroll_step_name(s), why);
 }
 
 zd_err
@@ -304,8 +502,8 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		} else {
 			char suffix[48];
 			snprintf(suffix, sizeof suffix, "%" PRIu64 "-%zu", now, r->n_tags);
-			if ((e = signer_zsk_generate(r->sg, suffix, r->tags, r->n_tags, &tag, err,
-			                             errlen)) != ZD_OK)
+			if ((e = signer_key_generate(r->sg, SIGNER_ZSK, suffix, r->tags, r->n_tags,
+			                             &tag, err, errlen)) != ZD_OK)
 				break;
 			/* until its publish commits, it is the token's unknown key */
 			r->has_orphan = 1;
@@ -330,10 +528,46 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		st.extra_tag = 0;
 		st.extra_at = 0;
 		break;
+	case KEYROLL_KSK_PUBLISH: {
+		uint16_t tag;
+		if (r->has_korphan) {
+			tag = r->korphan;
+		} else {
+			char suffix[48];
+			snprintf(suffix, sizeof suffix, "%" PRIu64 "-%zu", now, r->n_tags);
+			if ((e = signer_key_generate(r->sg, SIGNER_KSK, suffix, r->tags, r->n_tags,
+			                             &tag, err, errlen)) != ZD_OK)
+				break;
+			r->has_korphan = 1; /* until its publish commits */
+			r->korphan = tag;
+		}
+		st.kstage = KS_PUBLISHED;
+		st.ksk_next = tag;
+		st.kstage_at = now;
+		break;
 	}
-	if (e == ZD_OK &&
+	case KEYROLL_KSK_CDS:
+		st.kstage = KS_READY;
+		st.kstage_at = now;
+		break;
+	case KEYROLL_KSK_DS_SEEN:
+		st.kstage = KS_SEEN;
+		st.kstage_at = now;
+		break;
+	case KEYROLL_KSK_SETTLE:
+		st.ksk = r->st.ksk_next;
+		st.ksk_at = now;
+		st.kstage = KS_NONE;
+		st.ksk_next = 0;
+		st.kstage_at = 0;
+		break;
+	}
+	if (e == ZD_OK && !step_is_ksk(s) &&
 	    (e = signer_zsk_use(r->sg, st.active, st.extra != EXTRA_NONE, st.extra_tag)) != ZD_OK)
 		snprintf(err, errlen, "the token has no ZSK %u", st.extra_tag);
+	if (e == ZD_OK && step_is_ksk(s) && (e = ksk_apply(r, &st)) != ZD_OK)
+		snprintf(err, errlen, "the token has no KSK %u",
+		         st.ksk_next ? st.ksk_next : st.ksk);
 	if (e != ZD_OK) {
 		*full = 0;
 		fail_log(r, s, err);
@@ -369,8 +603,42 @@ keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	case KEYROLL_REMOVE:
 		return keystate_zsk_remove(c, zname, alg, r->was.extra_tag, r->pending_at, err,
 		                           errlen);
+	case KEYROLL_KSK_PUBLISH:
+		return keystate_ksk_publish(c, zname, alg, r->st.ksk_next, r->pending_at, err,
+		                            errlen);
+	case KEYROLL_KSK_CDS:
+		return keystate_ksk_cds(c, zname, alg, r->st.ksk_next, r->pending_at, err, errlen);
+	case KEYROLL_KSK_DS_SEEN:
+		return keystate_ksk_ds_seen(c, zname, alg, r->st.ksk_next, r->pending_at, err,
+		                            errlen);
+	case KEYROLL_KSK_SETTLE:
+		return keystate_ksk_settle(c, zname, alg, r->st.ksk, r->was.ksk, r->pending_at, err,
+		                           errlen);
 	}
 	return ZD_EBUG;
+}
+
+/* A key that left the zone leaves the token too. */
+static void
+key_drop(struct keyroll *r, enum signer_role role, uint16_t tag)
+{
+	char why[256];
+	if (signer_key_destroy(r->sg, role, tag, why, sizeof why) != ZD_OK)
+		zd_log(ZD_LOG_WARNING, "keyroll", r->zc->name,
+		       "%s %u left the zone but stays in the token (deleted at the next start): %s",
+		       role == SIGNER_KSK ? "KSK" : "ZSK", tag, why);
+}
+
+/* A published key's tag, avoided by every key generated later. */
+static void
+tag_add(struct keyroll *r, uint16_t tag)
+{
+	uint16_t *v = realloc(r->tags, (r->n_tags + 1) * sizeof *v);
+	if (v == NULL)
+		return; /* only the token's tags are avoided then */
+	v[r->n_tags] = tag;
+	r->tags = v;
+	r->n_tags++;
 }
 
 void
@@ -381,26 +649,21 @@ keyroll_done(struct keyroll *r)
 	enum keyroll_step s = r->pending;
 	if (s == KEYROLL_NONE)
 		return;
-	enum keyroll_step next = next_step(r, &r->st, &at);
+	enum keyroll_step next =
+	        step_is_ksk(s) ? ksk_next_step(r, &r->st, &at) : next_step(r, &r->st, &at);
 	char when[64];
 	zd_time_utc(at, 0, when, sizeof when);
 	switch (s) {
 	case KEYROLL_NONE:
 		break;
-	case KEYROLL_PUBLISH: {
-		uint16_t *v = realloc(r->tags, (r->n_tags + 1) * sizeof *v);
-		if (v != NULL) { /* else only the token's tags are avoided */
-			v[r->n_tags] = r->st.extra_tag;
-			r->tags = v;
-			r->n_tags++;
-		}
+	case KEYROLL_PUBLISH:
+		tag_add(r, r->st.extra_tag);
 		r->has_orphan = 0;
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
 		       "ZSK rollover: ZSK %u published beside ZSK %u; it signs from %s at the "
 		       "earliest (Ipub = %" PRIu64 " s, zsk-lifetime)",
 		       r->st.extra_tag, r->st.active, when, r->iv.ipub);
 		break;
-	}
 	case KEYROLL_ACTIVATE:
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
 		       "ZSK rollover: ZSK %u signs the zone, ZSK %u retired (still published "
@@ -408,17 +671,46 @@ keyroll_done(struct keyroll *r)
 		       r->st.active, r->st.extra_tag, when, r->iv.iret_z);
 		break;
 	case KEYROLL_REMOVE: {
-		char why[256];
 		uint16_t old = r->was.extra_tag;
-		if (signer_zsk_destroy(r->sg, old, why, sizeof why) != ZD_OK)
-			zd_log(ZD_LOG_WARNING, "keyroll", zname,
-			       "ZSK %u left the zone but stays in the token (deleted at the next "
-			       "start): %s",
-			       old, why);
+		key_drop(r, SIGNER_ZSK, old);
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
 		       "ZSK rollover done: ZSK %u removed from the zone and the token; next "
 		       "rollover %s %s",
 		       old, next == KEYROLL_NONE ? "not scheduled" : "publishes at",
+		       next == KEYROLL_NONE ? "" : when);
+		break;
+	}
+	case KEYROLL_KSK_PUBLISH:
+		tag_add(r, r->st.ksk_next);
+		r->has_korphan = 0;
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "KSK rollover: KSK %u published beside KSK %u, both sign the DNSKEY RRset; "
+		       "its CDS/CDNSKEY from %s at the earliest (Ipub = %" PRIu64 " s)",
+		       r->st.ksk_next, r->st.ksk, when, r->iv.ipub);
+		break;
+	case KEYROLL_KSK_CDS:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "KSK rollover: the CDS/CDNSKEY RRsets now describe KSK %u: the parent may "
+		       "replace the DS (%s; expected by %s)",
+		       r->st.ksk_next,
+		       r->zc->dnssec.keys.n_parent > 0
+		               ? "its servers are polled for it"
+		               : "confirm it with zonedistctl ds-seen once the parent serves it",
+		       when);
+		break;
+	case KEYROLL_KSK_DS_SEEN:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "KSK rollover: the parent serves the DS of KSK %u; KSK %u is removed "
+		       "from %s (IpubP = %" PRIu64 " s)",
+		       r->st.ksk_next, r->st.ksk, when, r->iv.ipub_p);
+		break;
+	case KEYROLL_KSK_SETTLE: {
+		uint16_t old = r->was.ksk;
+		key_drop(r, SIGNER_KSK, old);
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "KSK rollover done: KSK %u signs alone, KSK %u removed from the zone and "
+		       "the token; next rollover %s %s",
+		       r->st.ksk, old, next == KEYROLL_NONE ? "not scheduled" : "publishes at",
 		       next == KEYROLL_NONE ? "" : when);
 		break;
 	}
@@ -438,6 +730,7 @@ keyroll_undo(struct keyroll *r)
 		return;
 	/* the keys of r->was are in the token: that is where they came from */
 	(void)signer_zsk_use(r->sg, r->was.active, r->was.extra != EXTRA_NONE, r->was.extra_tag);
+	(void)ksk_apply(r, &r->was);
 	state_set(r, &r->was);
 	r->pending = KEYROLL_NONE;
 }
@@ -508,7 +801,13 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	        .compromised_at = st.compromised_at,
 	        .checked_at = r->checked_at,
 	        .steps = r->steps,
+	        .ksk = st.ksk,
+	        .ksk_at = st.ksk_at,
+	        .kstage = (int)st.kstage,
+	        .ksk_next = st.ksk_next,
+	        .kstage_at = st.kstage_at,
 	};
 	pthread_mutex_unlock(&m->mu);
 	out->due = next_step(r, &st, &out->due_at);
+	out->kdue = ksk_next_step(r, &st, &out->kdue_at);
 }

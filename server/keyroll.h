@@ -1,6 +1,7 @@
-/* server/keyroll.h -- the automatic ZSK rollover of a signed zone: RFC 7583
- * s3.2.1 pre-publication (docs/KEYS.md).  The batch thread asks at every
- * poll whether a step is due on the DNSSEC clock (common/zd_clock.h):
+/* server/keyroll.h -- the automatic key rollovers of a signed zone: RFC 7583
+ * s3.2.1 pre-publication for the ZSK, s3.3.2 double signature for the KSK
+ * (docs/KEYS.md).  The batch thread asks at every poll whether a step is due
+ * on the DNSSEC clock (common/zd_clock.h):
  *
  *   publish   active_at + zsk-lifetime - Ipub: a new ZSK in the DNSKEY RRset
  *   activate  max(published + Ipub, active_at + zsk-lifetime): the new ZSK
@@ -8,6 +9,19 @@
  *             and stays published
  *   remove    retired + Iret: the old ZSK leaves the DNSKEY RRset and the
  *             token
+ *
+ * The KSK's, with Ipub, Dreg and IpubP of common/zd_keyplan.h:
+ *
+ *   ksk-publish  ksk_active_at + ksk-lifetime - (Ipub + Dreg + IpubP): a new
+ *                KSK in the DNSKEY RRset, which both KSKs sign
+ *   cds          published + Ipub: the CDS/CDNSKEY RRsets describe the new
+ *                KSK (published during the roll whatever dnssec cds says);
+ *                the parent may replace the DS
+ *   ds-seen      when every parent server answering serves the new KSK's
+ *                DS (keys parent-servers, polled by server/probe.c), or an
+ *                operator says so (zonedistctl ds-seen)
+ *   ds-settled   ds-seen + IpubP: the old KSK leaves the DNSKEY RRset and
+ *                the token; the new one signs alone
  *
  * An active ZSK reported compromised (zonedist.key.compromised) is replaced
  * as fast as caches allow: publish at once (once a retired ZSK is gone),
@@ -27,6 +41,7 @@
 #ifndef ZD_KEYROLL_H
 #define ZD_KEYROLL_H
 
+#include <ldns/ldns.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -41,6 +56,10 @@ enum keyroll_step {
 	KEYROLL_PUBLISH,
 	KEYROLL_ACTIVATE,
 	KEYROLL_REMOVE,
+	KEYROLL_KSK_PUBLISH,
+	KEYROLL_KSK_CDS,
+	KEYROLL_KSK_DS_SEEN,
+	KEYROLL_KSK_SETTLE,
 };
 
 const char *keyroll_step_name(enum keyroll_step s);
@@ -54,9 +73,19 @@ zd_err keyroll_new(const struct zd_zone_config *zc, struct signer *sg, PGconn *c
                    struct keyroll **out, char *err, size_t errlen);
 void keyroll_free(struct keyroll *r);
 
-/* The active ZSK's activation time on record (keystate_record()), where the
- * schedule starts. */
-void keyroll_active_at_set(struct keyroll *r, uint64_t at);
+/* The active KSK's and ZSK's activation times on record
+ * (keystate_record()), where the schedules start. */
+void keyroll_active_at_set(struct keyroll *r, uint64_t ksk_at, uint64_t zsk_at);
+
+/* The probe thread: whether every parent server that answered serves the
+ * DS of the KSK tagged tag (the one keyroll_ksk_dnskeys_get() said is
+ * awaited).  From any thread. */
+void keyroll_parent_seen(struct keyroll *r, int seen, uint16_t tag);
+/* Copies of the DNSKEY RRs of the published KSKs, the active one first
+ * (out has room for 2; the caller frees them); returns how many.  *next
+ * gets 1 when the second is the one whose DS the roll awaits.  From any
+ * thread. */
+size_t keyroll_ksk_dnskeys_get(const struct keyroll *r, ldns_rr **out, int *next);
 
 /* The step due at now, or KEYROLL_NONE. */
 enum keyroll_step keyroll_due(const struct keyroll *r, uint64_t now);
@@ -102,6 +131,14 @@ struct keyroll_view {
 	uint64_t due_at;         /* its earliest time; 0 without one */
 	uint64_t checked_at;     /* DNSSEC clock of the last look */
 	uint64_t steps;          /* steps made since the start */
+	uint16_t ksk;            /* the active KSK */
+	uint64_t ksk_at;
+	int kstage; /* 0: no KSK roll; 1: next KSK published; 2: its CDS published; 3: its DS
+	               seen at the parent */
+	uint16_t ksk_next;
+	uint64_t kstage_at;     /* when the stage began */
+	enum keyroll_step kdue; /* the KSK roll's next step */
+	uint64_t kdue_at;       /* its earliest (ds-seen: expected) time; 0 without one */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 

@@ -61,6 +61,8 @@ state_parse(const char *s)
 {
 	if (strcmp(s, "published") == 0)
 		return KEYSTATE_PUBLISHED;
+	if (strcmp(s, "ready") == 0)
+		return KEYSTATE_READY;
 	if (strcmp(s, "active") == 0)
 		return KEYSTATE_ACTIVE;
 	if (strcmp(s, "retired") == 0)
@@ -81,31 +83,33 @@ time_get(PGresult *r, int row, int col)
 }
 
 zd_err
-keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_t *n, char *err,
-                  size_t errlen)
+keystate_load(PGconn *c, const char *zone, const char *role, struct keystate_row **rows, size_t *n,
+              char *err, size_t errlen)
 {
-	const char *p[] = {zone};
+	const char *p[] = {zone, role};
 	PGresult *r = PQexecParams(
 	        c,
 	        "SELECT tag, algorithm, state, floor(extract(epoch FROM published))::bigint, "
 	        "floor(extract(epoch FROM active))::bigint, "
 	        "floor(extract(epoch FROM retired))::bigint, "
 	        "floor(extract(epoch FROM removed))::bigint, "
-	        "floor(extract(epoch FROM compromised))::bigint FROM zonedist.key "
-	        "WHERE zone = $1 AND role = 'ZSK' ORDER BY active NULLS LAST, tag LIMIT 4097",
-	        1, NULL, p, NULL, NULL, 0);
+	        "floor(extract(epoch FROM compromised))::bigint, "
+	        "floor(extract(epoch FROM ready))::bigint, "
+	        "floor(extract(epoch FROM ds_seen))::bigint FROM zonedist.key "
+	        "WHERE zone = $1 AND role = $2 ORDER BY active NULLS LAST, tag LIMIT 4097",
+	        2, NULL, p, NULL, NULL, 0);
 	zd_err e = ZD_OK;
 	struct keystate_row *v = NULL;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "reading the ZSKs in zonedist.key: %s",
+		snprintf(err, errlen, "reading the %ss in zonedist.key: %s", role,
 		         PQresultErrorMessage(r));
 		e = ZD_EDB;
 		goto out;
 	}
 	int rn = PQntuples(r);
 	if (rn > KEYSTATE_ROWS_MAX) {
-		snprintf(err, errlen, "zonedist.key holds more than %d ZSKs of the zone",
-		         KEYSTATE_ROWS_MAX);
+		snprintf(err, errlen, "zonedist.key holds more than %d %ss of the zone",
+		         KEYSTATE_ROWS_MAX, role);
 		e = ZD_ELIMIT;
 		goto out;
 	}
@@ -117,7 +121,8 @@ keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_
 		uint64_t tag = 0, alg = 0;
 		if (zd_parse_u64(PQgetvalue(r, i, 0), 0, 65535, &tag) != ZD_OK ||
 		    zd_parse_u64(PQgetvalue(r, i, 1), 0, 255, &alg) != ZD_OK) {
-			snprintf(err, errlen, "zonedist.key: a ZSK row has a bad tag or algorithm");
+			snprintf(err, errlen, "zonedist.key: a %s row has a bad tag or algorithm",
+			         role);
 			e = ZD_EDB;
 			goto out;
 		}
@@ -129,6 +134,8 @@ keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_
 		v[i].retired = time_get(r, i, 5);
 		v[i].removed = time_get(r, i, 6);
 		v[i].compromised = time_get(r, i, 7);
+		v[i].ready = time_get(r, i, 8);
+		v[i].ds_seen = time_get(r, i, 9);
 	}
 	*rows = v;
 	*n = (size_t)rn;
@@ -139,10 +146,10 @@ out:
 	return e;
 }
 
-/* One step of a ZSK: the statement, with $1 zone, $2 algorithm, $3 tag and
+/* One step of a key: the statement, with $1 zone, $2 algorithm, $3 tag and
  * $4 the time, must change exactly one row. */
 static zd_err
-zsk_step(PGconn *c, const char *what, const char *sql, const char *zone, uint8_t algorithm,
+key_step(PGconn *c, const char *what, const char *sql, const char *zone, uint8_t algorithm,
          uint16_t tag, uint64_t at, char *err, size_t errlen)
 {
 	char a[8], t[8], n[24];
@@ -171,7 +178,7 @@ zd_err
 keystate_zsk_publish(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
                      char *err, size_t errlen)
 {
-	return zsk_step(c, "publishing ZSK",
+	return key_step(c, "publishing ZSK",
 	                "INSERT INTO zonedist.key (zone, role, algorithm, tag, state, generated, "
 	                "published) VALUES ($1, 'ZSK', $2, $3, 'published', to_timestamp($4), "
 	                "to_timestamp($4))",
@@ -182,14 +189,14 @@ zd_err
 keystate_zsk_activate(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint16_t old,
                       uint64_t at, char *err, size_t errlen)
 {
-	zd_err e = zsk_step(c, "activating ZSK",
+	zd_err e = key_step(c, "activating ZSK",
 	                    "UPDATE zonedist.key SET state = 'active', ready = to_timestamp($4), "
 	                    "active = to_timestamp($4) WHERE zone = $1 AND role = 'ZSK' AND "
 	                    "algorithm = $2 AND tag = $3 AND state = 'published'",
 	                    zone, algorithm, tag, at, err, errlen);
 	if (e != ZD_OK)
 		return e;
-	return zsk_step(c, "retiring ZSK",
+	return key_step(c, "retiring ZSK",
 	                "UPDATE zonedist.key SET state = 'retired', retired = to_timestamp($4) "
 	                "WHERE zone = $1 AND role = 'ZSK' AND algorithm = $2 AND tag = $3 AND "
 	                "state = 'active'",
@@ -200,9 +207,60 @@ zd_err
 keystate_zsk_remove(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
                     char *err, size_t errlen)
 {
-	return zsk_step(c, "removing ZSK",
+	return key_step(c, "removing ZSK",
 	                "UPDATE zonedist.key SET state = 'removed', removed = to_timestamp($4) "
 	                "WHERE zone = $1 AND role = 'ZSK' AND algorithm = $2 AND tag = $3 AND "
 	                "state = 'retired'",
 	                zone, algorithm, tag, at, err, errlen);
+}
+
+zd_err
+keystate_ksk_publish(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                     char *err, size_t errlen)
+{
+	return key_step(c, "publishing KSK",
+	                "INSERT INTO zonedist.key (zone, role, algorithm, tag, state, generated, "
+	                "published) VALUES ($1, 'KSK', $2, $3, 'published', to_timestamp($4), "
+	                "to_timestamp($4))",
+	                zone, algorithm, tag, at, err, errlen);
+}
+
+zd_err
+keystate_ksk_cds(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                 char *err, size_t errlen)
+{
+	return key_step(c, "publishing the CDS/CDNSKEY of KSK",
+	                "UPDATE zonedist.key SET state = 'ready', ready = to_timestamp($4), "
+	                "ds_submitted = to_timestamp($4) WHERE zone = $1 AND role = 'KSK' AND "
+	                "algorithm = $2 AND tag = $3 AND state = 'published'",
+	                zone, algorithm, tag, at, err, errlen);
+}
+
+zd_err
+keystate_ksk_ds_seen(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                     char *err, size_t errlen)
+{
+	return key_step(c, "recording the parent's DS of KSK",
+	                "UPDATE zonedist.key SET ds_seen = to_timestamp($4) WHERE zone = $1 AND "
+	                "role = 'KSK' AND algorithm = $2 AND tag = $3 AND state = 'ready' AND "
+	                "ds_seen IS NULL",
+	                zone, algorithm, tag, at, err, errlen);
+}
+
+zd_err
+keystate_ksk_settle(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint16_t old,
+                    uint64_t at, char *err, size_t errlen)
+{
+	zd_err e = key_step(c, "activating KSK",
+	                    "UPDATE zonedist.key SET state = 'active', active = to_timestamp($4) "
+	                    "WHERE zone = $1 AND role = 'KSK' AND algorithm = $2 AND tag = $3 AND "
+	                    "state = 'ready' AND ds_seen IS NOT NULL",
+	                    zone, algorithm, tag, at, err, errlen);
+	if (e != ZD_OK)
+		return e;
+	return key_step(c, "removing KSK",
+	                "UPDATE zonedist.key SET state = 'removed', retired = to_timestamp($4), "
+	                "removed = to_timestamp($4), ds_withdrawn = to_timestamp($4) WHERE zone = "
+	                "$1 AND role = 'KSK' AND algorithm = $2 AND tag = $3 AND state = 'active'",
+	                zone, algorithm, old, at, err, errlen);
 }

@@ -23,9 +23,11 @@ zd_err keystate_record(PGconn *c, const char *zone, uint8_t algorithm, uint16_t 
                        uint16_t zsk_tag, uint64_t now, uint64_t *ksk_active, uint64_t *zsk_active,
                        char *err, size_t errlen);
 
-/* One ZSK row of zonedist.key. */
+/* One row of zonedist.key. */
 enum keystate_state {
-	KEYSTATE_PUBLISHED, /* in the DNSKEY RRset, signs nothing yet */
+	KEYSTATE_PUBLISHED, /* in the DNSKEY RRset, signs nothing yet (a KSK: signs the
+	                       DNSKEY RRset beside the active one) */
+	KEYSTATE_READY,     /* a KSK whose CDS/CDNSKEY are published: DS submitted */
 	KEYSTATE_ACTIVE,    /* signs the zone */
 	KEYSTATE_RETIRED,   /* in the DNSKEY RRset, signs nothing any more */
 	KEYSTATE_REMOVED,   /* gone from the DNSKEY RRset */
@@ -37,13 +39,16 @@ struct keystate_row {
 	enum keystate_state state;
 	uint64_t published, active, retired, removed; /* Unix seconds; 0: not yet */
 	uint64_t compromised;                         /* an operator said so at; 0: never */
+	uint64_t ready;                               /* a KSK's CDS published (DS submitted) */
+	uint64_t ds_seen;                             /* a KSK's DS at the parent since */
 };
 #define KEYSTATE_ROWS_MAX 4096
 
-/* The zone's ZSK rows, at most KEYSTATE_ROWS_MAX (ZD_ELIMIT beyond).  On
- * ZD_OK *rows is a new array of *n the caller frees. */
-zd_err keystate_zsk_load(PGconn *c, const char *zone, struct keystate_row **rows, size_t *n,
-                         char *err, size_t errlen);
+/* The zone's rows of role ("ZSK", "KSK"), at most KEYSTATE_ROWS_MAX
+ * (ZD_ELIMIT beyond).  On ZD_OK *rows is a new array of *n the caller
+ * frees. */
+zd_err keystate_load(PGconn *c, const char *zone, const char *role, struct keystate_row **rows,
+                     size_t *n, char *err, size_t errlen);
 
 /* The ZSK roll's steps, each one statement in the caller's transaction
  * (the one that journals the version making the step): tag published at
@@ -56,5 +61,17 @@ zd_err keystate_zsk_activate(PGconn *c, const char *zone, uint8_t algorithm, uin
                              uint16_t old, uint64_t at, char *err, size_t errlen);
 zd_err keystate_zsk_remove(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
                            uint64_t at, char *err, size_t errlen);
+
+/* The double-signature KSK roll's steps, likewise: tag published (it signs
+ * the DNSKEY RRset beside the active KSK); its CDS/CDNSKEY published (ready,
+ * DS submitted); its DS seen at the parent; tag active and old removed. */
+zd_err keystate_ksk_publish(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                            uint64_t at, char *err, size_t errlen);
+zd_err keystate_ksk_cds(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag, uint64_t at,
+                        char *err, size_t errlen);
+zd_err keystate_ksk_ds_seen(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                            uint64_t at, char *err, size_t errlen);
+zd_err keystate_ksk_settle(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
+                           uint16_t old, uint64_t at, char *err, size_t errlen);
 
 #endif

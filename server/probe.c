@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/zd_log.h"
+#include "server/keyroll.h"
 #include "server/signer.h"
 
 struct probe {
@@ -17,8 +18,9 @@ struct probe {
 	size_t n_zones;
 	struct probe_state **st;     /* [zone][notify target], under mu */
 	struct probe_parent *parent; /* [zone], under mu */
-	ldns_rr **ksk;               /* [zone]: the KSK's DNSKEY, or NULL (unsigned) */
-	uint64_t *parent_next_ms;    /* [zone]: monotonic time of the next DS round */
+	ldns_rr **ksk; /* [zone]: the KSK's DNSKEY at the start (the roll has the current ones),
+	                  or NULL (unsigned) */
+	uint64_t *parent_next_ms; /* [zone]: monotonic time of the next DS round */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
@@ -135,15 +137,18 @@ probe_parent_state_name(enum probe_parent_state s)
 	return "?";
 }
 
-/* One parent server's DS RRset for the zone against the KSK: the state it
- * says (UNREACHABLE: it did not answer usably), *n_ds the DS records. */
+/* One parent server's DS RRset for the zone against the KSKs ksk[0..n_ksk):
+ * the state it says (UNREACHABLE: it did not answer usably), *n_ds the DS
+ * records, bit i of *matched for a DS of ksk[i]. */
 static enum probe_parent_state
-parent_ask(const struct zd_zone_config *zc, const ldns_rr *ksk, const struct zd_peer *peer,
-           uint32_t timeout_ms, size_t *n_ds, char *why, size_t whylen)
+parent_ask(const struct zd_zone_config *zc, ldns_rr *const *ksk, size_t n_ksk,
+           const struct zd_peer *peer, uint32_t timeout_ms, size_t *n_ds, unsigned *matched,
+           char *why, size_t whylen)
 {
 	ldns_pkt *a = NULL;
 	enum probe_parent_state st = PROBE_PARENT_UNREACHABLE;
 	*n_ds = 0;
+	*matched = 0;
 	if (query(zc, LDNS_RR_TYPE_DS, peer, timeout_ms, &a, why, whylen) != ZD_OK)
 		return st;
 	if (ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR) {
@@ -155,7 +160,6 @@ parent_ask(const struct zd_zone_config *zc, const ldns_rr *ksk, const struct zd_
 		goto out;
 	}
 	ldns_rdf *owner = ldns_dname_new_frm_str(zc->name);
-	int match = 0;
 	ldns_rr_list *an = ldns_pkt_answer(a);
 	for (size_t i = 0; owner && an && i < ldns_rr_list_rr_count(an); i++) {
 		ldns_rr *rr = ldns_rr_list_rr(an, i);
@@ -163,16 +167,18 @@ parent_ask(const struct zd_zone_config *zc, const ldns_rr *ksk, const struct zd_
 		    ldns_dname_compare(ldns_rr_owner(rr), owner) != 0)
 			continue;
 		(*n_ds)++;
-		match |= ldns_rr_compare_ds(rr, ksk);
+		for (size_t k = 0; k < n_ksk; k++)
+			if (ldns_rr_compare_ds(rr, ksk[k]))
+				*matched |= 1u << k;
 	}
 	ldns_rdf_deep_free(owner);
 	if (*n_ds == 0) {
 		st = PROBE_PARENT_NO_DS;
 		snprintf(why, whylen, "no DS RRset");
-	} else if (!match) {
+	} else if (*matched == 0) {
 		st = PROBE_PARENT_MISMATCH;
-		snprintf(why, whylen, "%zu DS records, none of the KSK (tag %u)", *n_ds,
-		         ldns_calc_keytag(ksk));
+		snprintf(why, whylen, "%zu DS records, none of the KSK (tag %u%s)", *n_ds,
+		         n_ksk ? ldns_calc_keytag(ksk[0]) : 0, n_ksk > 1 ? " or the next" : "");
 	} else {
 		st = PROBE_PARENT_MATCH;
 	}
@@ -190,6 +196,19 @@ parent_round(struct probe *p, size_t zi)
 	enum probe_parent_state st = PROBE_PARENT_UNREACHABLE;
 	size_t answered = 0, n_ds = 0;
 	char error[200] = "";
+	/* the KSKs published now (during a roll, two); the start's otherwise */
+	ldns_rr *keys[2] = {NULL, NULL};
+	int next = 0;
+	size_t n_keys = 0;
+	struct keyroll *roll = p->zones[zi]->roll;
+	if (roll != NULL)
+		n_keys = keyroll_ksk_dnskeys_get(roll, keys, &next);
+	if (n_keys == 0) {
+		keys[0] = ldns_rr_clone(p->ksk[zi]);
+		n_keys = keys[0] != NULL;
+		next = 0;
+	}
+	unsigned all_next = next ? 1 : 0; /* every answer has the next KSK's DS */
 	static const int rank[] = {
 	        [PROBE_PARENT_UNKNOWN] = 0,  [PROBE_PARENT_UNREACHABLE] = 0,
 	        [PROBE_PARENT_MATCH] = 1,    [PROBE_PARENT_NO_DS] = 2,
@@ -199,11 +218,14 @@ parent_round(struct probe *p, size_t zi)
 	for (size_t k = 0; k < kp->n_parent; k++) {
 		char why[160] = "";
 		size_t n = 0;
+		unsigned matched = 0;
 		enum probe_parent_state s =
-		        parent_ask(zc, p->ksk[zi], &kp->parent[k], p->cfg->limits.probe_timeout_ms,
-		                   &n, why, sizeof why);
+		        parent_ask(zc, keys, n_keys, &kp->parent[k],
+		                   p->cfg->limits.probe_timeout_ms, &n, &matched, why, sizeof why);
 		if (s != PROBE_PARENT_UNREACHABLE) {
 			answered++;
+			if (!(matched & 2u))
+				all_next = 0;
 			if (answered == 1 || rank[s] > rank[st]) {
 				st = s;
 				n_ds = n;
@@ -212,11 +234,21 @@ parent_round(struct probe *p, size_t zi)
 		if (s != PROBE_PARENT_MATCH && error[0] == '\0')
 			snprintf(error, sizeof error, "%s: %s", kp->parent[k].text, why);
 	}
+	/* seen only when every server answered with it: one that did not
+	 * answer may still serve the old DS alone */
+	int seen = next && answered == kp->n_parent && answered > 0 && all_next;
+	uint16_t next_tag = next ? ldns_calc_keytag(keys[1]) : 0;
+	if (roll != NULL)
+		keyroll_parent_seen(roll, seen, next_tag);
 	uint64_t now = zd_wallclock_ms();
 	pthread_mutex_lock(&p->mu);
 	struct probe_parent *pp = &p->parent[zi];
 	enum probe_parent_state was = pp->state;
+	int was_seen = pp->next_seen;
 	pp->state = st;
+	pp->ksk_tag = n_keys ? ldns_calc_keytag(keys[0]) : 0;
+	pp->next_tag = next_tag;
+	pp->next_seen = seen;
 	pp->answered = answered;
 	pp->ds_count = n_ds;
 	pp->checked_ms = now;
@@ -229,6 +261,13 @@ parent_round(struct probe *p, size_t zi)
 		       "%sparent DS: %s (%zu of %zu parent servers answered)%s%s",
 		       st == PROBE_PARENT_MISMATCH ? "ALARM: " : "", probe_parent_state_name(st),
 		       answered, kp->n_parent, error[0] ? ": " : "", error);
+	if (seen && !was_seen)
+		zd_log(ZD_LOG_NOTICE, "probe", zc->name,
+		       "parent DS: every parent server that answered (%zu of %zu) serves the DS of "
+		       "the next KSK %u",
+		       answered, kp->n_parent, next_tag);
+	ldns_rr_free(keys[0]);
+	ldns_rr_free(keys[1]);
 }
 
 static void
@@ -342,7 +381,11 @@ probe_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones, stru
 		if (zones[i]->signer == NULL || zones[i]->cfg->dnssec.keys.n_parent == 0)
 			continue;
 		/* the KSK is fixed while zonedistd runs: its DNSKEY once, here */
-		if ((p->ksk[i] = signer_ksk_dnskey_get(zones[i]->signer)) == NULL) {
+		uint16_t ksk, zsk;
+		uint8_t alg;
+		signer_keys_get(zones[i]->signer, &ksk, &zsk, &alg);
+		if ((p->ksk[i] = signer_key_dnskey_get(zones[i]->signer, SIGNER_KSK, ksk)) ==
+		    NULL) {
 			probe_free(p);
 			return ZD_ENOMEM;
 		}

@@ -46,10 +46,12 @@ zd_err probe_get(struct probe *p, size_t zi, size_t k, struct probe_state *out);
 
 /* The parent's view of a signed zone (dnssec keys parent-servers): every
  * parent-poll-interval each parent server is asked for the zone's DS RRset
- * and it is compared with the zone's KSK (RFC 4509 digests). */
+ * and it is compared with the zone's KSKs (RFC 4509 digests): the active
+ * one, and during a KSK roll the next one, whose DS the roll awaits
+ * (keyroll_parent_seen()). */
 enum probe_parent_state {
 	PROBE_PARENT_UNKNOWN,     /* not asked yet, or no parent servers configured */
-	PROBE_PARENT_MATCH,       /* every server answering has a DS of the KSK */
+	PROBE_PARENT_MATCH,       /* every server answering has a DS of a published KSK */
 	PROBE_PARENT_NO_DS,       /* a server has no DS: validators see the zone insecure */
 	PROBE_PARENT_MISMATCH,    /* a server's DS RRset matches no KSK: the zone is bogus */
 	PROBE_PARENT_UNREACHABLE, /* no server answered */
@@ -58,6 +60,8 @@ const char *probe_parent_state_name(enum probe_parent_state s);
 struct probe_parent {
 	enum probe_parent_state state;
 	uint16_t ksk_tag;
+	uint16_t next_tag;        /* during a KSK roll, the KSK whose DS is awaited; else 0 */
+	int next_seen;            /* every server answering has next_tag's DS */
 	size_t servers, answered; /* configured; answered the last round */
 	size_t ds_count;          /* DS records of the last answer looked at */
 	uint64_t checked_ms, since_ms;

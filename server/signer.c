@@ -317,21 +317,43 @@ key_get(struct signer *sg, const char *label, uint16_t flags, const uint16_t *us
 	return ZD_OK;
 }
 
-/* A ZSK of the zone: labelled "<zone> ZSK", or "<zone> ZSK <suffix>" for
- * the ones a rollover generated. */
+static const char *
+role_name(enum signer_role role)
+{
+	return role == SIGNER_KSK ? "KSK" : "ZSK";
+}
+
+static uint16_t
+role_flags(enum signer_role role)
+{
+	return role == SIGNER_KSK ? HSM_DNSKEY_KSK : HSM_DNSKEY_ZSK;
+}
+
+/* A key of the zone in role: labelled "<zone> ZSK" (or KSK), or
+ * "<zone> ZSK <suffix>" for the ones a rollover generated. */
 static int
-zsk_label_is(const struct signer *sg, const char *label)
+label_is(const struct signer *sg, enum signer_role role, const char *label)
 {
 	size_t n = strlen(sg->zc->name);
-	return strncmp(label, sg->zc->name, n) == 0 && strncmp(label + n, " ZSK", 4) == 0 &&
+	return strncmp(label, sg->zc->name, n) == 0 && label[n] == ' ' &&
+	       strncmp(label + n + 1, role_name(role), 3) == 0 &&
 	       (label[n + 4] == '\0' || label[n + 4] == ' ');
 }
 
-/* Every ZSK of the zone in the token, or a new one at the first start.
- * The one labelled "<zone> ZSK" (else the first) signs until
- * signer_zsk_use() says which one does. */
+static struct hsm_key ***
+role_keys(struct signer *sg, enum signer_role role, size_t **n)
+{
+	*n = role == SIGNER_KSK ? &sg->n_ksks : &sg->n_zsks;
+	return role == SIGNER_KSK ? &sg->ksks : &sg->zsks;
+}
+
+/* Every key of the zone in role in the token, or a new one at the first
+ * start (its tag none of used).  The one labelled "<zone> ZSK" (KSK), else
+ * the first, signs until signer_zsk_use() (signer_ksk_use()) says which
+ * one does; it is *cur. */
 static zd_err
-zsks_load(struct signer *sg, char *err, size_t errlen)
+keys_load(struct signer *sg, enum signer_role role, const uint16_t *used, size_t n_used,
+          struct hsm_key **cur, char *err, size_t errlen)
 {
 	struct hsm *h = sg->tk->h;
 	struct hsm_key **keys = NULL;
@@ -339,15 +361,15 @@ zsks_load(struct signer *sg, char *err, size_t errlen)
 	char label[KEY_LABEL_MAX];
 	zd_err e;
 
-	snprintf(label, sizeof label, "%s ZSK", sg->zc->name);
+	snprintf(label, sizeof label, "%s %s", sg->zc->name, role_name(role));
 	if ((e = hsm_key_list(h, label, &keys, &n)) != ZD_OK) {
 		snprintf(err, errlen, "listing keys '%s': %s", label, hsm_error_get(h));
 		return e;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *l = hsm_key_label_get(keys[i]);
-		if (!zsk_label_is(sg, l) || hsm_key_alg_get(keys[i]) != sg->p->algorithm) {
-			if (zsk_label_is(sg, l))
+		if (!label_is(sg, role, l) || hsm_key_alg_get(keys[i]) != sg->p->algorithm) {
+			if (label_is(sg, role, l))
 				zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
 				       "key '%s' in the token is %s, the policy says %s: not used",
 				       l, hsm_alg_name(hsm_key_alg_get(keys[i])),
@@ -362,54 +384,81 @@ zsks_load(struct signer *sg, char *err, size_t errlen)
 		keys = calloc(1, sizeof *keys);
 		if (keys == NULL)
 			return ZD_ENOMEM;
-		if ((e = key_get(sg, label, HSM_DNSKEY_ZSK, NULL, 0, &keys[0], err, errlen)) !=
-		    ZD_OK) {
+		if ((e = key_get(sg, label, role_flags(role), used, n_used, &keys[0], err,
+		                 errlen)) != ZD_OK) {
 			free(keys);
 			return e;
 		}
 		kept = 1;
 	}
-	sg->zsks = keys;
-	sg->n_zsks = kept;
-	sg->zsk = keys[0];
+	size_t *np;
+	*role_keys(sg, role, &np) = keys;
+	*np = kept;
+	*cur = keys[0];
 	for (size_t i = 0; i < kept; i++) {
 		if (strcmp(hsm_key_label_get(keys[i]), label) == 0) {
-			sg->zsk = keys[i];
+			*cur = keys[i];
 			break;
 		}
 	}
-	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
 	return ZD_OK;
 }
 
 static struct hsm_key *
-zsk_find(const struct signer *sg, uint16_t tag)
+key_find(struct signer *sg, enum signer_role role, uint16_t tag)
 {
-	for (size_t i = 0; i < sg->n_zsks; i++)
-		if (hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK) == tag)
-			return sg->zsks[i];
+	size_t *n;
+	struct hsm_key **v = *role_keys(sg, role, &n);
+	for (size_t i = 0; i < *n; i++)
+		if (hsm_key_tag_get(v[i], role_flags(role)) == tag)
+			return v[i];
 	return NULL;
 }
 
 size_t
-signer_zsk_tags_get(const struct signer *sg, uint16_t *tags, size_t cap)
+signer_key_tags_get(const struct signer *sg, enum signer_role role, uint16_t *tags, size_t cap)
 {
-	for (size_t i = 0; i < sg->n_zsks && i < cap; i++)
-		tags[i] = hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK);
-	return sg->n_zsks;
+	size_t *n;
+	struct hsm_key **v = *role_keys((struct signer *)sg, role, &n); /* read only */
+	for (size_t i = 0; i < *n && i < cap; i++)
+		tags[i] = hsm_key_tag_get(v[i], role_flags(role));
+	return *n;
+}
+
+static void
+tags_seen_set(struct signer *sg)
+{
+	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | sg->zsk_tag);
 }
 
 zd_err
 signer_zsk_use(struct signer *sg, uint16_t active, int has_extra, uint16_t extra)
 {
-	struct hsm_key *a = zsk_find(sg, active), *x = has_extra ? zsk_find(sg, extra) : NULL;
+	struct hsm_key *a = key_find(sg, SIGNER_ZSK, active),
+	               *x = has_extra ? key_find(sg, SIGNER_ZSK, extra) : NULL;
 	if (a == NULL || (has_extra && (x == NULL || x == a)))
 		return ZD_ENOTFOUND;
 	sg->zsk = a;
 	sg->zsk_tag = active;
-	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | active);
+	tags_seen_set(sg);
 	sg->extra = x;
 	sg->extra_tag = has_extra ? extra : 0;
+	return ZD_OK;
+}
+
+zd_err
+signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16_t second, int cds_second)
+{
+	struct hsm_key *a = key_find(sg, SIGNER_KSK, active),
+	               *x = has_second ? key_find(sg, SIGNER_KSK, second) : NULL;
+	if (a == NULL || (has_second && (x == NULL || x == a)) || (cds_second && !has_second))
+		return ZD_ENOTFOUND;
+	sg->ksk = a;
+	sg->ksk_tag = active;
+	tags_seen_set(sg);
+	sg->ksk2 = x;
+	sg->ksk2_tag = has_second ? second : 0;
+	sg->cds = cds_second ? x : a;
 	return ZD_OK;
 }
 
@@ -423,45 +472,49 @@ signer_zsk_extra_get(const struct signer *sg, uint16_t *tag)
 }
 
 zd_err
-signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t *avoid, size_t n_avoid,
-                    uint16_t *tag, char *err, size_t errlen)
+signer_key_generate(struct signer *sg, enum signer_role role, const char *suffix,
+                    const uint16_t *avoid, size_t n_avoid, uint16_t *tag, char *err, size_t errlen)
 {
 	char label[KEY_LABEL_MAX];
 	struct hsm_key *k = NULL;
+	size_t *n;
+	struct hsm_key ***vp = role_keys(sg, role, &n);
 	zd_err e;
 
-	if (sg->n_zsks >= SIGNER_ZSKS_MAX) {
+	if (*n >= SIGNER_ZSKS_MAX) {
 		snprintf(err, errlen,
-		         "the token holds %zu ZSKs of the zone already (at most %d); remove "
+		         "the token holds %zu %ss of the zone already (at most %d); remove "
 		         "unused ones",
-		         sg->n_zsks, SIGNER_ZSKS_MAX);
+		         *n, role_name(role), SIGNER_ZSKS_MAX);
 		return ZD_ELIMIT;
 	}
-	/* no tag of any key of the zone, the KSK's revoked tag included, nor
+	/* no tag of any key of the zone, the KSKs' revoked tags included, nor
 	 * one the caller names (keys the zone had) */
-	uint16_t *used = calloc(sg->n_zsks + 2 + n_avoid, sizeof *used);
+	uint16_t *used = calloc(2 * sg->n_ksks + sg->n_zsks + n_avoid + 1, sizeof *used);
 	if (used == NULL)
 		return ZD_ENOMEM;
 	size_t n_used = 0;
 	for (size_t i = 0; i < sg->n_zsks; i++)
 		used[n_used++] = hsm_key_tag_get(sg->zsks[i], HSM_DNSKEY_ZSK);
-	used[n_used++] = sg->ksk_tag;
-	used[n_used++] = hsm_key_tag_get(sg->ksk, HSM_DNSKEY_KSK | HSM_DNSKEY_REVOKE);
+	for (size_t i = 0; i < sg->n_ksks; i++) {
+		used[n_used++] = hsm_key_tag_get(sg->ksks[i], HSM_DNSKEY_KSK);
+		used[n_used++] = hsm_key_tag_get(sg->ksks[i], HSM_DNSKEY_KSK | HSM_DNSKEY_REVOKE);
+	}
 	for (size_t i = 0; i < n_avoid; i++)
 		used[n_used++] = avoid[i];
-	struct hsm_key **v = realloc(sg->zsks, (sg->n_zsks + 1) * sizeof *v);
+	struct hsm_key **v = realloc(*vp, (*n + 1) * sizeof *v);
 	if (v == NULL) {
 		free(used);
 		return ZD_ENOMEM;
 	}
-	sg->zsks = v;
-	snprintf(label, sizeof label, "%s ZSK %s", sg->zc->name, suffix);
-	e = key_get(sg, label, HSM_DNSKEY_ZSK, used, n_used, &k, err, errlen);
+	*vp = v;
+	snprintf(label, sizeof label, "%s %s %s", sg->zc->name, role_name(role), suffix);
+	e = key_get(sg, label, role_flags(role), used, n_used, &k, err, errlen);
 	free(used);
 	if (e != ZD_OK)
 		return e;
-	sg->zsks[sg->n_zsks++] = k;
-	*tag = hsm_key_tag_get(k, HSM_DNSKEY_ZSK);
+	v[(*n)++] = k;
+	*tag = hsm_key_tag_get(k, role_flags(role));
 	return ZD_OK;
 }
 
@@ -477,14 +530,17 @@ signer_test_zsk_collisions(struct signer *sg, unsigned n)
 }
 
 zd_err
-signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen)
+signer_key_destroy(struct signer *sg, enum signer_role role, uint16_t tag, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sg->n_zsks; i++) {
-		struct hsm_key *k = sg->zsks[i];
-		if (hsm_key_tag_get(k, HSM_DNSKEY_ZSK) != tag)
+	size_t *n;
+	struct hsm_key **v = *role_keys(sg, role, &n);
+	for (size_t i = 0; i < *n; i++) {
+		struct hsm_key *k = v[i];
+		if (hsm_key_tag_get(k, role_flags(role)) != tag)
 			continue;
-		if (k == sg->zsk || k == sg->extra) {
-			snprintf(err, errlen, "ZSK %u is still in the DNSKEY RRset", tag);
+		if (k == sg->zsk || k == sg->extra || k == sg->ksk || k == sg->ksk2) {
+			snprintf(err, errlen, "%s %u is still in the DNSKEY RRset", role_name(role),
+			         tag);
 			return ZD_EBUG;
 		}
 		char label[KEY_LABEL_MAX];
@@ -494,7 +550,7 @@ signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen)
 			         hsm_error_get(sg->tk->h));
 			return ZD_EHSM;
 		}
-		sg->zsks[i] = sg->zsks[--sg->n_zsks];
+		v[i] = v[--*n];
 		return ZD_OK;
 	}
 	return ZD_ENOTFOUND;
@@ -505,7 +561,6 @@ signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct sign
            size_t errlen)
 {
 	struct signer *sg = calloc(1, sizeof *sg);
-	char label[KEY_LABEL_MAX];
 	zd_err e;
 
 	if (sg == NULL)
@@ -519,18 +574,19 @@ signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct sign
 		return ZD_EMALFORMED;
 	}
 	ldns_dname2canonical(sg->apex);
-	if ((e = zsks_load(sg, err, errlen)) != ZD_OK)
+	if ((e = keys_load(sg, SIGNER_ZSK, NULL, 0, &sg->zsk, err, errlen)) != ZD_OK)
 		goto fail;
+	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
 	/* the KSK's tag, revoked or not, must differ from the ZSK's */
 	uint16_t used[SIGNER_ZSKS_MAX];
-	size_t n_used = signer_zsk_tags_get(sg, used, SIGNER_ZSKS_MAX);
-	snprintf(label, sizeof label, "%s KSK", zc->name);
-	if ((e = key_get(sg, label, HSM_DNSKEY_KSK, used,
-	                 n_used < SIGNER_ZSKS_MAX ? n_used : SIGNER_ZSKS_MAX, &sg->ksk, err,
-	                 errlen)) != ZD_OK)
+	size_t n_used = signer_key_tags_get(sg, SIGNER_ZSK, used, SIGNER_ZSKS_MAX);
+	if ((e = keys_load(sg, SIGNER_KSK, used,
+	                   n_used < SIGNER_ZSKS_MAX ? n_used : SIGNER_ZSKS_MAX, &sg->ksk, err,
+	                   errlen)) != ZD_OK)
 		goto fail;
 	sg->ksk_tag = hsm_key_tag_get(sg->ksk, HSM_DNSKEY_KSK);
-	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | sg->zsk_tag);
+	sg->cds = sg->ksk;
+	tags_seen_set(sg);
 	if (sg->ksk_tag == sg->zsk_tag) {
 		snprintf(err, errlen,
 		         "the KSK and the ZSK in the token have the same key tag %u; remove one",
@@ -550,7 +606,8 @@ signer_free(struct signer *sg)
 {
 	if (sg == NULL)
 		return;
-	hsm_key_free(sg->ksk); /* the pool lives only during a full signing */
+	/* the pool lives only during a full signing */
+	hsm_key_list_free(sg->ksks, sg->n_ksks);
 	hsm_key_list_free(sg->zsks, sg->n_zsks);
 	ldns_rdf_deep_free(sg->apex);
 	namevec_clear(&sg->pending);
@@ -574,7 +631,7 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 {
 	static const uint16_t types[4] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_CDS,
 	                                  LDNS_RR_TYPE_CDNSKEY, LDNS_RR_TYPE_NSEC3PARAM};
-	ldns_rr *ksk = NULL, *zsk = NULL;
+	ldns_rr *ksk = NULL, *zsk = NULL, *cds = NULL;
 	zd_err e;
 
 	(void)types;
@@ -589,8 +646,21 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 	e = ZD_ENOMEM;
 	if ((sets[0] = ldns_rr_list_new()) == NULL)
 		goto fail;
-	if (sg->p->cds) {
-		ldns_rr *ds = ldns_key_rr2ds(ksk, LDNS_SHA256), *cdnskey = ldns_rr_clone(ksk);
+	if (sg->ksk2 != NULL) {
+		ldns_rr *k2 = NULL;
+		if ((e = dnskey_rr(sg, sg->ksk2, HSM_DNSKEY_KSK, &k2)) != ZD_OK)
+			goto fail;
+		e = ZD_ENOMEM;
+		if (!ldns_rr_list_push_rr(sets[0], k2)) { /* the list owns k2 */
+			ldns_rr_free(k2);
+			goto fail;
+		}
+		if (sg->cds == sg->ksk2 && (cds = ldns_rr_clone(k2)) == NULL)
+			goto fail;
+	}
+	if (sg->p->cds || cds != NULL) { /* a KSK roll publishes the next KSK's */
+		const ldns_rr *of = cds != NULL ? cds : ksk;
+		ldns_rr *ds = ldns_key_rr2ds(of, LDNS_SHA256), *cdnskey = ldns_rr_clone(of);
 		if (ds == NULL || cdnskey == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||
 		    (sets[2] = ldns_rr_list_new()) == NULL) {
 			ldns_rr_free(ds);
@@ -603,6 +673,8 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 		ldns_rr_list_push_rr(sets[1], ds);      /* the list owns ds */
 		ldns_rr_list_push_rr(sets[2], cdnskey); /* the list owns cdnskey */
 	}
+	ldns_rr_free(cds);
+	cds = NULL;
 	if (!ldns_rr_list_push_rr(sets[0], ksk)) /* the list owns ksk */
 		goto fail;
 	ksk = NULL;
@@ -637,6 +709,7 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 fail:
 	ldns_rr_free(ksk);
 	ldns_rr_free(zsk);
+	ldns_rr_free(cds);
 	for (int i = 0; i < 4; i++) {
 		ldns_rr_list_deep_free(sets[i]);
 		sets[i] = NULL;
@@ -675,39 +748,75 @@ now_s(void)
 	return (uint32_t)zd_clock_s();
 }
 
-/* An RRSIG that needs no renewal: by the key that signs this type now, for
+static int
+type_is_ksk_signed(uint16_t type)
+{
+	return type == LDNS_RR_TYPE_DNSKEY || type == LDNS_RR_TYPE_CDS ||
+	       type == LDNS_RR_TYPE_CDNSKEY;
+}
+
+/* An RRSIG that needs no renewal: by a key that signs this type now, for
  * this TTL, and valid for longer than the refresh period. */
 int
 signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint32_t ttl)
 {
 	const struct signer *sg = w->sg;
-	int ksk = covered == LDNS_RR_TYPE_DNSKEY || covered == LDNS_RR_TYPE_CDS ||
-	          covered == LDNS_RR_TYPE_CDNSKEY;
+	int ksk = type_is_ksk_signed(covered);
 	if (ldns_rr_rd_count(sig) < 9)
 		return 0;
 	uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
 	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
 	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(sig));
 	uint32_t orig = ldns_rdf2native_int32(ldns_rr_rrsig_origttl(sig));
-	return tag == (ksk ? sg->ksk_tag : sg->zsk_tag) && alg == sg->p->algorithm && orig == ttl &&
+	int by = ksk ? tag == sg->ksk_tag || (sg->ksk2 != NULL && tag == sg->ksk2_tag)
+	             : tag == sg->zsk_tag;
+	return by && alg == sg->p->algorithm && orig == ttl &&
 	       (int32_t)(exp - w->now) > (int32_t)sg->p->refresh;
+}
+
+/* The RRSIGs over type among all need no renewal: one by each key that
+ * signs the type now (two KSKs during a KSK roll), each ok. */
+static int
+rrsigs_ok(const struct work *w, const ldns_rr_list *all, uint16_t type, uint32_t ttl)
+{
+	const struct signer *sg = w->sg;
+	size_t want = type_is_ksk_signed(type) && sg->ksk2 != NULL ? 2 : 1, have = 0;
+	uint16_t first = 0;
+	for (size_t k = 0; all && k < ldns_rr_list_rr_count(all); k++) {
+		const ldns_rr *rr = ldns_rr_list_rr(all, k);
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG ||
+		    ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != type)
+			continue;
+		if (!signer_rrsig_ok(w, rr, type, ttl))
+			return 0;
+		uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(rr));
+		if (have > 0 && tag == first)
+			return 0; /* twice by one key */
+		first = tag;
+		have++;
+	}
+	return have == want;
 }
 
 zd_err
 signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type)
 {
-	if (w->n_jobs == w->cap_jobs) {
-		size_t ncap = w->cap_jobs ? w->cap_jobs * 2 : 256;
-		struct job *p = realloc(w->jobs, ncap * sizeof *p);
-		if (p == NULL)
+	/* during a KSK roll, the KSK's RRsets by both KSKs: two jobs in a row */
+	int n = type_is_ksk_signed(type) && w->sg->ksk2 != NULL ? 2 : 1;
+	for (int i = 0; i < n; i++) {
+		if (w->n_jobs == w->cap_jobs) {
+			size_t ncap = w->cap_jobs ? w->cap_jobs * 2 : 256;
+			struct job *p = realloc(w->jobs, ncap * sizeof *p);
+			if (p == NULL)
+				return ZD_ENOMEM;
+			w->jobs = p;
+			w->cap_jobs = ncap;
+		}
+		ldns_rdf *o = ldns_rdf_clone(owner);
+		if (o == NULL)
 			return ZD_ENOMEM;
-		w->jobs = p;
-		w->cap_jobs = ncap;
+		w->jobs[w->n_jobs++] = (struct job){.owner = o, .type = type, .second = i};
 	}
-	ldns_rdf *o = ldns_rdf_clone(owner);
-	if (o == NULL)
-		return ZD_ENOMEM;
-	w->jobs[w->n_jobs++] = (struct job){.owner = o, .type = type};
 	return ZD_OK;
 }
 
@@ -725,14 +834,13 @@ jitter(struct signer *sg)
 
 /* RRSIG RDATA up to the signature (RFC 4034 s3.1) for rrset. */
 static size_t
-rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, int ksk,
+rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, uint16_t tag,
            uint32_t inception, uint32_t expiration, uint8_t *out)
 {
 	const ldns_rr *first = ldns_rr_list_rr(rrset, 0);
 	const ldns_rdf *owner = ldns_rr_owner(first);
 	uint8_t labels = ldns_dname_label_count(owner);
 	uint32_t ttl = ldns_rr_ttl(first);
-	uint16_t tag = ksk ? sg->ksk_tag : sg->zsk_tag;
 	size_t n = 0;
 
 	if (ldns_dname_is_wildcard(owner))
@@ -759,17 +867,11 @@ struct prepared {
 	size_t head_len; /* RRSIG RDATA before the signature: the input's start */
 	uint32_t ttl;    /* of the RRset */
 	int ksk;         /* signed by the KSK */
+	int second;      /* by the second KSK (signed in the batch thread) */
 	int skip;        /* the RRset went away since it was queued */
 	uint8_t sig[HSM_SIG_MAX];
 	size_t siglen;
 };
-
-static int
-type_is_ksk_signed(uint16_t type)
-{
-	return type == LDNS_RR_TYPE_DNSKEY || type == LDNS_RR_TYPE_CDS ||
-	       type == LDNS_RR_TYPE_CDNSKEY;
-}
 
 /* The signing input of job j (RFC 4034 s3.1.8.1: RRSIG RDATA without the
  * signature, then the RRset in canonical form and order) appended to buf. */
@@ -791,10 +893,12 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 		return ZD_OK;
 	}
 	pr->ksk = type_is_ksk_signed(j->type);
+	pr->second = pr->ksk && j->second && sg->ksk2 != NULL;
 	pr->ttl = ldns_rr_ttl(ldns_rr_list_rr(rrset, 0));
 	uint32_t inception = w->now - sg->p->inception_offset;
 	uint32_t expiration = w->now + sg->p->validity - jitter(sg);
-	pr->head_len = rrsig_head(sg, rrset, j->type, pr->ksk, inception, expiration, head);
+	uint16_t tag = pr->second ? sg->ksk2_tag : pr->ksk ? sg->ksk_tag : sg->zsk_tag;
+	pr->head_len = rrsig_head(sg, rrset, j->type, tag, inception, expiration, head);
 	/* One input per scratch buffer: ldns keeps buffer positions of RDLENGTH
 	 * fields in 16 bits, so it never writes past 64 KiB here. */
 	ldns_buffer_clear(buf);
@@ -819,7 +923,8 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 }
 
 /* Sign the prepared inputs: in the worker processes of the pool when there
- * is one, else with the batch thread's session. */
+ * is one (but for the few by a second KSK, which the pool does not hold),
+ * else with the batch thread's session. */
 static zd_err
 inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_t n)
 {
@@ -833,7 +938,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (jobs == NULL)
 			return ZD_ENOMEM;
 		for (size_t i = 0; i < n; i++)
-			if (!pr[i].skip)
+			if (!pr[i].skip && !pr[i].second)
 				jobs[k++] = (struct hsm_pool_job){.data = base + pr[i].off,
 				                                  .len = pr[i].len,
 				                                  .key = pr[i].ksk ? 1 : 0,
@@ -842,20 +947,22 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (e == ZD_OK) {
 			k = 0;
 			for (size_t i = 0; i < n; i++)
-				if (!pr[i].skip)
+				if (!pr[i].skip && !pr[i].second)
 					pr[i].siglen = jobs[k++].siglen;
 		} else if (hsm_pool_lost(sg->pool)) {
 			sg->tk->up = 0; /* the batch thread's session goes the same way */
 		}
 		free(jobs);
-		return e;
+		if (e != ZD_OK)
+			return e;
 	}
 	for (size_t i = 0; i < n && e == ZD_OK; i++) {
-		if (pr[i].skip)
+		if (pr[i].skip || (sg->pool != NULL && !pr[i].second))
 			continue;
 		pr[i].siglen = sizeof pr[i].sig;
-		e = token_sign(sg->tk, pr[i].ksk ? sg->ksk : sg->zsk, base + pr[i].off, pr[i].len,
-		               pr[i].sig, &pr[i].siglen, w->err, w->errlen);
+		const struct hsm_key *k = pr[i].second ? sg->ksk2 : pr[i].ksk ? sg->ksk : sg->zsk;
+		e = token_sign(sg->tk, k, base + pr[i].off, pr[i].len, pr[i].sig, &pr[i].siglen,
+		               w->err, w->errlen);
 		if (e != ZD_OK) {
 			char *o = ldns_rdf2str(w->jobs[i].owner);
 			size_t l = strlen(w->err);
@@ -912,6 +1019,33 @@ signer_jobs_flush(struct work *w)
 		memcpy(rd + pr[i].head_len, pr[i].sig, pr[i].siglen);
 		ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, pr[i].ttl, rd,
 		                             pr[i].head_len + pr[i].siglen);
+		if (rr != NULL && i + 1 < w->n_jobs && w->jobs[i + 1].second && !pr[i + 1].skip) {
+			/* the second KSK's signature over the same RRset: one RRSIG
+			 * RRset of both */
+			const struct prepared *q = &pr[i + 1];
+			memcpy(rd, all.data + q->off, q->head_len);
+			memcpy(rd + q->head_len, q->sig, q->siglen);
+			ldns_rr *rr2 = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, q->ttl, rd,
+			                              q->head_len + q->siglen);
+			ldns_rr_list *l = ldns_rr_list_new();
+			if (rr2 == NULL || l == NULL || !ldns_rr_list_push_rr(l, rr) ||
+			    !ldns_rr_list_push_rr(l, rr2)) {
+				if (l == NULL || ldns_rr_list_rr_count(l) == 0)
+					ldns_rr_free(rr);
+				if (l == NULL || ldns_rr_list_rr_count(l) < 2)
+					ldns_rr_free(rr2);
+				ldns_rr_list_deep_free(l);
+				e = ZD_ENOMEM;
+				break;
+			}
+			e = store_txn_rrset_put(w->t, j->owner, LDNS_RR_TYPE_RRSIG, j->type, l);
+			ldns_rr_list_deep_free(l);
+			if (e != ZD_OK)
+				break;
+			w->st->signatures += 2;
+			i++;
+			continue;
+		}
 		if (rr == NULL) {
 			char *o = ldns_rdf2str(j->owner);
 			snprintf(
@@ -1044,17 +1178,14 @@ name_reconcile(struct work *w, const ldns_rdf *name)
 		if (!must)
 			continue;
 		ns.any_signed = 1;
-		const ldns_rr *sig = NULL, *first = NULL;
-		for (size_t k = 0; k < n; k++) {
+		const ldns_rr *first = NULL;
+		for (size_t k = 0; k < n && first == NULL; k++) {
 			const ldns_rr *rr = ldns_rr_list_rr(all, k);
-			if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG &&
-			    ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == t)
-				sig = rr;
-			else if ((uint16_t)ldns_rr_get_type(rr) == t && first == NULL)
+			if ((uint16_t)ldns_rr_get_type(rr) == t)
 				first = rr;
 		}
-		if (signer_changed(w, name, t) || sig == NULL ||
-		    !signer_rrsig_ok(w, sig, t, ldns_rr_ttl(first)))
+		if (signer_changed(w, name, t) || first == NULL ||
+		    !rrsigs_ok(w, all, t, ldns_rr_ttl(first)))
 			if ((e = signer_job_push(w, name, t)) != ZD_OK)
 				goto out;
 	}
@@ -1412,10 +1543,11 @@ signer_refresh_step_names(const struct signer *sg, size_t zone_names, uint32_t i
 }
 
 ldns_rr *
-signer_ksk_dnskey_get(const struct signer *sg)
+signer_key_dnskey_get(struct signer *sg, enum signer_role role, uint16_t tag)
 {
 	ldns_rr *rr = NULL;
-	return dnskey_rr(sg, sg->ksk, HSM_DNSKEY_KSK, &rr) == ZD_OK ? rr : NULL;
+	const struct hsm_key *k = key_find(sg, role, tag);
+	return k != NULL && dnskey_rr(sg, k, role_flags(role), &rr) == ZD_OK ? rr : NULL;
 }
 
 void

@@ -14,9 +14,11 @@
  *
  * Keys: one KSK (signs DNSKEY, CDS, CDNSKEY) and one signing ZSK (everything
  * else) per zone, found in the token by label ("<zone> KSK", "<zone> ZSK",
- * "<zone> ZSK <suffix>" for rolled ZSKs) or generated there at the first
- * start with tags that do not collide; during a ZSK roll a second ZSK is
- * published beside the signing one.
+ * "<zone> ZSK <suffix>" and "<zone> KSK <suffix>" for rolled keys) or
+ * generated there at the first start with tags that do not collide; during
+ * a ZSK roll a second ZSK is published beside the signing one, during a KSK
+ * roll a second KSK is published and signs the DNSKEY, CDS and CDNSKEY
+ * RRsets too (double signature).
  *
  * Threads: the batch thread only (struct signer_token too), after start-up
  * on the main thread.  Limits: SIGNER_BELOW_MAX names looked at below an
@@ -37,6 +39,7 @@
 
 struct signer_token; /* the PKCS#11 token, logged in, with the batch thread's session */
 struct signer;       /* one zone's keys and policy */
+enum signer_role { SIGNER_ZSK, SIGNER_KSK };
 
 /* Load the module, log in, open the signing session.  On failure err says
  * why (module, token, PIN); the caller exits. */
@@ -92,29 +95,41 @@ size_t signer_refresh_step_names(const struct signer *sg, size_t zone_names, uin
 void signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag,
                      uint8_t *algorithm);
 
-/* A new copy of the KSK's DNSKEY RR (the caller frees it), or NULL. */
-ldns_rr *signer_ksk_dnskey_get(const struct signer *sg);
+/* A new copy of the DNSKEY RR of the zone's key of role tagged tag in the
+ * token (the caller frees it), or NULL. */
+ldns_rr *signer_key_dnskey_get(struct signer *sg, enum signer_role role, uint16_t tag);
 
-/* ZSK rollover (server/keyroll.c).  A zone's DNSKEY RRset holds its KSK,
- * the ZSK that signs, and at most one other ZSK that signs nothing: the next
- * (pre-published) or the previous (retired) one. */
-#define SIGNER_ZSKS_MAX 16 /* ZSKs of one zone in the token */
-/* The tags of every ZSK of the zone in the token, the first cap of them;
- * returns how many there are. */
-size_t signer_zsk_tags_get(const struct signer *sg, uint16_t *tags, size_t cap);
+/* Rollovers (server/keyroll.c).  A zone's DNSKEY RRset holds the KSK and
+ * the ZSK that sign, at most one other ZSK that signs nothing (the next,
+ * pre-published, or the previous, retired, one) and at most one other KSK,
+ * which signs the KSK's RRsets too (the next one, in a double-signature
+ * roll). */
+#define SIGNER_ZSKS_MAX 16 /* keys of one role of one zone in the token */
+/* The tags of every key of role of the zone in the token, the first cap of
+ * them; returns how many there are. */
+size_t signer_key_tags_get(const struct signer *sg, enum signer_role role, uint16_t *tags,
+                           size_t cap);
 /* Sign with the ZSK tagged active, and publish the one tagged extra beside
  * it when has_extra.  ZD_ENOTFOUND when the token has no such key. */
 zd_err signer_zsk_use(struct signer *sg, uint16_t active, int has_extra, uint16_t extra);
+/* The KSK tagged active signs the DNSKEY, CDS and CDNSKEY RRsets; with
+ * has_second the one tagged second is published and signs them too.  The
+ * CDS/CDNSKEY RRsets describe second when cds_second, else active.
+ * ZD_ENOTFOUND when the token has no such key. */
+zd_err signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16_t second,
+                      int cds_second);
 /* 1 with *tag when a ZSK is published that does not sign. */
 int signer_zsk_extra_get(const struct signer *sg, uint16_t *tag);
-/* A new ZSK in the token labelled "<zone> ZSK <suffix>", whose tag differs
- * from every key of the zone and from avoid[0..n_avoid) (else another is
- * generated).  *tag gets it; it is not published until signer_zsk_use()
- * says so. */
-zd_err signer_zsk_generate(struct signer *sg, const char *suffix, const uint16_t *avoid,
-                           size_t n_avoid, uint16_t *tag, char *err, size_t errlen);
-/* Delete a ZSK that is no longer published from the token. */
-zd_err signer_zsk_destroy(struct signer *sg, uint16_t tag, char *err, size_t errlen);
+/* A new key of role in the token labelled "<zone> ZSK <suffix>" (KSK),
+ * whose tag differs from every key of the zone (a KSK's revoked tag too)
+ * and from avoid[0..n_avoid) (else another is generated).  *tag gets it; it
+ * is not published until signer_zsk_use() (signer_ksk_use()) says so. */
+zd_err signer_key_generate(struct signer *sg, enum signer_role role, const char *suffix,
+                           const uint16_t *avoid, size_t n_avoid, uint16_t *tag, char *err,
+                           size_t errlen);
+/* Delete a key that is no longer published from the token. */
+zd_err signer_key_destroy(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
+                          size_t errlen);
 
 /* Test hook: the next n ZSKs generated are taken to have the signing
  * ZSK's tag, so the collision check must refuse them (n <= 64). */

@@ -27,10 +27,16 @@ struct signer {
 	const struct zd_zone_config *zc;
 	const struct zd_dnssec_config *p;
 	struct signer_token *tk;
-	struct hsm_key *ksk, *zsk; /* ksk owned; zsk is one of zsks */
+	struct hsm_key *ksk, *zsk; /* the signing ones: one of ksks, one of zsks */
 	uint16_t ksk_tag, zsk_tag;
 	struct hsm_key **zsks; /* every ZSK of the zone in the token (owned) */
 	size_t n_zsks;
+	struct hsm_key **ksks; /* every KSK of the zone in the token (owned) */
+	size_t n_ksks;
+	struct hsm_key *ksk2; /* a KSK of ksks published beside ksk that signs the DNSKEY,
+	                         CDS and CDNSKEY RRsets too (double-signature roll), or NULL */
+	uint16_t ksk2_tag;
+	struct hsm_key *cds;   /* the KSK the CDS/CDNSKEY RRsets describe: ksk or ksk2 */
 	struct hsm_key *extra; /* a ZSK of zsks published beside zsk that signs nothing
 	                              (the next, or the retired one), or NULL */
 	uint16_t extra_tag;
@@ -51,6 +57,7 @@ struct chg {
 struct job {
 	ldns_rdf *owner;
 	uint16_t type;
+	int second; /* the signature by ksk2 (the job before is the one by ksk) */
 };
 
 /* One signer_txn_sign() call. */

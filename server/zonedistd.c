@@ -223,7 +223,7 @@ keys_record(struct daemon *d, char *err, size_t errlen)
 			snprintf(err, errlen, "zone %s: %s", z->cfg->name, why);
 			break;
 		}
-		keyroll_active_at_set(z->roll, z->zsk_active_s);
+		keyroll_active_at_set(z->roll, z->ksk_active_s, z->zsk_active_s);
 	}
 	PQfinish(c);
 	return e;

@@ -19,13 +19,17 @@ from datetime import datetime, timezone
 
 import dns.dnssec
 import dns.flags
+import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.update
 
 from test_ctl import ctl, token_file
 from zdtest import dnssec
 from zdtest.env import Chain
-from zdtest.proc import wait_until
+from zdtest.proc import free_port, wait_until
+from zdtest.servers import Knot
 
 ZONE = "tld."
 HOUR = 3600
@@ -63,25 +67,37 @@ class SimClock:
         self._write(self.ft_file, f"+{t - int(time.time())}s\n")
 
 
-def roll_view(zd):
+def keys_view(zd):
     status, d = zd.api_get("/api/v1/zones/tld/keys?days=1")
     assert status == 200, d
-    return d["zsk_roll"]
+    return d
 
 
-def zsk_rows(pg):
-    out = pg.psql("SELECT tag, state, floor(extract(epoch FROM published))::bigint, "
-                  "floor(extract(epoch FROM active))::bigint, "
-                  "floor(extract(epoch FROM retired))::bigint, "
-                  "floor(extract(epoch FROM removed))::bigint FROM zonedist.key "
-                  "WHERE zone = 'tld.' AND role = 'ZSK' ORDER BY active NULLS LAST, tag")
+def roll_view(zd):
+    return keys_view(zd)["zsk_roll"]
+
+
+def ksk_view(zd):
+    return keys_view(zd)["ksk_roll"]
+
+
+KEY_TIMES = ("published", "ready", "ds_seen", "active", "retired", "removed")
+
+
+def zsk_rows(pg, role="ZSK"):
+    cols = ", ".join(f"floor(extract(epoch FROM {c}))::bigint" for c in KEY_TIMES)
+    out = pg.psql(f"SELECT tag, state, {cols} FROM zonedist.key WHERE zone = 'tld.' AND "
+                  f"role = '{role}' ORDER BY published NULLS FIRST, active NULLS LAST, tag")
     rows = []
     for line in out.split():
         f = line.split("|")
         rows.append({"tag": int(f[0]), "state": f[1],
-                     **{k: int(v) if v else None
-                        for k, v in zip(("published", "active", "retired", "removed"), f[2:])}})
+                     **{k: int(v) if v else None for k, v in zip(KEY_TIMES, f[2:])}})
     return rows
+
+
+def ksk_rows(pg):
+    return zsk_rows(pg, "KSK")
 
 
 def apex_tags(text):
@@ -97,9 +113,24 @@ def apex_tags(text):
     return keys, sig_tags
 
 
-def generated_zsks(zd):
+def apex_sigs(text, rdtype):
+    """The key tags of the RRSIGs over the apex RRset of rdtype."""
+    return {int(f[10]) for f in (l.split() for l in text.splitlines())
+            if len(f) > 10 and f[0] == ZONE and f[3] == "RRSIG" and f[4] == rdtype}
+
+
+def apex_rdatas(text, rdtype):
+    """The apex RRset of rdtype as a set of normalised rdata texts."""
+    import dns.rdata
+    import dns.rdataclass
+    return {dns.rdata.from_text(dns.rdataclass.IN, rdtype, " ".join(f[4:])).to_text()
+            for f in (l.split() for l in text.splitlines())
+            if len(f) > 4 and f[0] == ZONE and f[3] == rdtype}
+
+
+def generated_zsks(zd, role="ZSK"):
     with open(zd.log, errors="replace") as f:
-        return len(re.findall(r"generated ZSK key '", f.read()))
+        return len(re.findall(rf"generated {role} key '", f.read()))
 
 
 def within_tick(actual, earliest, what):
@@ -107,11 +138,53 @@ def within_tick(actual, earliest, what):
         f"{what} at {actual}, earliest {earliest} (+{actual - earliest} s; a tick is {TICK})"
 
 
+class Parent:
+    """The root zone, signed by a real Knot, holding the zone's delegation and
+    DS; the test changes the DS by dynamic update as the parent's registry
+    would on the zone's CDS (RFC 7344 s4.1)."""
+
+    def __init__(self, spawn, port, d, ds):
+        path = os.path.join(d, "root.zone")
+        with open(path, "w") as f:
+            f.write(". 3600 IN SOA a.root. h.root. 1 3600 600 86400 3600\n"
+                    ". 3600 IN NS a.root.\na.root. 3600 IN A 127.0.0.1\n"
+                    "tld. 3600 IN NS ns1.tld.\nns1.tld. 3600 IN A 127.0.0.1\n"
+                    + "".join(f"{r}\n" for r in ds))
+        self.knot = Knot({".": path}, ddns=True, signing=True)
+        self.knot.port = port
+        spawn(self.knot)
+        wait_until(lambda: self._rrset(".", "DNSKEY"), 30, "the root signed by Knot")
+
+    def _rrset(self, name, rdtype):
+        q = dns.message.make_query(name, rdtype, want_dnssec=True)
+        r = dns.query.tcp(q, "127.0.0.1", port=self.knot.port, timeout=5)
+        return [rr for rrset in r.answer for rr in rrset
+                if rrset.rdtype == dns.rdatatype.from_text(rdtype)]
+
+    def anchor(self):
+        ksk = [rd for rd in self._rrset(".", "DNSKEY") if rd.flags == 257]
+        assert len(ksk) == 1, ksk
+        return f". 3600 IN DNSKEY {ksk[0].to_text()}"
+
+    def ds(self):
+        return {rd.to_text() for rd in self._rrset(ZONE, "DS")}
+
+    def set_ds(self, rdatas):
+        u = dns.update.UpdateMessage(".")
+        u.delete(ZONE, "DS")
+        for r in rdatas:
+            u.add(ZONE, HOUR, "DS", r)  # TTL = the policy's ds-ttl
+        r = dns.query.tcp(u, "127.0.0.1", port=self.knot.port, timeout=5)
+        assert r.rcode() == 0, r
+        wait_until(lambda: self.ds() == set(rdatas), 10, "the root serving the new DS")
+
+
 class Sim:
     """A signed chain (zonedistd, NSD) and an Unbound resolver on one
     simulated clock, stepped one tick at a time."""
 
-    def __init__(self, pg, spawn, softhsm, unbound_factory, tmp_path, policy=POLICY, env=None):
+    def __init__(self, pg, spawn, softhsm, unbound_factory, tmp_path, policy=POLICY, env=None,
+                 parent_port=None):
         self.pg = pg
         self.start = int(time.time()) // HOUR * HOUR + HOUR
         self.clock = SimClock(str(tmp_path), self.start)
@@ -129,8 +202,15 @@ class Sim:
         c.settle()
         assert "DNSSEC clock is simulated" in c.zd.log_text()
         anchors = dnssec.ds_records(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
-        self.ub = unbound_factory({ZONE: c.secondaries["nsd"].port}, anchors,
-                                  faketime_file=self.clock.ft_file)
+        stubs = {ZONE: c.secondaries["nsd"].port}
+        self.parent = None
+        if parent_port is not None:
+            # the root, signed, holds the zone's DS: the resolver's anchor
+            # is the root's KSK, so the zone validates only through that DS
+            self.parent = Parent(spawn, parent_port, str(tmp_path), anchors)
+            stubs["."] = parent_port
+            anchors = [self.parent.anchor()]
+        self.ub = unbound_factory(stubs, anchors, faketime_file=self.clock.ft_file)
         self.tick_n = 0
         self.verified, self.added = set(), []
 
@@ -171,6 +251,11 @@ class Sim:
         assert zsk and view["next_at"] > self.clock.now, (view, zsk[:2])
         assert (zsk[0]["at"], zsk[0]["event"]) == (view["next_at"], view["next_step"]), \
             (self.tick_n, view, zsk[:3])
+        kv = plan["ksk_roll"]  # and the KSK's, once it is not overdue
+        ksk = [s for s in plan["steps"] if s["role"] == "KSK"]
+        if kv["next_step"] != "none" and self.clock.now < kv["next_at"] < self.clock.now + 40 * 86400:
+            assert ksk and (ksk[0]["at"], ksk[0]["event"]) == \
+                (kv["next_at"], kv["next_step"].replace("ksk-", "")), (self.tick_n, kv, ksk[:3])
         if serial not in self.verified:
             text = dnssec.axfr_text(c.zd.port, ZONE)
             ok, out = dnssec.ldns_verify_zone(text, ZONE, now=self.clock.now)
@@ -179,24 +264,46 @@ class Sim:
             want = {view["active"]} | ({view["other"]["tag"]} if view["other"] else set())
             assert keys.get(256) == want, (self.tick_n, keys, view)
             assert sig_tags == {view["active"]}, (self.tick_n, sig_tags, view)  # Dsgn = 0
+            # double signature: every KSK published signs the DNSKEY RRset,
+            # and the CDS/CDNSKEY describe the new one once it is ready
+            kv = ksk_view(c.zd)
+            other = kv["other"]
+            want = {kv["active"]} | ({other["tag"]} if other else set())
+            assert keys.get(257) == want, (self.tick_n, keys, kv)
+            for t in ("DNSKEY", "CDS", "CDNSKEY"):
+                assert apex_sigs(text, t) >= (want if apex_rdatas(text, t) else set()), \
+                    (self.tick_n, t, apex_sigs(text, t), kv)
+            cds = {int(r.split()[0]) for r in apex_rdatas(text, "CDS")}
+            if other and other["state"] != "published":
+                assert cds == {other["tag"]}, (self.tick_n, cds, kv)
+            else:
+                assert cds <= {kv["active"]}, (self.tick_n, cds, kv)
             self.verified.add(serial)
         self.ask("secure.tld.", "DS", "NOERROR")
         self.ask("no-such-name.tld.", "A", "NXDOMAIN")
         r = self.ask(ZONE, "DNSKEY", "NOERROR")
         assert any(rr.rdtype == dns.rdatatype.DNSKEY for rr in r.answer)
+        if self.parent:
+            self.ask(ZONE, "DS", "NOERROR")  # the parent's, from the root
         if self.added:
             self.ask(self.added[-1], "DS", "NOERROR")
         return view
 
     def restart_killed(self):
         """SIGKILL, start again: the key state and the roll are as before."""
-        before = (zsk_rows(self.pg), generated_zsks(self.c.zd), roll_view(self.c.zd))
-        self.c.zd.kill9()
-        self.c.zd.start()
+        zd = self.c.zd
+        before = (zsk_rows(self.pg), ksk_rows(self.pg), keys_view(zd))
+        generated = (generated_zsks(zd), generated_zsks(zd, "KSK"))
+        zd.kill9()
+        zd.start()
         self.wait_checked("zonedistd back")
-        after = roll_view(self.c.zd)
-        assert (after["active"], after["other"]) == (before[2]["active"], before[2]["other"])
-        assert zsk_rows(self.pg) == before[0], "a restart changed the key state"
+        after = keys_view(zd)
+        for r in ("zsk_roll", "ksk_roll"):
+            assert (after[r]["active"], after[r]["other"]) == \
+                (before[2][r]["active"], before[2][r]["other"]), (r, before[2][r], after[r])
+        assert (zsk_rows(self.pg), ksk_rows(self.pg)) == before[:2], \
+            "a restart changed the key state"
+        assert (generated_zsks(zd), generated_zsks(zd, "KSK")) == generated
 
     def done(self):
         assert not self.ub.validation_failures(), self.ub.validation_failures()
@@ -333,3 +440,131 @@ def test_a_roll_step_whose_commit_outcome_is_lost_is_taken_from_the_journal(
     assert set(rows) == {first, new} and rows[new]["state"] == "active", rows
     within_tick(rows[new]["published"], rows[first]["active"] + LIFETIME - IPUB,
                 f"ZSK {new} publish")
+
+
+# The KSK rollover's policy and the test's own reading of RFC 7583 s3.3.2
+# with it: Ipub as for a ZSK; IpubP = DprpP + TTLds + retire-safety, with
+# the root's DS TTL (1 h, as the test sets it); Dreg the registration delay
+# the roll expects (the parent here acts within the same tick).
+DPRPP, TTLDS, DREG = 60, HOUR, 2 * HOUR
+IPUBP = DPRPP + TTLDS + SAFETY
+KLIFE = 14 * HOUR
+
+
+def ksk_policy(parent_servers):
+    keys = ("{zsk-lifetime: 30d, ksk-lifetime: 14h, ds-ttl: 1h, registration-delay: 2h, "
+            "parent-propagation-delay: 60")
+    if parent_servers:
+        keys += f', parent-servers: ["{parent_servers}"], parent-poll-interval: 1s'
+    return dict(POLICY, keys=keys + "}")
+
+
+def ksk_roll(sim, confirm, kill_in=()):
+    """Tick until the KSK roll is done.  When the zone's CDS is not the
+    parent's DS the test replaces the DS as a parent would and calls
+    confirm(tag) (nothing to do, or the operator's ds-seen), then waits for
+    the roll to take it.  SIGKILL at the first tick of each stage in
+    kill_in.  Returns (first KSK, second KSK, when the parent changed)."""
+    zd = sim.c.zd
+    sim.tick(advance=False)
+    first = ksk_view(zd)["active"]
+    changed, killed, stages = None, [], []
+    while True:
+        assert sim.tick_n < 20, ("the KSK roll did not finish", ksk_view(zd))
+        sim.tick()
+        kv = ksk_view(zd)
+        cds = apex_rdatas(dnssec.axfr_text(zd.port, ZONE), "CDS")
+        if cds and cds != sim.parent.ds():
+            assert kv["other"] and kv["other"]["state"] == "ready", kv
+            assert changed is None, "the CDS changed twice"
+            sim.parent.set_ds(cds)
+            changed = sim.clock.now
+            confirm(kv["other"]["tag"])
+            wait_until(lambda: (ksk_view(zd)["other"] or {}).get("state") == "ds-seen", 30,
+                       "the roll taking the parent's new DS")
+            sim.tick(advance=False)  # the ds-seen version, checked
+            kv = ksk_view(zd)
+        stage = kv["other"] and kv["other"]["state"]
+        if stage in kill_in and stage not in killed:
+            killed.append(stage)
+            sim.restart_killed()
+        stages.append(stage)
+        if kv["active"] != first:
+            break
+    assert killed == list(kill_in), (killed, stages)
+    assert stages[-1] is None and "ds-seen" in stages, stages
+    return first, kv["active"], changed
+
+
+def ksk_times_check(pg, first, second, changed):
+    """Each step at the first tick on or after its earliest time."""
+    rows = {r["tag"]: r for r in ksk_rows(pg)}
+    assert set(rows) == {first, second}, rows
+    old, new = rows[first], rows[second]
+    assert (old["state"], new["state"]) == ("removed", "active"), rows
+    within_tick(new["published"], old["active"] + KLIFE - (IPUB + DREG + IPUBP),
+                f"KSK {second} publish")
+    within_tick(new["ready"], new["published"] + IPUB, f"KSK {second} CDS")
+    assert new["ds_seen"] == changed, (new, changed)  # seen as soon as it is there
+    within_tick(new["active"], new["ds_seen"] + IPUBP, f"KSK {first} removal")
+    assert old["removed"] == new["active"], rows
+
+
+def test_ksk_double_signature_roll_with_the_ds_confirmed_by_polling_the_parent(
+        pg, spawn, softhsm, unbound_factory, tmp_path):
+    """The KSK rollover on the simulated clock, the parent's DS polled from a
+    real signed root (Knot) that the resolver validates down from: the new
+    KSK is published and signs the DNSKEY RRset beside the old one, its
+    CDS/CDNSKEY follow Ipub later, the parent's DS change is seen by
+    polling, and the old KSK goes IpubP after that.  SIGKILL once while the
+    new KSK is only published and once after its DS is seen."""
+    port = free_port()
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path,
+              policy=ksk_policy(f"127.0.0.1@{port}"), parent_port=port)
+    first, second, changed = ksk_roll(sim, lambda tag: None, kill_in=("published", "ds-seen"))
+    for _ in range(2):  # a little more life with the new KSK alone
+        sim.tick()
+    sim.done()
+    ksk_times_check(pg, first, second, changed)
+    zd = sim.c.zd
+    assert generated_zsks(zd, "KSK") == 2 and generated_zsks(zd) == 1
+    log = zd.log_text()
+    assert f"KSK rollover done: KSK {second} signs alone, KSK {first} removed" in log
+    status, d = zd.api_get("/api/v1/status")
+    p = [z for z in d["zones"] if z["zone"] == ZONE][0]["parent_ds"]
+    assert p["state"] == "match" and p["ksk_tag"] == second, p
+
+
+def test_ksk_roll_with_the_ds_confirmed_by_the_operator(pg, spawn, softhsm, unbound_factory,
+                                                        tmp_path):
+    """No parent servers to poll: the roll waits at its CDS until the
+    operator says the parent serves the new DS (zonedistctl ds-seen), which
+    is refused for any other key and before the CDS is out."""
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=ksk_policy(None),
+              parent_port=free_port())
+    zd = sim.c.zd
+    path = "/api/v1/zones/tld/keys/ds-seen"
+    early = zd.api_post(path, {"tag": ksk_view(zd)["active"], "by": "test"})
+    assert early[0] == 409, early  # no roll yet
+    seen = []
+
+    def confirm(tag):
+        assert zd.api_post(path, {"tag": tag ^ 1, "by": "test"})[0] == 409
+        assert zd.api_post(path, {"tag": tag, "by": "test"}, token=None)[0] == 401
+        # the parent serves it now; without the operator nothing moves
+        sim.tick(advance=False)
+        assert ksk_view(zd)["other"]["state"] == "ready"
+        p = ctl("--token-file", token_file(zd), "ds-seen", ZONE, tag, "--by", "test",
+                "--reason", "seen at the root", zd=zd)
+        assert p.returncode == 0, p.stderr
+        when = datetime.fromtimestamp(sim.clock.now + IPUBP, timezone.utc)
+        assert when.strftime("%Y-%m-%d %H:%M:%SZ") in p.stdout, p.stdout
+        assert zd.api_post(path, {"tag": tag, "by": "test"})[0] == 409  # seen already
+        seen.append(tag)
+
+    first, second, changed = ksk_roll(sim, confirm, kill_in=("ds-seen",))
+    sim.done()
+    assert seen == [second]
+    ksk_times_check(pg, first, second, changed)
+    assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ds-seen'").strip() == "1"
+    assert "confirm it with zonedistctl ds-seen" in zd.log_text()

@@ -88,10 +88,11 @@ zsk_plan_follows_the_roll_in_progress(void **state)
 	d.keys.ksk_lifetime = 0;
 	uint64_t ipub = 3 * HOUR, iret = 2 * DAY + 2 * HOUR, life = 30 * DAY;
 	struct zd_key_step v[32];
+	struct zd_ksk_now k0 = {.active = T0};
 	/* published 2 days late: activation at Tpub + Ipub, not Tact + L */
 	uint64_t late = T0 + life - ipub + 2 * DAY;
 	struct zd_zsk_now z = {.active = T0, .published = late};
-	size_t n = zd_key_plan_now(&d, &z, T0, late, late + 70 * DAY, v, 32);
+	size_t n = zd_key_plan_now(&d, &z, &k0, late, late + 70 * DAY, v, 32);
 	assert_true(n > 0 && n <= 32);
 	const struct zd_key_step *a = find(v, n, 0, 1, ZD_KEY_ACTIVATE);
 	assert_non_null(a);
@@ -103,25 +104,25 @@ zsk_plan_follows_the_roll_in_progress(void **state)
 	assert_int_equal(find(v, n, 0, 2, ZD_KEY_ACTIVATE)->at, late + ipub + life);
 	/* on time: activation at Tact + L */
 	z.published = T0 + life - ipub;
-	n = zd_key_plan_now(&d, &z, T0, z.published, z.published + DAY, v, 32);
+	n = zd_key_plan_now(&d, &z, &k0, z.published, z.published + DAY, v, 32);
 	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, T0 + life);
 	/* the previous key retired at T0: it leaves at T0 + Iret */
 	struct zd_zsk_now r = {.active = T0, .retired = T0};
-	n = zd_key_plan_now(&d, &r, T0, T0, T0 + 40 * DAY, v, 32);
+	n = zd_key_plan_now(&d, &r, &k0, T0, T0 + 40 * DAY, v, 32);
 	assert_non_null(find(v, n, 0, -1, ZD_KEY_REMOVE));
 	assert_int_equal(find(v, n, 0, -1, ZD_KEY_REMOVE)->at, T0 + iret);
 	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, T0 + life);
 	/* compromised at C, 5 days in: publish at C, sign at C + Ipub */
 	uint64_t c = T0 + 5 * DAY;
 	struct zd_zsk_now k = {.active = T0, .compromised = c};
-	n = zd_key_plan_now(&d, &k, T0, c, c + 40 * DAY, v, 32);
+	n = zd_key_plan_now(&d, &k, &k0, c, c + 40 * DAY, v, 32);
 	assert_int_equal(find(v, n, 0, 1, ZD_KEY_PUBLISH)->at, c);
 	assert_int_equal(find(v, n, 0, 1, ZD_KEY_ACTIVATE)->at, c + ipub);
 	assert_int_equal(find(v, n, 0, 0, ZD_KEY_REMOVE)->at, c + ipub + iret);
 	assert_int_equal(find(v, n, 0, 2, ZD_KEY_ACTIVATE)->at, c + ipub + life);
 	/* and while a retired ZSK is still there, the replacement waits for it */
 	k.retired = T0;
-	n = zd_key_plan_now(&d, &k, T0, c - 4 * DAY, c + 40 * DAY, v, 32);
+	n = zd_key_plan_now(&d, &k, &k0, c - 4 * DAY, c + 40 * DAY, v, 32);
 	uint64_t pub = T0 + iret > c ? T0 + iret : c;
 	assert_int_equal(find(v, n, 0, 1, ZD_KEY_PUBLISH)->at, pub);
 	for (size_t i = 1; i < n; i++)
@@ -145,6 +146,44 @@ ksk_double_signature_waits_for_ipub_dreg_and_the_ds_ttl(void **state)
 	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SETTLED)->at, done);
 	assert_int_equal(v[0].event, ZD_KEY_PUBLISH);
 	assert_int_equal(v[3].event, ZD_KEY_DS_SETTLED);
+}
+
+/* A KSK roll in progress: each stage's remaining steps from the time on
+ * record, a DS awaited past Dreg shown as due now, and the next roll's
+ * lifetime counted from the expected settling. */
+static void
+ksk_plan_follows_the_roll_in_progress(void **state)
+{
+	(void)state;
+	struct zd_dnssec_config d = policy();
+	d.keys.zsk_lifetime = 0;
+	uint64_t ipub = 3 * HOUR, dreg = 3 * DAY, ipubp = 2 * HOUR + DAY + HOUR;
+	uint64_t life = 365 * DAY, pub = T0 + 300 * DAY;
+	struct zd_zsk_now z = {.active = T0};
+	struct zd_ksk_now k = {.active = T0, .stage = ZD_KSK_PUBLISHED, .stage_at = pub};
+	struct zd_key_step v[32];
+	size_t n = zd_key_plan_now(&d, &z, &k, pub, pub + 400 * DAY, v, 32);
+	assert_null(find(v, n, 1, 1, ZD_KEY_PUBLISH)); /* made */
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_CDS)->at, pub + ipub);
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SEEN)->at, pub + ipub + dreg);
+	uint64_t done = pub + ipub + dreg + ipubp;
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SETTLED)->at, done);
+	assert_int_equal(find(v, n, 1, 2, ZD_KEY_DS_SETTLED)->at, done + life);
+	/* the CDS out at C, the DS awaited 5 days later: due now, then IpubP */
+	uint64_t c = pub + ipub, now = c + 5 * DAY;
+	k.stage = ZD_KSK_READY;
+	k.stage_at = c;
+	n = zd_key_plan_now(&d, &z, &k, now, now + 30 * DAY, v, 32);
+	assert_null(find(v, n, 1, 1, ZD_KEY_CDS));
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SEEN)->at, now);
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SETTLED)->at, now + ipubp);
+	/* seen at S: the old KSK goes at S + IpubP */
+	k.stage = ZD_KSK_SEEN;
+	k.stage_at = now;
+	n = zd_key_plan_now(&d, &z, &k, now, now + 30 * DAY, v, 32);
+	assert_null(find(v, n, 1, 1, ZD_KEY_DS_SEEN));
+	assert_int_equal(find(v, n, 1, 1, ZD_KEY_DS_SETTLED)->at, now + ipubp);
+	assert_int_equal(n, 1);
 }
 
 static void
@@ -211,6 +250,7 @@ main(void)
 	        cmocka_unit_test(zsk_prepublication_follows_rfc7583),
 	        cmocka_unit_test(zsk_plan_follows_the_roll_in_progress),
 	        cmocka_unit_test(ksk_double_signature_waits_for_ipub_dreg_and_the_ds_ttl),
+	        cmocka_unit_test(ksk_plan_follows_the_roll_in_progress),
 	        cmocka_unit_test(window_and_cap_are_honoured),
 	        cmocka_unit_test(config_parses_the_key_policy_and_refuses_short_lifetimes),
 	};

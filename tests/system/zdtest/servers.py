@@ -223,12 +223,23 @@ logging {{
         return [l for l in text.splitlines() if "transfer of" in l]
 
 
+KNOT_POLICY = """policy:
+  - id: parent
+    algorithm: ecdsap256sha256
+    ksk-lifetime: 0
+    zsk-lifetime: 0
+    rrsig-lifetime: 30d
+    rrsig-refresh: 7d
+    nsec3: off
+"""
+
+
 class Knot(_Server):
     """Knot DNS as a primary serving zone files (until zonedistd exists it is
     the tiny test primary) or as a secondary of primary_port."""
     kind = "knot"
 
-    def __init__(self, zones, primary_port=None, notify_ports=(), ddns=False):
+    def __init__(self, zones, primary_port=None, notify_ports=(), ddns=False, signing=False):
         super().__init__()
         self.zones = zones  # {zone: zonefile path or None for a secondary}
         self.primary_port = primary_port
@@ -236,6 +247,10 @@ class Knot(_Server):
         # ddns: accept RFC 2136 updates from 127.0.0.0/8 and keep a journal
         # of changes, so secondaries get IXFR (the benchmark's peer mode)
         self.ddns = ddns
+        # signing: Knot signs the zones it serves (ECDSAP256SHA256, NSEC,
+        # keys of its own that never roll, signatures valid 30 days): a
+        # signed parent zone for a resolver's trust anchor
+        self.signing = signing
 
     def write_config(self):
         d = self.dir
@@ -251,6 +266,8 @@ class Knot(_Server):
                 zones += "    master: primary\n    acl: [notify_from_primary]\n"
             else:
                 zones += "    acl: [xfr, upd]\n" if self.ddns else "    acl: [xfr]\n"
+                if self.signing:
+                    zones += "    dnssec-signing: on\n    dnssec-policy: parent\n"
                 if self.notify_ports:
                     ids = ", ".join(f"sec{i}" for i in range(len(self.notify_ports)))
                     zones += f"    notify: [{ids}]\n"
@@ -267,7 +284,7 @@ log:
     any: info
 database:
   storage: {d}/db
-{"remote:" + chr(10) + remotes if remotes else ""}acl:
+{"remote:" + chr(10) + remotes if remotes else ""}{KNOT_POLICY if self.signing else ""}acl:
   - id: xfr
     address: 127.0.0.0/8
     action: transfer
