@@ -257,10 +257,16 @@ static uint64_t
 ksk_now_steps(const struct zd_key_intervals *iv, const struct terms *t, const struct zd_ksk_now *k,
               struct steps *s)
 {
-	uint64_t cds = 0, seen = 0;
-	switch (k->stage) {
+	uint64_t cds = 0, seen = 0, pub = k->stage_at;
+	if (k->stage == ZD_KSK_NONE && k->compromised != 0) {
+		pub = k->compromised < s->from ? s->from : k->compromised;
+		why(emit(s, pub, 1, 1, ZD_KEY_PUBLISH, "the report"),
+		    "the compromised KSK is replaced at once; the DNSKEY RRset is signed by both "
+		    "KSKs from now on");
+	}
+	switch (k->compromised != 0 && k->stage == ZD_KSK_NONE ? ZD_KSK_PUBLISHED : k->stage) {
 	case ZD_KSK_PUBLISHED:
-		cds = k->stage_at + iv->ipub;
+		cds = pub + iv->ipub;
 		if (cds < s->from)
 			cds = s->from;
 		why(emit(s, cds, 1, 1, ZD_KEY_CDS, "Tpub (on record) + %s", t->ipub),

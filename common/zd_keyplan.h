@@ -83,6 +83,7 @@ struct zd_ksk_now {
 	uint64_t active;
 	enum zd_ksk_stage stage;
 	uint64_t stage_at;
+	uint64_t compromised; /* the active KSK reported compromised: replaced at once */
 };
 
 /* ... and the KSK roll in progress: CDS at Tpub + Ipub, DS seen expected

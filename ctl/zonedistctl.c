@@ -1044,6 +1044,24 @@ cmd_key_compromised(struct ctl *x, char **args, int n)
 	int rc = key_report(x, args, "key-compromised", "compromised", &d);
 	if (rc || d == NULL)
 		return rc;
+	const char *role = json_string_value(json_object_get(d, "role"));
+	if (role != NULL && strcmp(role, "KSK") == 0) {
+		char k[5][CELL_BYTES];
+		printf("KSK %s reported compromised; its replacement:\n",
+		       val(json_object_get(d, "tag"), k[0], CELL_BYTES));
+		printf("  %s  new KSK published, both sign the DNSKEY RRset\n",
+		       date_text(json_object_get(d, "publish_at"), k[1], CELL_BYTES));
+		printf("  %s  CDS/CDNSKEY of the new KSK (Ipub later): submit its DS to the "
+		       "parent\n",
+		       date_text(json_object_get(d, "cds_at"), k[2], CELL_BYTES));
+		printf("  %s  the parent's new DS expected (Dreg later; confirmed by polling or "
+		       "ds-seen)\n",
+		       date_text(json_object_get(d, "ds_expected_at"), k[3], CELL_BYTES));
+		printf("  %s  KSK %s removed (IpubP after the DS is seen)\n",
+		       date_text(json_object_get(d, "settle_at"), k[4], CELL_BYTES), k[0]);
+		json_decref(d);
+		return 0;
+	}
 	printf("ZSK %s reported compromised; its replacement:\n",
 	       val(json_object_get(d, "tag"), b[0], CELL_BYTES));
 	printf("  %s  new ZSK published\n",
@@ -1103,7 +1121,7 @@ static const struct command commands[] = {
          "the key rollover schedule, each step's earliest time and why"},
         {"key-compromised", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_key_compromised, 1,
          "ZONE TAG --by WHO [--reason WHY]",
-         "replace the active ZSK TAG as fast as caches allow; token"},
+         "replace the active ZSK or KSK TAG as fast as caches allow; token"},
         {"ds-seen", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_seen, 1,
          "ZONE TAG --by WHO [--reason WHY]",
          "the parent serves the DS of the new KSK TAG (a KSK rollover); token"},

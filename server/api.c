@@ -798,7 +798,8 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	};
 	struct zd_ksk_now kn = {.active = rv.ksk_at,
 	                        .stage = (enum zd_ksk_stage)rv.kstage,
-	                        .stage_at = rv.kstage_at};
+	                        .stage_at = rv.kstage_at,
+	                        .compromised = rv.ksk_compromised_at};
 	size_t n = v ? zd_key_plan_now(d, &zn, &kn, now, now + days * 86400, v, API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
 	json_t *steps = json_array();
@@ -828,7 +829,8 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	        "checked_at", (json_int_t)rv.checked_at, "steps", (json_int_t)rv.steps);
 	static const char *const kstage_names[] = {NULL, "published", "ready", "ds-seen"};
 	json_t *kroll = json_pack(
-	        "{s:i,s:I,s:o,s:s,s:I}", "active", ksk, "active_at", (json_int_t)rv.ksk_at, "other",
+	        "{s:i,s:I,s:I,s:o,s:s,s:I}", "active", ksk, "active_at", (json_int_t)rv.ksk_at,
+	        "compromised_at", (json_int_t)rv.ksk_compromised_at, "other",
 	        rv.kstage == 0
 	                ? json_null()
 	                : json_pack("{s:i,s:s,s:I}", "tag", rv.ksk_next, "state",
@@ -1083,16 +1085,36 @@ static void
 compromised_answer(struct dbq *q, PGresult *res)
 {
 	struct zone *z = q->za->z;
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
-		reply_error(q->req, 409, "Conflict",
-		            "that ZSK is not the zone's active ZSK in zonedist.key, or it is "
-		            "reported compromised already");
+	const char *role = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+	if (strcmp(role, "ZSK") != 0 && strcmp(role, "KSK") != 0) {
+		reply_error(
+		        q->req, 409, "Conflict",
+		        "that key is not the zone's active ZSK or KSK in zonedist.key, or it is "
+		        "reported compromised already");
 		return;
 	}
 	struct keyroll_view rv;
 	struct zd_key_intervals iv;
 	keyroll_view_get(z->roll, &rv);
 	zd_key_intervals_get(&z->cfg->dnssec, &iv);
+	if (role[0] == 'K') {
+		/* a new KSK at once (unless a roll is in progress: it goes on), its
+		 * CDS Ipub later, the old KSK out IpubP after the parent's DS */
+		uint64_t publish = rv.kstage != 0 ? rv.kstage_at : q->at;
+		uint64_t cds = rv.kstage >= 2 ? rv.kstage_at : publish + iv.ipub;
+		if (cds < q->at)
+			cds = q->at;
+		uint64_t seen = rv.kstage == 3 ? rv.kstage_at : cds + iv.dreg;
+		if (seen < q->at)
+			seen = q->at;
+		reply_json(q->req, 200, "OK",
+		           json_pack("{s:s,s:s,s:i,s:I,s:s,s:I,s:I,s:I,s:I}", "zone", z->cfg->name,
+		                     "role", "KSK", "tag", q->tag, "reported_at", (json_int_t)q->at,
+		                     "by", q->by, "publish_at", (json_int_t)publish, "cds_at",
+		                     (json_int_t)cds, "ds_expected_at", (json_int_t)seen,
+		                     "settle_at", (json_int_t)(seen + iv.ipub_p)));
+		return;
+	}
 	uint64_t publish = rv.extra == 1   ? rv.extra_at
 	                   : rv.extra == 2 ? rv.extra_at + iv.iret_z
 	                                   : q->at;
@@ -1102,10 +1124,10 @@ compromised_answer(struct dbq *q, PGresult *res)
 	if (activate < q->at)
 		activate = q->at;
 	reply_json(q->req, 200, "OK",
-	           json_pack("{s:s,s:i,s:I,s:s,s:I,s:I,s:I}", "zone", z->cfg->name, "tag", q->tag,
-	                     "reported_at", (json_int_t)q->at, "by", q->by, "publish_at",
-	                     (json_int_t)publish, "activate_at", (json_int_t)activate, "remove_at",
-	                     (json_int_t)(activate + iv.iret_z)));
+	           json_pack("{s:s,s:s,s:i,s:I,s:s,s:I,s:I,s:I}", "zone", z->cfg->name, "role",
+	                     "ZSK", "tag", q->tag, "reported_at", (json_int_t)q->at, "by", q->by,
+	                     "publish_at", (json_int_t)publish, "activate_at", (json_int_t)activate,
+	                     "remove_at", (json_int_t)(activate + iv.iret_z)));
 }
 
 /* When the old KSK goes, now that the parent serves the new one's DS. */
@@ -1139,11 +1161,11 @@ dbq_done(void *arg, PGresult *res, const char *err)
 	if (res != NULL && q->kind == DBQ_RELEASE)
 		opdb_hold_set(a->opdb, zi, 0, NULL, NULL);
 	if (res != NULL && q->kind == DBQ_COMPROMISED && PQntuples(res) == 1 &&
-	    strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+	    PQgetvalue(res, 0, 0)[0] != '\0') { /* the role of the key reported */
 		/* committed: the next batch's snapshot sees it */
 		keyroll_reload_ask(q->za->z->roll);
 		zd_log(ZD_LOG_WARNING, "api", q->za->z->cfg->name,
-		       "ZSK %u reported compromised by %s%s%s", q->tag, q->by,
+		       "%s %u reported compromised by %s%s%s", PQgetvalue(res, 0, 0), q->tag, q->by,
 		       q->why[0] ? ": " : "", q->why);
 	}
 	if (res != NULL && q->kind == DBQ_DS_SEEN && PQntuples(res) == 1 &&
@@ -1471,10 +1493,11 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 	}
 	dbq_ask(q,
 	        "WITH k AS (UPDATE zonedist.key SET compromised = to_timestamp($3) WHERE zone = "
-	        "$1 AND role = 'ZSK' AND tag = $2::integer AND state = 'active' AND compromised "
-	        "IS NULL RETURNING 1), a AS (INSERT INTO zonedist.audit (zone, action, by, "
-	        "detail) SELECT $1, 'zsk-compromised', $4, 'ZSK ' || $2 || ': ' || $5 WHERE "
-	        "EXISTS (SELECT 1 FROM k) RETURNING 1) SELECT (SELECT count(*) FROM k)",
+	        "$1 AND role IN ('ZSK', 'KSK') AND tag = $2::integer AND state = 'active' AND "
+	        "compromised IS NULL RETURNING role), a AS (INSERT INTO zonedist.audit (zone, "
+	        "action, by, detail) SELECT $1, lower(k.role) || '-compromised', $4, k.role || "
+	        "' ' || $2 || ': ' || $5 FROM k RETURNING 1) SELECT coalesce((SELECT min(role) "
+	        "FROM k), '')",
 	        5, params);
 }
 

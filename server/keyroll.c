@@ -36,7 +36,8 @@ struct roll_state {
 	uint64_t ksk_at;         /* active since */
 	enum zd_ksk_stage kstage;
 	uint16_t ksk_next;
-	uint64_t kstage_at; /* when kstage began */
+	uint64_t kstage_at;          /* when kstage began */
+	uint64_t ksk_compromised_at; /* the active KSK's, reported by an operator; 0: none */
 };
 
 struct keyroll {
@@ -199,6 +200,7 @@ ksk_rows(struct keyroll *r, const struct keystate_row *rows, size_t n, struct ro
 		return ZD_OK; /* the first start: the signer's KSK, recorded after */
 	st->ksk = active->tag;
 	st->ksk_at = active->active;
+	st->ksk_compromised_at = active->compromised;
 	if (next != NULL) {
 		st->ksk_next = next->tag;
 		st->kstage = next->state == KEYSTATE_PUBLISHED ? KS_PUBLISHED
@@ -405,6 +407,10 @@ ksk_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at
 	*at = 0;
 	switch (st->kstage) {
 	case KS_NONE:
+		if (st->ksk_compromised_at != 0) {
+			*at = st->ksk_compromised_at; /* replaced at once */
+			return KEYROLL_KSK_PUBLISH;
+		}
 		if (life == 0 || st->ksk_at == 0)
 			return KEYROLL_NONE; /* no automatic roll */
 		/* so that the roll completes when the lifetime ends */
@@ -560,6 +566,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		st.kstage = KS_NONE;
 		st.ksk_next = 0;
 		st.kstage_at = 0;
+		st.ksk_compromised_at = 0;
 		break;
 	}
 	if (e == ZD_OK && !step_is_ksk(s) &&
@@ -759,7 +766,7 @@ keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, size_t err
 {
 	if (asked == r->reload_done)
 		return ZD_OK;
-	uint64_t was = r->st.compromised_at;
+	uint64_t was = r->st.compromised_at, kwas = r->st.ksk_compromised_at;
 	zd_err e = keyroll_reload(r, c, err, errlen);
 	if (e != ZD_OK)
 		return e;
@@ -775,6 +782,15 @@ keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, size_t err
 		       " s after the new ZSK is published, removal Iret = %" PRIu64 " s after that",
 		       r->st.active, keyroll_step_name(s), when, r->iv.ipub, r->iv.iret_z);
 	}
+	if (r->st.ksk_compromised_at != 0 && kwas == 0)
+		zd_log(ZD_LOG_WARNING, "keyroll", r->zc->name,
+		       "KSK %u reported compromised: %s; its CDS/CDNSKEY follow Ipub = %" PRIu64
+		       " s later, and it leaves the zone IpubP = %" PRIu64
+		       " s after the parent serves the new DS",
+		       r->st.ksk,
+		       r->st.kstage == KS_NONE ? "a new KSK is published at once"
+		                               : "the KSK rollover in progress replaces it",
+		       r->iv.ipub, r->iv.ipub_p);
 	return ZD_OK;
 }
 
@@ -806,6 +822,7 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	        .kstage = (int)st.kstage,
 	        .ksk_next = st.ksk_next,
 	        .kstage_at = st.kstage_at,
+	        .ksk_compromised_at = st.ksk_compromised_at,
 	};
 	pthread_mutex_unlock(&m->mu);
 	out->due = next_step(r, &st, &out->due_at);

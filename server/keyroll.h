@@ -136,9 +136,10 @@ struct keyroll_view {
 	int kstage; /* 0: no KSK roll; 1: next KSK published; 2: its CDS published; 3: its DS
 	               seen at the parent */
 	uint16_t ksk_next;
-	uint64_t kstage_at;     /* when the stage began */
-	enum keyroll_step kdue; /* the KSK roll's next step */
-	uint64_t kdue_at;       /* its earliest (ds-seen: expected) time; 0 without one */
+	uint64_t kstage_at;          /* when the stage began */
+	uint64_t ksk_compromised_at; /* the active KSK reported compromised at; 0: not */
+	enum keyroll_step kdue;      /* the KSK roll's next step */
+	uint64_t kdue_at;            /* its earliest (ds-seen: expected) time; 0 without one */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 

@@ -28,7 +28,7 @@ import dns.update
 from test_ctl import ctl, token_file
 from zdtest import dnssec
 from zdtest.env import Chain
-from zdtest.proc import free_port, wait_until
+from zdtest.proc import wait_until
 from zdtest.servers import Knot
 
 ZONE = "tld."
@@ -143,16 +143,14 @@ class Parent:
     DS; the test changes the DS by dynamic update as the parent's registry
     would on the zone's CDS (RFC 7344 s4.1)."""
 
-    def __init__(self, spawn, port, d, ds):
+    def __init__(self, spawn, d):
         path = os.path.join(d, "root.zone")
         with open(path, "w") as f:
             f.write(". 3600 IN SOA a.root. h.root. 1 3600 600 86400 3600\n"
                     ". 3600 IN NS a.root.\na.root. 3600 IN A 127.0.0.1\n"
-                    "tld. 3600 IN NS ns1.tld.\nns1.tld. 3600 IN A 127.0.0.1\n"
-                    + "".join(f"{r}\n" for r in ds))
-        self.knot = Knot({".": path}, ddns=True, signing=True)
-        self.knot.port = port
-        spawn(self.knot)
+                    "tld. 3600 IN NS ns1.tld.\nns1.tld. 3600 IN A 127.0.0.1\n")
+        self.knot = spawn(Knot({".": path}, ddns=True, signing=True))
+        self.address = f"127.0.0.1@{self.knot.port}"
         wait_until(lambda: self._rrset(".", "DNSKEY"), 30, "the root signed by Knot")
 
     def _rrset(self, name, rdtype):
@@ -184,10 +182,17 @@ class Sim:
     simulated clock, stepped one tick at a time."""
 
     def __init__(self, pg, spawn, softhsm, unbound_factory, tmp_path, policy=POLICY, env=None,
-                 parent_port=None):
+                 parent=False):
         self.pg = pg
         self.start = int(time.time()) // HOUR * HOUR + HOUR
         self.clock = SimClock(str(tmp_path), self.start)
+        self.parent = None
+        if parent:
+            # the root, signed, will hold the zone's DS: the resolver's
+            # anchor is the root's KSK, so the zone validates only through
+            # that DS.  Started first: its port is in zonedistd's policy
+            self.parent = Parent(spawn, str(tmp_path))
+            policy = dict(policy, keys=policy["keys"].replace("PARENT", self.parent.address))
         self.c = c = Chain(pg, spawn, secondaries=("nsd",),
                            zonedistd_kw=dict(hsm=softhsm, dnssec=policy,
                                              env={"ZD_TEST_CLOCK_FILE": self.clock.zd_file,
@@ -203,12 +208,9 @@ class Sim:
         assert "DNSSEC clock is simulated" in c.zd.log_text()
         anchors = dnssec.ds_records(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
         stubs = {ZONE: c.secondaries["nsd"].port}
-        self.parent = None
-        if parent_port is not None:
-            # the root, signed, holds the zone's DS: the resolver's anchor
-            # is the root's KSK, so the zone validates only through that DS
-            self.parent = Parent(spawn, parent_port, str(tmp_path), anchors)
-            stubs["."] = parent_port
+        if self.parent:
+            self.parent.set_ds([r.split(" DS ", 1)[1] for r in anchors])
+            stubs["."] = self.parent.knot.port
             anchors = [self.parent.anchor()]
         self.ub = unbound_factory(stubs, anchors, faketime_file=self.clock.ft_file)
         self.tick_n = 0
@@ -451,11 +453,13 @@ IPUBP = DPRPP + TTLDS + SAFETY
 KLIFE = 14 * HOUR
 
 
-def ksk_policy(parent_servers):
+def ksk_policy(poll):
+    """poll: zonedistd asks the parent's server (PARENT: Sim puts its
+    address there) for the DS."""
     keys = ("{zsk-lifetime: 30d, ksk-lifetime: 14h, ds-ttl: 1h, registration-delay: 2h, "
             "parent-propagation-delay: 60")
-    if parent_servers:
-        keys += f', parent-servers: ["{parent_servers}"], parent-poll-interval: 1s'
+    if poll:
+        keys += ', parent-servers: ["PARENT"], parent-poll-interval: 1s'
     return dict(POLICY, keys=keys + "}")
 
 
@@ -518,9 +522,8 @@ def test_ksk_double_signature_roll_with_the_ds_confirmed_by_polling_the_parent(
     CDS/CDNSKEY follow Ipub later, the parent's DS change is seen by
     polling, and the old KSK goes IpubP after that.  SIGKILL once while the
     new KSK is only published and once after its DS is seen."""
-    port = free_port()
-    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path,
-              policy=ksk_policy(f"127.0.0.1@{port}"), parent_port=port)
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=ksk_policy(True),
+              parent=True)
     first, second, changed = ksk_roll(sim, lambda tag: None, kill_in=("published", "ds-seen"))
     for _ in range(2):  # a little more life with the new KSK alone
         sim.tick()
@@ -540,8 +543,8 @@ def test_ksk_roll_with_the_ds_confirmed_by_the_operator(pg, spawn, softhsm, unbo
     """No parent servers to poll: the roll waits at its CDS until the
     operator says the parent serves the new DS (zonedistctl ds-seen), which
     is refused for any other key and before the CDS is out."""
-    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=ksk_policy(None),
-              parent_port=free_port())
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=ksk_policy(False),
+              parent=True)
     zd = sim.c.zd
     path = "/api/v1/zones/tld/keys/ds-seen"
     early = zd.api_post(path, {"tag": ksk_view(zd)["active"], "by": "test"})
@@ -568,3 +571,49 @@ def test_ksk_roll_with_the_ds_confirmed_by_the_operator(pg, spawn, softhsm, unbo
     ksk_times_check(pg, first, second, changed)
     assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ds-seen'").strip() == "1"
     assert "confirm it with zonedistctl ds-seen" in zd.log_text()
+
+
+def test_a_compromised_ksk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, unbound_factory,
+                                                           tmp_path):
+    """One call starts the emergency KSK roll long before the lifetime ends:
+    the new KSK is published at once, its CDS Ipub later, and the
+    compromised KSK leaves the zone IpubP after the parent (polled) serves
+    the new DS; zero bogus answers, the report survives SIGKILL."""
+    policy = ksk_policy(True)
+    policy["keys"] = policy["keys"].replace("ksk-lifetime: 14h", "ksk-lifetime: 365d")
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy, parent=True)
+    zd = sim.c.zd
+    sim.tick()
+    old = ksk_view(zd)["active"]
+    assert ksk_view(zd)["next_step"] == "ksk-publish" and \
+        ksk_view(zd)["next_at"] > sim.clock.now + 300 * 86400
+    p = ctl("--token-file", token_file(zd), "key-compromised", ZONE, old, "--by", "test",
+            "--reason", "token stolen", zd=zd)
+    assert p.returncode == 0, p.stderr
+    now = sim.clock.now
+    when = [datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+            for t in (now, now + IPUB, now + IPUB + DREG, now + IPUB + DREG + IPUBP)]
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"KSK {old} reported compromised; its replacement:", p.stdout
+    assert len(lines) == 5 and all(lines[i + 1].strip().startswith(when[i]) for i in range(4)), \
+        (p.stdout, when)
+    assert zd.api_post("/api/v1/zones/tld/keys/compromised", {"tag": old, "by": "test"})[0] == 409
+    wait_until(lambda: ksk_view(zd)["other"] is not None, 30, "the new KSK published")
+    sim.tick(advance=False)
+    kv = ksk_view(zd)
+    assert kv["other"]["state"] == "published" and kv["compromised_at"] == now, kv
+    sim.restart_killed()
+    assert ksk_view(zd)["compromised_at"] == now
+    first, second, changed = ksk_roll(sim, lambda tag: None)
+    sim.done()
+    assert first == old and second != old
+    rows = {r["tag"]: r for r in ksk_rows(pg)}
+    assert rows[second]["published"] == now, rows
+    within_tick(rows[second]["ready"], now + IPUB, "the new KSK's CDS")
+    assert rows[second]["ds_seen"] == changed
+    within_tick(rows[second]["active"], changed + IPUBP, "the compromised KSK's removal")
+    assert rows[old]["state"] == "removed" and rows[old]["removed"] == rows[second]["active"]
+    assert ksk_view(zd)["compromised_at"] == 0
+    assert "KSK %d reported compromised: a new KSK is published at once" % old in zd.log_text()
+    assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ksk-compromised'"
+                   ).strip() == "1"
