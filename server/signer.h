@@ -131,8 +131,8 @@ zd_err signer_key_generate(struct signer *sg, enum signer_role role, const char 
 zd_err signer_key_destroy(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
                           size_t errlen);
 
-/* Test hook: the next n ZSKs generated are taken to have the signing
- * ZSK's tag, so the collision check must refuse them (n <= 64). */
+/* Test hook: the next n keys generated (ZSK or KSK) are taken to have the
+ * signing ZSK's tag, so the collision check must refuse them (n <= 64). */
 zd_err signer_test_zsk_collisions(struct signer *sg, unsigned n);
 
 /* Test hook: the signature of the next RRset signed at owner (presentation

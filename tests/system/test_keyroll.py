@@ -578,13 +578,17 @@ def test_a_compromised_ksk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, u
     """One call starts the emergency KSK roll long before the lifetime ends:
     the new KSK is published at once, its CDS Ipub later, and the
     compromised KSK leaves the zone IpubP after the parent (polled) serves
-    the new DS; zero bogus answers, the report survives SIGKILL."""
+    the new DS; zero bogus answers, the report survives SIGKILL.  The test
+    hook makes the first two KSKs generated collide with the ZSK's tag:
+    both are refused and a third one is used."""
     policy = ksk_policy(True)
     policy["keys"] = policy["keys"].replace("ksk-lifetime: 14h", "ksk-lifetime: 365d")
-    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy, parent=True)
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy, parent=True,
+              env={"ZD_TEST_ZSK_TAG_COLLISIONS": "2"})
     zd = sim.c.zd
     sim.tick()
     old = ksk_view(zd)["active"]
+    zsk = roll_view(zd)["active"]
     assert ksk_view(zd)["next_step"] == "ksk-publish" and \
         ksk_view(zd)["next_at"] > sim.clock.now + 300 * 86400
     p = ctl("--token-file", token_file(zd), "key-compromised", ZONE, old, "--by", "test",
@@ -614,6 +618,10 @@ def test_a_compromised_ksk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, u
     within_tick(rows[second]["active"], changed + IPUBP, "the compromised KSK's removal")
     assert rows[old]["state"] == "removed" and rows[old]["removed"] == rows[second]["active"]
     assert ksk_view(zd)["compromised_at"] == 0
-    assert "KSK %d reported compromised: a new KSK is published at once" % old in zd.log_text()
+    log = zd.log_text()
+    assert "KSK %d reported compromised: a new KSK is published at once" % old in log
+    assert len(re.findall(r"has key tag %d, which a key of the zone has: destroyed" % zsk,
+                          log)) == 2, log[-3000:]
+    assert second != zsk and generated_zsks(zd, "KSK") == 2
     assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ksk-compromised'"
                    ).strip() == "1"
