@@ -827,14 +827,13 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                                  extra_names[rv.extra], "since", (json_int_t)rv.extra_at),
 	        "next_step", keyroll_step_name(rv.due), "next_at", (json_int_t)rv.due_at,
 	        "checked_at", (json_int_t)rv.checked_at, "steps", (json_int_t)rv.steps);
-	static const char *const kstage_names[] = {NULL, "published", "ready", "ds-seen"};
 	json_t *kroll = json_pack(
 	        "{s:i,s:I,s:I,s:o,s:s,s:I}", "active", ksk, "active_at", (json_int_t)rv.ksk_at,
 	        "compromised_at", (json_int_t)rv.ksk_compromised_at, "other",
-	        rv.kstage == 0
-	                ? json_null()
-	                : json_pack("{s:i,s:s,s:I}", "tag", rv.ksk_next, "state",
-	                            kstage_names[rv.kstage], "since", (json_int_t)rv.kstage_at),
+	        rv.kstage == 0 ? json_null()
+	                       : json_pack("{s:i,s:s,s:I}", "tag", rv.ksk_next, "state",
+	                                   keyroll_kstage_name(rv.kstage), "since",
+	                                   (json_int_t)rv.kstage_at),
 	        "next_step", keyroll_step_name(rv.kdue), "next_at", (json_int_t)rv.kdue_at);
 	reply_json(req, 200, "OK",
 	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:{s:I,s:I,s:I,"
@@ -1743,6 +1742,16 @@ zone_status_json(struct api *a, struct zone_api *za)
 				                    json_pack("{s:s,s:I}", "step",
 				                              keyroll_step_name(rv.due), "at",
 				                              (json_int_t)rv.due_at));
+			if (rv.kstage != 0) /* and the KSK rollover */
+				json_object_set_new(k, "ksk_other",
+				                    json_pack("{s:i,s:s}", "tag", rv.ksk_next,
+				                              "state",
+				                              keyroll_kstage_name(rv.kstage)));
+			if (rv.kdue != KEYROLL_NONE)
+				json_object_set_new(k, "ksk_next",
+				                    json_pack("{s:s,s:I}", "step",
+				                              keyroll_step_name(rv.kdue), "at",
+				                              (json_int_t)rv.kdue_at));
 		}
 		json_object_set_new(o, "keys", k);
 	}

@@ -64,6 +64,21 @@ struct keyroll {
 };
 
 const char *
+keyroll_kstage_name(int kstage)
+{
+	switch (kstage) {
+	case KS_PUBLISHED:
+		return "published";
+	case KS_READY:
+		return "ready";
+	case KS_SEEN:
+		return "ds-seen";
+	default:
+		return "none";
+	}
+}
+
+const char *
 keyroll_step_name(enum keyroll_step s)
 {
 	switch (s) {

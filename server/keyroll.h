@@ -143,4 +143,7 @@ struct keyroll_view {
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 
+/* The name of a view's kstage: published, ready, ds-seen ("none" for 0). */
+const char *keyroll_kstage_name(int kstage);
+
 #endif

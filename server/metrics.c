@@ -216,6 +216,21 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 			    "%" PRIu64 "\n",
 			    zl[i], keyroll_step_name(rv.due), rv.due_at);
 	}
+	head(out, "zonedist_ksk_roll_next_step_timestamp_seconds", "gauge",
+	     "when the KSK rollover's next step is due (Unix seconds, DNSSEC clock; ds-seen: "
+	     "expected, it waits for the parent's DS), by step");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		if (rv.kdue != KEYROLL_NONE)
+			put(out,
+			    "zonedist_ksk_roll_next_step_timestamp_seconds{zone=\"%s\",step=\"%s\"}"
+			    " "
+			    "%" PRIu64 "\n",
+			    zl[i], keyroll_step_name(rv.kdue), rv.kdue_at);
+	}
 	head(out, "zonedist_zsk_roll_steps_total", "counter",
 	     "ZSK rollover steps (publish, activate, remove) made since the start");
 	for (size_t i = 0; i < n; i++) {

@@ -258,6 +258,14 @@ keys_bar(const json_t *z, struct bar *x)
 			snprintf(x->label + n, sizeof x->label - n,
 			         " (ZSK %" JSON_INTEGER_FORMAT " %s)", otag, ostate);
 		}
+		const json_t *kother = json_object_get(k, "ksk_other");
+		const char *kstate = json_string_value(json_object_get(kother, "state"));
+		json_int_t ktag = 0;
+		if (num(kother, "tag", &ktag) && kstate != NULL) {
+			size_t n = strlen(x->label);
+			snprintf(x->label + n, sizeof x->label - n,
+			         " (KSK %" JSON_INTEGER_FORMAT " %s)", ktag, kstate);
+		}
 		if (step != NULL && num(next, "at", &at) && num(k, "clock", &now)) {
 			char d[64];
 			duration(at > now ? at - now : now - at, d, sizeof d);
@@ -276,6 +284,20 @@ keys_bar(const json_t *z, struct bar *x)
 			}
 		} else {
 			snprintf(x->why, sizeof x->why, "active keys; no rollover scheduled");
+		}
+		const json_t *knext = json_object_get(k, "ksk_next");
+		const char *kstep = json_string_value(json_object_get(knext, "step"));
+		json_int_t kat = 0;
+		if (kstate != NULL && kstep != NULL && num(knext, "at", &kat) &&
+		    num(k, "clock", &now)) {
+			char d[64];
+			size_t n = strlen(x->why);
+			duration(kat > now ? kat - now : now - kat, d, sizeof d);
+			snprintf(x->why + n, sizeof x->why - n,
+			         "; KSK rollover: next step %s %s %s%s", kstep,
+			         kat > now ? "in" : "due since", d,
+			         strcmp(kstep, "ds-seen") == 0 ? " (waits for the parent's DS)"
+			                                       : "");
 		}
 		parent_ds_mark(z, x);
 	}

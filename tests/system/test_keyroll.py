@@ -463,12 +463,13 @@ def ksk_policy(poll):
     return dict(POLICY, keys=keys + "}")
 
 
-def ksk_roll(sim, confirm, kill_in=()):
+def ksk_roll(sim, confirm, kill_in=(), at_ready=lambda kv: None):
     """Tick until the KSK roll is done.  When the zone's CDS is not the
     parent's DS the test replaces the DS as a parent would and calls
     confirm(tag) (nothing to do, or the operator's ds-seen), then waits for
     the roll to take it.  SIGKILL at the first tick of each stage in
-    kill_in.  Returns (first KSK, second KSK, when the parent changed)."""
+    kill_in; at_ready(view) just before the parent changes.  Returns
+    (first KSK, second KSK, when the parent changed)."""
     zd = sim.c.zd
     sim.tick(advance=False)
     first = ksk_view(zd)["active"]
@@ -481,6 +482,7 @@ def ksk_roll(sim, confirm, kill_in=()):
         if cds and cds != sim.parent.ds():
             assert kv["other"] and kv["other"]["state"] == "ready", kv
             assert changed is None, "the CDS changed twice"
+            at_ready(kv)
             sim.parent.set_ds(cds)
             changed = sim.clock.now
             confirm(kv["other"]["tag"])
@@ -524,12 +526,23 @@ def test_ksk_double_signature_roll_with_the_ds_confirmed_by_polling_the_parent(
     new KSK is only published and once after its DS is seen."""
     sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=ksk_policy(True),
               parent=True)
-    first, second, changed = ksk_roll(sim, lambda tag: None, kill_in=("published", "ds-seen"))
+    zd = sim.c.zd
+
+    def at_ready(kv):
+        # what an operator sees while the parent has not taken the new DS
+        tag = kv["other"]["tag"]
+        metrics = urllib.request.urlopen(zd.api_url + "/metrics", timeout=10).read().decode()
+        assert (f'zonedist_ksk_roll_next_step_timestamp_seconds{{zone="tld.",step="ds-seen"}} '
+                f'{kv["next_at"]}') in metrics, metrics
+        page = urllib.request.urlopen(zd.api_url + "/", timeout=10).read().decode()
+        assert f"(KSK {tag} ready)" in page and "waits for the parent&#39;s DS" in page, page
+
+    first, second, changed = ksk_roll(sim, lambda tag: None, kill_in=("published", "ds-seen"),
+                                      at_ready=at_ready)
     for _ in range(2):  # a little more life with the new KSK alone
         sim.tick()
     sim.done()
     ksk_times_check(pg, first, second, changed)
-    zd = sim.c.zd
     assert generated_zsks(zd, "KSK") == 2 and generated_zsks(zd) == 1
     log = zd.log_text()
     assert f"KSK rollover done: KSK {second} signs alone, KSK {first} removed" in log
