@@ -3,7 +3,10 @@
 Every test starts its own PostgreSQL, token, zonedistd and secondaries on
 ports the kernel picks, so tests do not share anything but the machine.
 The tests pytest collects (with the caller's -k and other arguments) are
-dealt round-robin to the shards, each shard writes its own junit file
+dealt to the shards longest first, each to the shard with the least work
+so far, by the durations of a recorded run (tests/system/durations.json;
+a test not in it counts as the median); a shard runs its tests in the
+collected order, each shard writes its own junit file
 (build-logs/system-N.xml) and log (build-logs/system-N.txt), and the last
 lines of each log are printed at the end.
 
@@ -12,6 +15,7 @@ lines of each log are printed at the end.
 Exit status: 0 when every shard passed.  The junit files are for
 tests/summarize.py; their paths are printed one per line after "junit:"."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +30,25 @@ def collect(args):
     return p, ids
 
 
+def deal(ids, jobs):
+    """ids split into jobs shards of about equal recorded duration."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "system", "durations.json")) as f:
+            known = {k: float(v) for k, v in json.load(f).items()}
+    except (OSError, ValueError, AttributeError):
+        known = {}
+    times = sorted(known.values())
+    median = times[len(times) // 2] if times else 1.0
+    cost = {t: known.get(t, median) for t in ids}
+    shards, load = [[] for _ in range(jobs)], [0.0] * jobs
+    for t in sorted(ids, key=lambda t: -cost[t]):
+        i = load.index(min(load))
+        shards[i].append(t)
+        load[i] += cost[t]
+    order = {t: n for n, t in enumerate(ids)}
+    return [sorted(s, key=order.get) for s in shards if s]
+
+
 def main():
     jobs, logdir, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     p, ids = collect(args)
@@ -33,7 +56,7 @@ def main():
         # nothing to deal (or collection failed): one plain run reports it
         jobs = 1
     jobs = max(1, min(jobs, len(ids) or 1))
-    shards = [ids[i::jobs] for i in range(jobs)] if jobs > 1 else [None]
+    shards = deal(ids, jobs) if jobs > 1 else [None]
     procs = []
     for n, shard in enumerate(shards, 1):
         xml = os.path.join(logdir, f"system-{n}.xml")
