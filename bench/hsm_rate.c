@@ -282,13 +282,13 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, label};
+	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, label, 0};
 	if (strcmp(alg_name, "ed25519") == 0)
 		spec.alg = HSM_ALG_ED25519;
 	else if (strcmp(alg_name, "rsa2048") == 0)
-		spec = (struct hsm_keyspec){HSM_ALG_RSASHA256, 2048, label};
+		spec = (struct hsm_keyspec){HSM_ALG_RSASHA256, 2048, label, 0};
 	else if (strcmp(alg_name, "rsa4096") == 0)
-		spec = (struct hsm_keyspec){HSM_ALG_RSASHA256, 4096, label};
+		spec = (struct hsm_keyspec){HSM_ALG_RSASHA256, 4096, label, 0};
 	else if (strcmp(alg_name, "ecdsa") != 0) {
 		usage();
 		return 1;
@@ -327,7 +327,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	struct hsm_config cfg = {module, token, pin_file, pin_env};
+	struct hsm_config cfg = {module, token, pin_file, pin_env, 0};
 	if (hsm_new(&cfg, &h) != ZD_OK) {
 		fprintf(stderr,
 		        "hsm_rate: give --token with exactly one of --pin-file, --pin-env\n");

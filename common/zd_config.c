@@ -24,6 +24,8 @@ struct ctx {
 	size_t errlen;
 	/* the first zone that signs and its dnssec: node, for "needs hsm:" */
 	const char *signing_zone;
+	const char *backup_zone; /* the first zone with require-backup */
+	const yaml_node_t *backup_node;
 	const yaml_node_t *signing_node;
 };
 
@@ -400,9 +402,38 @@ hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "pin-env") == 0)
 		return get_env_name(c, v, &h->pin_env);
-	if (strcmp(k, "sign-processes") == 0)
+	if (strcmp(k, "sign-processes") == 0 && !h->is_backup)
 		return get_u32(c, v, "hsm sign-processes", 0, 64, &h->sign_processes);
-	return fail(c, v, "unknown hsm setting '%s'", k);
+	if (strcmp(k, "backup") == 0 && !h->is_backup) {
+		if (h->backup != NULL)
+			return fail(c, v, "hsm backup is given twice");
+		if ((h->backup = calloc(1, sizeof *h->backup)) == NULL)
+			return ZD_ENOMEM;
+		struct zd_hsm_config *b = h->backup;
+		b->is_backup = 1;
+		zd_err e = walk_map(c, v, "hsm backup", hsm_pair, b);
+		if (e != ZD_OK)
+			return e;
+		if (b->token_label == NULL)
+			return fail(c, v, "hsm backup needs a token-label");
+		if ((b->pin_file == NULL) == (b->pin_env == NULL))
+			return fail(c, v, "hsm backup needs exactly one of pin-file and pin-env");
+		if (b->wrap_key == NULL && (b->wrap_key = strdup("zonedist-wrap")) == NULL)
+			return ZD_ENOMEM;
+		return ZD_OK;
+	}
+	if (strcmp(k, "wrap-key") == 0 && h->is_backup) {
+		if (s == NULL || *s == '\0' || strlen(s) > 128)
+			return fail(c, v,
+			            "hsm backup wrap-key must be a key label of 1 to 128 bytes");
+		return get_string(c, v, "hsm backup wrap-key", &h->wrap_key);
+	}
+	if (strcmp(k, "dir") == 0 && h->is_backup) {
+		if (s == NULL || *s != '/')
+			return fail(c, v, "hsm backup dir must be an absolute path");
+		return get_string(c, v, "hsm backup dir", &h->dir);
+	}
+	return fail(c, v, "unknown %s setting '%s'", h->is_backup ? "hsm backup" : "hsm", k);
 }
 
 static zd_err
@@ -637,6 +668,8 @@ keys_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	if (strcmp(k, "parent-poll-interval") == 0)
 		return get_duration(c, v, "dnssec keys parent-poll-interval", 1, 86400,
 		                    &kp->parent_poll_interval);
+	if (strcmp(k, "require-backup") == 0)
+		return get_bool(c, v, "dnssec keys require-backup", &kp->require_backup);
 	if (strcmp(k, "zsk-lifetime") == 0)
 		return get_lifetime(c, v, "dnssec keys zsk-lifetime", &kp->zsk_lifetime);
 	if (strcmp(k, "ksk-lifetime") == 0)
@@ -880,6 +913,10 @@ dnssec_finish(struct ctx *c, struct zd_zone_config *z, const yaml_node_t *n)
 	if (c->signing_zone == NULL) {
 		c->signing_zone = z->name;
 		c->signing_node = n;
+	}
+	if (d->keys.require_backup && c->backup_zone == NULL) {
+		c->backup_zone = z->name;
+		c->backup_node = n;
 	}
 	return ZD_OK;
 }
@@ -1138,6 +1175,10 @@ check_refs(struct ctx *c, struct zd_config *cfg)
 		return fail(c, c->signing_node,
 		            "zone %s signs but there is no hsm: section (the token with its keys)",
 		            c->signing_zone);
+	if (c->backup_zone != NULL && cfg->hsm.backup == NULL)
+		return fail(c, c->backup_node,
+		            "zone %s has require-backup but the hsm: section has no backup: token",
+		            c->backup_zone);
 	return ZD_OK;
 }
 
@@ -1293,10 +1334,17 @@ zd_config_free(struct zd_config *c)
 		free(z->acl);
 	}
 	free(c->zones);
-	free(c->hsm.module);
-	free(c->hsm.token_label);
-	free(c->hsm.pin_file);
-	free(c->hsm.pin_env);
+	for (struct zd_hsm_config *h = &c->hsm, *next; h != NULL; h = next) {
+		next = h->backup;
+		free(h->module);
+		free(h->token_label);
+		free(h->pin_file);
+		free(h->pin_env);
+		free(h->wrap_key);
+		free(h->dir);
+		if (h != &c->hsm)
+			free(h);
+	}
 	free(c);
 }
 

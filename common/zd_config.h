@@ -84,6 +84,7 @@ struct zd_dnssec_config {
 		struct zd_peer *parent;
 		size_t n_parent;
 		uint32_t parent_poll_interval;
+		int require_backup; /* no key published before the backup token holds it */
 	} keys;
 };
 
@@ -94,6 +95,14 @@ struct zd_hsm_config {
 	char *pin_file;          /* exactly one of pin_file and pin_env */
 	char *pin_env;           /* name of the environment variable */
 	uint32_t sign_processes; /* signing processes for a full signing; 0: one per core */
+	/* hsm: backup: -- the second token every key is backed up to, wrapped
+	 * (docs/KEYS.md "Backups"), or NULL.  Its module, token_label and PIN
+	 * are as above (module: the main token's when not given); wrap_key and
+	 * dir are set in it only. */
+	struct zd_hsm_config *backup;
+	char *wrap_key; /* label of the wrapping key in both tokens; default "zonedist-wrap" */
+	char *dir;      /* also write each key's backup file here; NULL: none */
+	int is_backup;  /* this is the backup: mapping */
 };
 
 struct zd_zone_config {

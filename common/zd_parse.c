@@ -214,3 +214,32 @@ zd_token_read(const char *path, size_t min_len, char **out, char *why, size_t wh
 	explicit_bzero(buf, sizeof buf);
 	return e;
 }
+
+static int
+hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+zd_err
+zd_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
+{
+	if (n == 0 || n % 2 != 0)
+		return ZD_EMALFORMED;
+	if (n / 2 > cap)
+		return ZD_ELIMIT;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = hex_nibble(s[i]), lo = hex_nibble(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return ZD_EMALFORMED;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return ZD_OK;
+}

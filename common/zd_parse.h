@@ -12,6 +12,10 @@
 /* Decimal, no sign, no spaces, value in [min, max]. */
 zd_err zd_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 zd_err zd_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* Hex digits s[0..n) (either case, an even number, at least two) into
+ * out[0..cap): ZD_EMALFORMED for anything else, ZD_ELIMIT when more than cap
+ * bytes; on ZD_OK *len bytes were written. */
+zd_err zd_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len);
 
 /* "addr", "addr@port", "addr#port" or "[v6]:port"; IPv4 or IPv6; port
  * defaults to default_port. */

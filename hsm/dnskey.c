@@ -66,6 +66,34 @@ hsm_rsa_pubkey_encode(const uint8_t *e, size_t e_len, const uint8_t *n, size_t n
 }
 
 zd_err
+hsm_rsa_pubkey_split(const uint8_t *pub, size_t len, const uint8_t **e, size_t *e_len,
+                     const uint8_t **n, size_t *n_len)
+{
+	size_t hdr;
+	if (len < 1)
+		return ZD_EMALFORMED;
+	/* RFC 3110 s2: one length byte, or zero and two length bytes */
+	if (pub[0] != 0) {
+		hdr = 1;
+		*e_len = pub[0];
+	} else {
+		if (len < 3)
+			return ZD_EMALFORMED;
+		hdr = 3;
+		*e_len = (size_t)pub[1] << 8 | pub[2];
+	}
+	if (*e_len == 0 || len - hdr <= *e_len)
+		return ZD_EMALFORMED;
+	*e = pub + hdr;
+	*n = pub + hdr + *e_len;
+	*n_len = len - hdr - *e_len;
+	/* no leading zero octets in the modulus or exponent */
+	if ((*n)[0] == 0 || (*e)[0] == 0)
+		return ZD_EMALFORMED;
+	return ZD_OK;
+}
+
+zd_err
 hsm_pubkey_check(uint8_t alg, const uint8_t *pub, size_t len)
 {
 	switch (alg) {
@@ -74,24 +102,9 @@ hsm_pubkey_check(uint8_t alg, const uint8_t *pub, size_t len)
 	case HSM_ALG_ED25519:
 		return len == 32 ? ZD_OK : ZD_EMALFORMED;
 	case HSM_ALG_RSASHA256: {
-		size_t hdr, e_len;
-		if (len < 1)
-			return ZD_EMALFORMED;
-		if (pub[0] != 0) {
-			hdr = 1;
-			e_len = pub[0];
-		} else {
-			if (len < 3)
-				return ZD_EMALFORMED;
-			hdr = 3;
-			e_len = (size_t)pub[1] << 8 | pub[2];
-		}
-		if (e_len == 0 || len - hdr <= e_len)
-			return ZD_EMALFORMED;
-		const uint8_t *n = pub + hdr + e_len;
-		size_t n_len = len - hdr - e_len;
-		/* RFC 3110 s2: no leading zero octets in the modulus or exponent */
-		if (n[0] == 0 || pub[hdr] == 0)
+		const uint8_t *e, *n;
+		size_t e_len, n_len;
+		if (hsm_rsa_pubkey_split(pub, len, &e, &e_len, &n, &n_len) != ZD_OK)
 			return ZD_EMALFORMED;
 		size_t bits = bits_of(n, n_len);
 		if (bits < HSM_RSA_BITS_MIN || bits > HSM_RSA_BITS_MAX)

@@ -38,6 +38,12 @@ const char *hsm_alg_name(uint8_t alg);
 zd_err hsm_rsa_pubkey_encode(const uint8_t *e, size_t e_len, const uint8_t *n, size_t n_len,
                              uint8_t *out, size_t cap, size_t *len);
 
+/* The exponent e[0..*e_len) and modulus n[0..*n_len) of an RFC 3110 s2
+ * public key field (pointers into pub).  ZD_EMALFORMED when the layout is
+ * wrong or either has a leading zero octet; the modulus size is not checked. */
+zd_err hsm_rsa_pubkey_split(const uint8_t *pub, size_t len, const uint8_t **e, size_t *e_len,
+                            const uint8_t **n, size_t *n_len);
+
 /* Check that pub is a well-formed public key field for alg: 64 bytes for 13,
  * 32 for 15, RFC 3110 layout and modulus size for 8.  ZD_EMALFORMED
  * otherwise (also for another algorithm). */

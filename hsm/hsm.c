@@ -49,6 +49,7 @@ hsm_new(const struct hsm_config *cfg, struct hsm **out)
 	h->token_label = dup_opt(cfg->token_label, &failed);
 	h->pin_file = dup_opt(cfg->pin_file, &failed);
 	h->pin_env = dup_opt(cfg->pin_env, &failed);
+	h->so = cfg->so_login != 0;
 	if (failed || pthread_mutex_init(&h->lock, NULL) != 0) {
 		free(h->module_path);
 		free(h->token_label);
@@ -345,12 +346,13 @@ connect_impl(struct hsm *h, int reconnect)
 		           h->token_label);
 		goto out;
 	}
-	rv = h->f->C_Login(h->ctl, CKU_USER, pin, (CK_ULONG)pin_len);
+	rv = h->f->C_Login(h->ctl, h->so ? CKU_SO : CKU_USER, pin, (CK_ULONG)pin_len);
 	/* Already logged in: another struct hsm of this process on the same
 	 * token did it (login state is per application and token). */
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+	if (rv != CKR_OK && (rv != CKR_USER_ALREADY_LOGGED_IN || h->so)) {
 		hsm_err_rv(h->err, sizeof h->err, rv,
-		           "C_Login to token '%s' with the PIN from %s %s", h->token_label,
+		           "C_Login%s to token '%s' with the PIN from %s %s",
+		           h->so ? " as security officer" : "", h->token_label,
 		           h->pin_env ? "variable" : "file", h->pin_env ? h->pin_env : h->pin_file);
 		goto out;
 	}

@@ -58,6 +58,8 @@ struct hsm_config {
 	const char *token_label; /* 1..HSM_TOKEN_LABEL_MAX bytes */
 	const char *pin_file;    /* path of a file holding the user PIN (one trailing newline ok) */
 	const char *pin_env;     /* name of an environment variable holding the user PIN */
+	int so_login;            /* 1: the PIN is the SO PIN; log in as security officer
+	                            (only for hsm_wrapkey_install()) */
 };
 
 /* Checks and copies cfg; loads nothing.  ZD_EMALFORMED for a missing or
@@ -106,6 +108,8 @@ struct hsm_keyspec {
 	uint8_t alg;       /* HSM_ALG_RSASHA256, HSM_ALG_ECDSAP256SHA256, HSM_ALG_ED25519 */
 	uint16_t bits;     /* RSA: 2048..4096; others: 0 */
 	const char *label; /* CKA_LABEL of both objects, 1..HSM_LABEL_MAX bytes; borrowed */
+	int wrappable;     /* 1: CKA_EXTRACTABLE with CKA_WRAP_WITH_TRUSTED, so a backup can
+	                      wrap it with a wrapping key the SO installed (and no other) */
 };
 
 /* Generate a key pair in the token: private key CKA_TOKEN, CKA_PRIVATE,
@@ -199,6 +203,74 @@ int hsm_session_lost(const struct hsm_session *s);
  * sig[0..*siglen) holds the signature. */
 zd_err hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *data, size_t len,
                 uint8_t *sig, size_t *siglen);
+
+/* ---- wrapped backups (PKCS#11 v2.40 s5.13, RFC 5649) ----
+ *
+ * A private key leaves a token only wrapped (CKM_AES_KEY_WRAP_PAD) with an
+ * AES-256 wrapping key that lives in both tokens of a twin-HSM setup.  The
+ * wrapping key is installed by the security officer (CKA_TRUSTED, which only
+ * the SO may set, so a user who knows the PIN cannot make a wrapping key of
+ * his own that keys generated with hsm_keyspec.wrappable accept); PKCS#11
+ * lets the SO create public objects only, so it is a public, sensitive,
+ * non-extractable object that can wrap and unwrap and do nothing else. */
+
+#define HSM_WRAPKEY_BYTES 32   /* AES-256 */
+#define HSM_WRAPPED_MAX   4096 /* bytes of one wrapped private key */
+
+/* Install the wrapping key value[0..HSM_WRAPKEY_BYTES) labelled label in
+ * h's token; h is connected with so_login.  ZD_EMALFORMED for a label of 0
+ * or more than HSM_LABEL_MAX bytes; ZD_ELIMIT when the token has a secret
+ * key with that label already (nothing changed); ZD_EHSM when the token
+ * refuses (message in hsm_error_get()). */
+zd_err hsm_wrapkey_install(struct hsm *h, const char *label, const uint8_t *value);
+/* ZD_OK when h's token has exactly one wrapping key labelled label, trusted,
+ * able to wrap and unwrap; ZD_ENOTFOUND when it has none; ZD_EHSM otherwise
+ * (message in hsm_error_get()). */
+zd_err hsm_wrapkey_check(struct hsm *h, const char *label);
+
+/* One key pair as a backup holds it: the private key wrapped, and what the
+ * public key object is made from again. */
+struct hsm_wrapped {
+	uint8_t id[HSM_ID_MAX];
+	size_t id_len;
+	char label[HSM_LABEL_MAX + 1];
+	uint8_t alg;
+	uint8_t pubkey[HSM_PUBKEY_MAX]; /* the DNSKEY public key field */
+	size_t pubkey_len;
+	uint8_t blob[HSM_WRAPPED_MAX]; /* C_WrapKey output */
+	size_t blob_len;
+};
+
+/* Wrap k's private key with the wrapping key labelled wrap_label of k's
+ * token.  ZD_ENOTFOUND when there is no such wrapping key; ZD_EHSM when the
+ * token refuses (CKR_KEY_UNEXTRACTABLE: k was generated not wrappable;
+ * CKR_KEY_NOT_WRAPPABLE: the wrapping key is not trusted).  On ZD_OK *out
+ * holds the backup. */
+zd_err hsm_key_wrap(struct hsm_key *k, const char *wrap_label, struct hsm_wrapped *out);
+/* Make w's key pair in h's token: the private key unwrapped with h's
+ * wrapping key labelled wrap_label (same CKA_ID and label; sensitive,
+ * sign only, wrappable with a trusted key only), the public key created from
+ * w->pubkey; then one signature by the new private key is checked against
+ * w->pubkey with OpenSSL, so a backup that does not sign is never kept.
+ * When h's token has a private key with w's CKA_ID already and its public
+ * key is w's, that key is loaded and *existed is 1 (nothing made).
+ * ZD_ENOTFOUND: no wrapping key; ZD_EMALFORMED: w does not hold a key of
+ * ours (bad algorithm or public key); ZD_EHSM: the token refuses, or the
+ * CKA_ID is taken by another key, or the check signature fails (nothing
+ * left in the token).  On ZD_OK *out is a key the caller owns. */
+zd_err hsm_key_unwrap(struct hsm *h, const char *wrap_label, const struct hsm_wrapped *w,
+                      struct hsm_key **out, int *existed);
+
+/* A backup file's text: "zonedist-wrapped-key 1", then "id", "label",
+ * "algorithm", "public-key" and "wrapped" lines (hex; the label as is),
+ * each once.  ZD_ELIMIT when cap is too small.  Decoding takes untrusted
+ * bytes: ZD_EMALFORMED for anything but that form, with the reason in
+ * err[0..errlen). */
+zd_err hsm_wrapped_encode(const struct hsm_wrapped *w, char *out, size_t cap, size_t *len);
+zd_err hsm_wrapped_decode(const char *text, size_t len, struct hsm_wrapped *out, char *err,
+                          size_t errlen);
+#define HSM_WRAPPED_TEXT_MAX                                                                       \
+	(2 * (HSM_ID_MAX + HSM_PUBKEY_MAX + HSM_WRAPPED_MAX) + HSM_LABEL_MAX + 256)
 
 /* ---- test hooks ---- */
 

@@ -53,6 +53,7 @@ struct hsm {
 	char *token_label;
 	char *pin_file;
 	char *pin_env;
+	int so; /* logs in as the security officer (hsm_config.so_login) */
 
 	struct hsm_module *mod; /* NULL until the first successful connect */
 	CK_FUNCTION_LIST_PTR f; /* mod's table */
@@ -102,6 +103,22 @@ void hsm_err_set(char *err, size_t errlen, const char *fmt, ...)
 /* "<what>: CKR_NAME (0x..)" */
 void hsm_err_rv(char *err, size_t errlen, CK_RV rv, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+
+/* key.c: the DER curve OIDs of CKA_EC_PARAMS. */
+extern const uint8_t hsm_oid_p256[10];
+extern const uint8_t hsm_oid_ed25519[5];
+/* key.c: one attribute of obj into buf[0..cap) (*len its length); up to max
+ * handles of objects matching tmpl (ZD_ELIMIT when there are more, message
+ * in h->err naming what); a new key linked to h for the private key priv
+ * (ZD_EMALFORMED when it is no usable DNSSEC key pair). */
+CK_RV hsm_attr_get(struct hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf,
+                   size_t cap, size_t *len);
+zd_err hsm_objects_find(struct hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl, CK_OBJECT_HANDLE *found,
+                        size_t max, size_t *nfound, const char *what);
+zd_err hsm_key_load(struct hsm *h, CK_OBJECT_HANDLE priv, struct hsm_key **out);
+/* key.c: 1 when h is connected; else 0 with "not connected" in h->err.
+ * Clears h->err. */
+int hsm_connected_or_fail(struct hsm *h);
 
 /* key.c: find k's objects again after a reconnect (by CKA_ID; the public
  * key must be the one cached); sets k->gen = h->gen on success. */

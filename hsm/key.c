@@ -12,8 +12,8 @@
 
 /* DER of the curve OIDs in CKA_EC_PARAMS (PKCS#11 v3.0 s2.3.3 for Ed25519
  * also allows the PrintableString "edwards25519"). */
-static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
-static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+const uint8_t hsm_oid_p256[10] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+const uint8_t hsm_oid_ed25519[5] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 static const uint8_t str_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
                                       'd',  's',  '2', '5', '5', '1', '9'};
 
@@ -58,8 +58,8 @@ hsm_key_id_str(const struct hsm_key *k, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static int
-connected_or_fail(struct hsm *h)
+int
+hsm_connected_or_fail(struct hsm *h)
 {
 	h->err[0] = '\0';
 	if (hsm_is_connected(h))
@@ -69,9 +69,9 @@ connected_or_fail(struct hsm *h)
 }
 
 /* Read one attribute into buf[0..cap); on CKR_OK *len is its length. */
-static CK_RV
-attr_get(struct hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf, size_t cap,
-         size_t *len)
+CK_RV
+hsm_attr_get(struct hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf, size_t cap,
+             size_t *len)
 {
 	CK_ATTRIBUTE a = {type, buf, (CK_ULONG)cap};
 	CK_RV rv = h->f->C_GetAttributeValue(h->ctl, obj, &a, 1);
@@ -83,9 +83,9 @@ attr_get(struct hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf,
 }
 
 /* Up to max handles of objects matching tmpl; ZD_ELIMIT when there are more. */
-static zd_err
-objects_find(struct hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl, CK_OBJECT_HANDLE *found, size_t max,
-             size_t *nfound, const char *what)
+zd_err
+hsm_objects_find(struct hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl, CK_OBJECT_HANDLE *found,
+                 size_t max, size_t *nfound, const char *what)
 {
 	size_t n = 0;
 	CK_RV rv = h->f->C_FindObjectsInit(h->ctl, tmpl, ntmpl);
@@ -156,18 +156,18 @@ priv_read(struct hsm *h, CK_OBJECT_HANDLE priv, struct hsm_key *k, CK_KEY_TYPE *
 	size_t len = 0;
 	CK_RV rv;
 
-	if ((rv = attr_get(h, priv, CKA_ID, k->id, sizeof k->id, &k->id_len)) != CKR_OK) {
+	if ((rv = hsm_attr_get(h, priv, CKA_ID, k->id, sizeof k->id, &k->id_len)) != CKR_OK) {
 		hsm_err_rv(h->err, sizeof h->err, rv, "CKA_ID of a private key on token '%s'",
 		           h->token_label);
 		return rv == CKR_BUFFER_TOO_SMALL ? ZD_EMALFORMED : ZD_EHSM;
 	}
-	if ((rv = attr_get(h, priv, CKA_LABEL, k->label, HSM_LABEL_MAX, &len)) != CKR_OK) {
+	if ((rv = hsm_attr_get(h, priv, CKA_LABEL, k->label, HSM_LABEL_MAX, &len)) != CKR_OK) {
 		hsm_err_rv(h->err, sizeof h->err, rv, "CKA_LABEL of a private key on token '%s'",
 		           h->token_label);
 		return rv == CKR_BUFFER_TOO_SMALL ? ZD_EMALFORMED : ZD_EHSM;
 	}
 	k->label[len] = '\0';
-	if ((rv = attr_get(h, priv, CKA_KEY_TYPE, type, sizeof *type, &len)) != CKR_OK ||
+	if ((rv = hsm_attr_get(h, priv, CKA_KEY_TYPE, type, sizeof *type, &len)) != CKR_OK ||
 	    len != sizeof *type) {
 		hsm_err_rv(h->err, sizeof h->err, rv, "CKA_KEY_TYPE of key '%s'", k->label);
 		return ZD_EHSM;
@@ -188,16 +188,17 @@ pub_read(struct hsm *h, CK_OBJECT_HANDLE pub, CK_KEY_TYPE type, struct hsm_key *
 	switch (type) {
 	case CKK_EC:
 	case CKK_EC_EDWARDS:
-		rv = attr_get(h, pub, CKA_EC_PARAMS, buf, sizeof buf, &len);
+		rv = hsm_attr_get(h, pub, CKA_EC_PARAMS, buf, sizeof buf, &len);
 		if (rv != CKR_OK) {
 			hsm_err_rv(h->err, sizeof h->err, rv, "CKA_EC_PARAMS of key '%s'",
 			           k->label);
 			return ZD_EHSM;
 		}
-		if (type == CKK_EC && len == sizeof oid_p256 && !memcmp(buf, oid_p256, len)) {
+		if (type == CKK_EC && len == sizeof hsm_oid_p256 &&
+		    !memcmp(buf, hsm_oid_p256, len)) {
 			k->alg = HSM_ALG_ECDSAP256SHA256;
 		} else if (type == CKK_EC_EDWARDS &&
-		           ((len == sizeof oid_ed25519 && !memcmp(buf, oid_ed25519, len)) ||
+		           ((len == sizeof hsm_oid_ed25519 && !memcmp(buf, hsm_oid_ed25519, len)) ||
 		            (len == sizeof str_ed25519 && !memcmp(buf, str_ed25519, len)))) {
 			k->alg = HSM_ALG_ED25519;
 		} else {
@@ -205,7 +206,7 @@ pub_read(struct hsm *h, CK_OBJECT_HANDLE pub, CK_KEY_TYPE type, struct hsm_key *
 			            "key '%s' is on a curve other than P-256 or Ed25519", k->label);
 			return ZD_EMALFORMED;
 		}
-		rv = attr_get(h, pub, CKA_EC_POINT, buf, sizeof buf, &len);
+		rv = hsm_attr_get(h, pub, CKA_EC_POINT, buf, sizeof buf, &len);
 		if (rv != CKR_OK) {
 			hsm_err_rv(h->err, sizeof h->err, rv, "CKA_EC_POINT of key '%s'", k->label);
 			return ZD_EHSM;
@@ -219,9 +220,9 @@ pub_read(struct hsm *h, CK_OBJECT_HANDLE pub, CK_KEY_TYPE type, struct hsm_key *
 		k->sig_len = 64; /* RFC 6605 s4 r | s; RFC 8080 s4 R | S */
 		return ZD_OK;
 	case CKK_RSA: {
-		rv = attr_get(h, pub, CKA_MODULUS, buf, sizeof buf, &len);
+		rv = hsm_attr_get(h, pub, CKA_MODULUS, buf, sizeof buf, &len);
 		if (rv == CKR_OK)
-			rv = attr_get(h, pub, CKA_PUBLIC_EXPONENT, ebuf, sizeof ebuf, &elen);
+			rv = hsm_attr_get(h, pub, CKA_PUBLIC_EXPONENT, ebuf, sizeof ebuf, &elen);
 		if (rv != CKR_OK) {
 			hsm_err_rv(h->err, sizeof h->err, rv, "RSA public key of key '%s'",
 			           k->label);
@@ -269,7 +270,7 @@ pub_find(struct hsm *h, const uint8_t *id, size_t id_len, const char *label, CK_
 	};
 	CK_OBJECT_HANDLE found[2];
 	size_t n = 0;
-	zd_err e = objects_find(h, tmpl, 2, found, 2, &n, "public key by CKA_ID");
+	zd_err e = hsm_objects_find(h, tmpl, 2, found, 2, &n, "public key by CKA_ID");
 	if (e == ZD_ELIMIT || (e == ZD_OK && n != 1)) {
 		hsm_err_set(h->err, sizeof h->err, "key '%s' has %s public key object", label,
 		            e == ZD_OK && n == 0 ? "no" : "more than one");
@@ -299,8 +300,8 @@ pair_read(struct hsm *h, CK_OBJECT_HANDLE priv, struct hsm_key *k)
 }
 
 /* A new key, linked to h, for the private key priv. */
-static zd_err
-key_load(struct hsm *h, CK_OBJECT_HANDLE priv, struct hsm_key **out)
+zd_err
+hsm_key_load(struct hsm *h, CK_OBJECT_HANDLE priv, struct hsm_key **out)
 {
 	struct hsm_key *k = calloc(1, sizeof *k);
 	if (k == NULL)
@@ -325,7 +326,7 @@ privs_by_id(struct hsm *h, const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE fo
 	        {CKA_CLASS, &cls, sizeof cls},
 	        {CKA_ID, (void *)id, (CK_ULONG)id_len},
 	};
-	zd_err e = objects_find(h, tmpl, 2, found, 2, n, "private key by CKA_ID");
+	zd_err e = hsm_objects_find(h, tmpl, 2, found, 2, n, "private key by CKA_ID");
 	if (e == ZD_ELIMIT) {
 		*n = 2;
 		return ZD_OK;
@@ -341,7 +342,7 @@ hsm_key_find(struct hsm *h, const uint8_t *id, size_t id_len, struct hsm_key **o
 
 	if (id_len == 0 || id_len > HSM_ID_MAX)
 		return ZD_EMALFORMED;
-	if (!connected_or_fail(h))
+	if (!hsm_connected_or_fail(h))
 		return ZD_EHSM;
 	zd_err e = privs_by_id(h, id, id_len, found, &n);
 	if (e != ZD_OK)
@@ -356,7 +357,7 @@ hsm_key_find(struct hsm *h, const uint8_t *id, size_t id_len, struct hsm_key **o
 		            h->token_label);
 		return ZD_EHSM;
 	}
-	e = key_load(h, found[0], out);
+	e = hsm_key_load(h, found[0], out);
 	return e == ZD_EMALFORMED ? ZD_EHSM : e;
 }
 
@@ -425,7 +426,7 @@ hsm_key_list(struct hsm *h, const char *label_prefix, struct hsm_key ***keys, si
 	size_t nprivs = 0, nlist = 0;
 	zd_err e;
 
-	if (!connected_or_fail(h))
+	if (!hsm_connected_or_fail(h))
 		return ZD_EHSM;
 	privs = calloc(HSM_KEYS_MAX, sizeof *privs);
 	list = calloc(HSM_KEYS_MAX, sizeof *list);
@@ -433,12 +434,13 @@ hsm_key_list(struct hsm *h, const char *label_prefix, struct hsm_key ***keys, si
 		e = ZD_ENOMEM;
 		goto out;
 	}
-	if ((e = objects_find(h, tmpl, 2, privs, HSM_KEYS_MAX, &nprivs, "private keys")) != ZD_OK)
+	if ((e = hsm_objects_find(h, tmpl, 2, privs, HSM_KEYS_MAX, &nprivs, "private keys")) !=
+	    ZD_OK)
 		goto out;
 	for (size_t i = 0; i < nprivs; i++) {
 		char label[HSM_LABEL_MAX + 1];
 		size_t len = 0;
-		CK_RV rv = attr_get(h, privs[i], CKA_LABEL, label, HSM_LABEL_MAX, &len);
+		CK_RV rv = hsm_attr_get(h, privs[i], CKA_LABEL, label, HSM_LABEL_MAX, &len);
 		if (rv == CKR_BUFFER_TOO_SMALL)
 			continue; /* longer than any label of ours */
 		if (rv != CKR_OK) {
@@ -450,7 +452,7 @@ hsm_key_list(struct hsm *h, const char *label_prefix, struct hsm_key ***keys, si
 		label[len] = '\0';
 		if (!has_prefix(label, label_prefix))
 			continue;
-		e = key_load(h, privs[i], &list[nlist]);
+		e = hsm_key_load(h, privs[i], &list[nlist]);
 		if (e == ZD_EMALFORMED)
 			continue; /* not a DNSSEC key pair we sign with */
 		if (e != ZD_OK)
@@ -497,7 +499,7 @@ hsm_key_destroy(struct hsm_key **kp)
 	struct hsm *h = k->h;
 	if (zd_check_failed(h != NULL))
 		return ZD_EBUG;
-	if (!connected_or_fail(h))
+	if (!hsm_connected_or_fail(h))
 		return ZD_EHSM;
 	if (k->gen != h->gen) {
 		hsm_err_set(h->err, sizeof h->err, "key '%s' is not loaded; cannot destroy it",
@@ -563,7 +565,7 @@ hsm_key_generate(struct hsm *h, const struct hsm_keyspec *spec, struct hsm_key *
 	CK_KEY_TYPE type;
 	zd_err e;
 
-	if (!connected_or_fail(h))
+	if (!hsm_connected_or_fail(h))
 		return ZD_EHSM;
 	if ((e = spec_check(h, spec)) != ZD_OK)
 		return e;
@@ -585,24 +587,33 @@ hsm_key_generate(struct hsm *h, const struct hsm_keyspec *spec, struct hsm_key *
 	        {CKA_PUBLIC_EXPONENT, NULL, 0},
 	};
 	CK_ULONG npub = 7;
-	/* The private key: made inside, sign only, never readable or wrappable. */
+	/* The private key: made inside, sign only, never readable; wrappable
+	 * only when asked, and then only with a key the SO marked trusted. */
+	CK_BBOOL wrappable = spec->wrappable ? CK_TRUE : CK_FALSE;
 	CK_ATTRIBUTE priv_tmpl[] = {
-	        {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes},
-	        {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &no, sizeof no},
-	        {CKA_SIGN, &yes, sizeof yes},      {CKA_DECRYPT, &no, sizeof no},
-	        {CKA_UNWRAP, &no, sizeof no},      {CKA_DERIVE, &no, sizeof no},
-	        {CKA_ID, id, sizeof id},           {CKA_LABEL, (void *)spec->label, label_len},
+	        {CKA_TOKEN, &yes, sizeof yes},
+	        {CKA_PRIVATE, &yes, sizeof yes},
+	        {CKA_SENSITIVE, &yes, sizeof yes},
+	        {CKA_EXTRACTABLE, &wrappable, sizeof wrappable},
+	        {CKA_WRAP_WITH_TRUSTED, &yes, sizeof yes},
+	        {CKA_SIGN, &yes, sizeof yes},
+	        {CKA_DECRYPT, &no, sizeof no},
+	        {CKA_UNWRAP, &no, sizeof no},
+	        {CKA_DERIVE, &no, sizeof no},
+	        {CKA_ID, id, sizeof id},
+	        {CKA_LABEL, (void *)spec->label, label_len},
 	};
 	switch (spec->alg) {
 	case HSM_ALG_ECDSAP256SHA256:
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		pub_tmpl[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p256, sizeof oid_p256};
+		pub_tmpl[npub++] =
+		        (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)hsm_oid_p256, sizeof hsm_oid_p256};
 		type = CKK_EC;
 		break;
 	case HSM_ALG_ED25519:
 		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-		pub_tmpl[npub++] =
-		        (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_ed25519, sizeof oid_ed25519};
+		pub_tmpl[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)hsm_oid_ed25519,
+		                                  sizeof hsm_oid_ed25519};
 		type = CKK_EC_EDWARDS;
 		break;
 	default: /* HSM_ALG_RSASHA256; spec_check() allows nothing else */
@@ -721,7 +732,7 @@ hsm_key_protection_get(struct hsm_key *k, struct hsm_key_protection *out)
 	CK_BBOOL b[4] = {0, 0, 0, 0};
 	if (zd_check_failed(h != NULL))
 		return ZD_EBUG;
-	if (!connected_or_fail(h))
+	if (!hsm_connected_or_fail(h))
 		return ZD_EHSM;
 	CK_ATTRIBUTE a[] = {
 	        {CKA_SENSITIVE, &b[0], sizeof b[0]},

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/zd_parse.h"
 #include "hsm/pool.h"
 #include "hsm/pool_priv.h"
 
@@ -84,33 +85,11 @@ answer(struct worker *w, uint8_t type, uint32_t seq, const void *payload, size_t
 	return 0;
 }
 
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Lower or upper hex, even length, 1..HSM_ID_MAX bytes. */
 static int
 hex_decode(const char *s, uint8_t *out, size_t *len)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n % 2 != 0 || n / 2 > HSM_ID_MAX)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
+	return zd_hex_decode(s, strlen(s), out, HSM_ID_MAX, len) == ZD_OK ? 0 : -1;
 }
 
 /* Startup failures go to the parent, which names the worker. */
@@ -130,7 +109,7 @@ static int
 startup(struct worker *w, char **args, int nargs)
 {
 	const char *pin = args[2];
-	struct hsm_config cfg = {args[0], args[1], NULL, NULL};
+	struct hsm_config cfg = {args[0], args[1], NULL, NULL, 0};
 	uint8_t ready[3 * HSM_POOL_KEYS_MAX];
 	char err[HSM_POOL_ERR_MAX];
 

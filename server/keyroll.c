@@ -11,6 +11,7 @@
 #include "common/zd_keyplan.h"
 #include "common/zd_log.h"
 #include "hsm/hsm.h"
+#include "server/keybackup.h"
 #include "server/keystate.h"
 
 #define FAIL_LOG_EVERY_MS 60000
@@ -501,6 +502,29 @@ fail_log(struct keyroll *r, enum keyroll_step s, const char *why)
 	       step_is_ksk(s) ? "KSK" : "ZSK", keyroll_step_name(s), why);
 }
 
+/* Before a new key is published: its backup (server/keybackup.c).  Without
+ * require-backup a failed backup is logged and the key published anyway. */
+static zd_err
+backup_gate(struct keyroll *r, enum signer_role role, uint16_t tag, char *err, size_t errlen)
+{
+	char why[1024];
+	zd_err e = keybackup_key(r->sg, role, tag, why, sizeof why);
+	if (e == ZD_OK)
+		return ZD_OK;
+	const char *rn = role == SIGNER_KSK ? "KSK" : "ZSK";
+	if (!r->zc->dnssec.keys.require_backup) {
+		zd_log(ZD_LOG_ERROR, "keybackup", r->zc->name,
+		       "ALARM: new %s %u has no backup (published anyway: require-backup is off): "
+		       "%s",
+		       rn, tag, why);
+		return ZD_OK;
+	}
+	snprintf(err, errlen,
+	         "require-backup: new %s %u is not published before it has a backup: %s", rn, tag,
+	         why);
+	return e;
+}
+
 zd_err
 keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, char *err,
               size_t errlen)
@@ -530,6 +554,8 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 			r->has_orphan = 1;
 			r->orphan = tag;
 		}
+		if ((e = backup_gate(r, SIGNER_ZSK, tag, err, errlen)) != ZD_OK)
+			break;
 		st.extra = EXTRA_NEXT;
 		st.extra_tag = tag;
 		st.extra_at = now;
@@ -562,6 +588,8 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 			r->has_korphan = 1; /* until its publish commits */
 			r->korphan = tag;
 		}
+		if ((e = backup_gate(r, SIGNER_KSK, tag, err, errlen)) != ZD_OK)
+			break;
 		st.kstage = KS_PUBLISHED;
 		st.ksk_next = tag;
 		st.kstage_at = now;

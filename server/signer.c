@@ -302,6 +302,7 @@ key_get(struct signer *sg, const char *label, uint16_t flags, const uint16_t *us
 	        .alg = sg->p->algorithm,
 	        .bits = flags == HSM_DNSKEY_KSK ? sg->p->ksk_bits : sg->p->zsk_bits,
 	        .label = label,
+	        .wrappable = sg->tk->hc->backup != NULL, /* server/keybackup.c */
 	};
 	if ((e = hsm_key_generate_unique(h, &spec, flags, used, n_used, KEYGEN_TRIES, out)) !=
 	    ZD_OK) {
@@ -413,6 +414,12 @@ key_find(struct signer *sg, enum signer_role role, uint16_t tag)
 		if (hsm_key_tag_get(v[i], role_flags(role)) == tag)
 			return v[i];
 	return NULL;
+}
+
+struct hsm_key *
+signer_key_find(struct signer *sg, enum signer_role role, uint16_t tag)
+{
+	return key_find(sg, role, tag);
 }
 
 size_t

@@ -49,6 +49,9 @@ struct signer {
 	struct hsm_pool *pool;   /* worker processes during a full signing, else NULL */
 };
 
+/* The zone's key of role tagged tag in the token, or NULL (borrowed). */
+struct hsm_key *signer_key_find(struct signer *sg, enum signer_role role, uint16_t tag);
+
 struct chg {
 	ldns_rdf *owner;
 	uint16_t type;

@@ -31,6 +31,7 @@
 #include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/keyroll.h"
+#include "server/keybackup.h"
 #include "server/keystate.h"
 #include "server/opdb.h"
 #include "server/probe.h"
@@ -69,7 +70,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: zonedistd --config FILE [--init-db | --check | --dump ZONE "
-	           "[--serial S] | --release ZONE --by NAME]\n");
+	           "[--serial S] | --release ZONE --by NAME\n"
+	           "                 | --install-wrap-key TOKEN --so-pin-file FILE "
+	           "--wrap-key-file FILE\n"
+	           "                 | --restore-keys [BACKUP-FILE...]]\n");
 }
 
 static zd_err
@@ -251,6 +255,8 @@ signers_start(struct daemon *d, char *err, size_t errlen)
 			snprintf(err, errlen, "zone %s: keys: %s", z->cfg->name, why);
 			return e;
 		}
+		if ((e = keybackup_sweep(z->signer, err, errlen)) != ZD_OK)
+			return e;
 		const char *corrupt = getenv("ZD_TEST_CORRUPT_SIGNATURE");
 		if (corrupt != NULL) /* test hook, never in production */
 			signer_test_corrupt_set(z->signer, corrupt);
@@ -340,11 +346,16 @@ main(int argc, char **argv)
 	        {"serial", required_argument, NULL, 's'},
 	        {"release", required_argument, NULL, 'r'},
 	        {"by", required_argument, NULL, 'b'},
+	        {"install-wrap-key", required_argument, NULL, 'W'},
+	        {"so-pin-file", required_argument, NULL, 'S'},
+	        {"wrap-key-file", required_argument, NULL, 'K'},
+	        {"restore-keys", no_argument, NULL, 'R'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *dump = NULL, *serial = NULL, *release = NULL, *by = NULL;
-	int do_init = 0, do_check = 0, ch, rc = 1;
+	const char *wrap_token = NULL, *so_pin_file = NULL, *wrap_key_file = NULL;
+	int do_init = 0, do_check = 0, do_restore = 0, ch, rc = 1;
 	struct daemon d = {0};
 	char err[1024];
 
@@ -375,6 +386,18 @@ main(int argc, char **argv)
 		case 'b':
 			by = optarg;
 			break;
+		case 'W':
+			wrap_token = optarg;
+			break;
+		case 'S':
+			so_pin_file = optarg;
+			break;
+		case 'K':
+			wrap_key_file = optarg;
+			break;
+		case 'R':
+			do_restore = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -383,7 +406,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (config == NULL || optind != argc) {
+	if (config == NULL || (optind != argc && !do_restore) ||
+	    (wrap_token != NULL) != (so_pin_file != NULL && wrap_key_file != NULL)) {
 		usage(stderr);
 		return 2;
 	}
@@ -392,6 +416,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	zd_log_level_set((enum zd_log_level)d.cfg->log_level);
+	if (wrap_token != NULL || do_restore) {
+		/* SoftHSM reads SOFTHSM2_CONF; nothing else is started */
+		rc = wrap_token ? keybackup_install_wrapkey(d.cfg, wrap_token, so_pin_file,
+		                                            wrap_key_file)
+		                : keybackup_restore(d.cfg, argv + optind, (size_t)(argc - optind));
+		zd_config_free(d.cfg);
+		return rc;
+	}
 	if (do_init || dump || release) {
 		rc = do_init ? init_db(d.cfg)
 		     : dump  ? dump_zone(d.cfg, dump, serial)

@@ -624,6 +624,74 @@ config_hsm_is_required_and_checked(void **state)
 }
 
 static void
+config_hsm_backup_and_require_backup(void **state)
+{
+	static const char *const bad[] = {
+	        "hsm: {token-label: t, pin-env: P, backup: {pin-env: P}}\n",
+	        "hsm: {token-label: t, pin-env: P, backup: {token-label: b}}\n",
+	        "hsm: {token-label: t, pin-env: P, backup: {token-label: b, pin-env: P, "
+	        "sign-processes: 2}}\n",
+	        "hsm: {token-label: t, pin-env: P, backup: {token-label: b, pin-env: P, dir: "
+	        "rel}}\n",
+	        "hsm: {token-label: t, pin-env: P, backup: {token-label: b, pin-env: P, "
+	        "wrap-key: \"\"}}\n",
+	        "hsm: {token-label: t, pin-env: P, backup: {token-label: b, pin-env: P, "
+	        "backup: {token-label: c, pin-env: P}}}\n",
+	        "hsm: {token-label: t, pin-env: P, wrap-key: w}\n",
+	        "hsm: {token-label: t, pin-env: P, dir: /d}\n",
+	};
+	static const char *const why[] = {
+	        "hsm backup needs a token-label",
+	        "hsm backup needs exactly one of",
+	        "unknown hsm backup setting 'sign-processes'",
+	        "dir must be an absolute path",
+	        "wrap-key must be a key label",
+	        "unknown hsm backup setting 'backup'",
+	        "unknown hsm setting 'wrap-key'",
+	        "unknown hsm setting 'dir'",
+	};
+	struct zd_config *c = NULL;
+	char err[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(parse_zone(bad[i], SOA, &c, err, sizeof err), ZD_EMALFORMED);
+		if (strstr(err, why[i]) == NULL)
+			fail_msg("%zu: %s", i, err);
+		assert_null(c);
+	}
+	/* require-backup needs the backup token */
+	assert_int_equal(parse_zone("hsm: {token-label: t, pin-env: P}\n",
+	                            SOA "    dnssec: {keys: {require-backup: true}}\n", &c, err,
+	                            sizeof err),
+	                 ZD_EMALFORMED);
+	assert_non_null(strstr(err, "zone tld. has require-backup but the hsm: section has no "
+	                            "backup: token"));
+	assert_int_equal(parse_zone("hsm: {token-label: t, pin-env: P, backup: {token-label: b, "
+	                            "pin-file: /b.pin, module: /m.so, dir: /var/zd}}\n",
+	                            SOA "    dnssec: {keys: {require-backup: true}}\n", &c, err,
+	                            sizeof err),
+	                 ZD_OK);
+	assert_non_null(c->hsm.backup);
+	assert_string_equal(c->hsm.backup->token_label, "b");
+	assert_string_equal(c->hsm.backup->pin_file, "/b.pin");
+	assert_string_equal(c->hsm.backup->module, "/m.so");
+	assert_string_equal(c->hsm.backup->dir, "/var/zd");
+	assert_string_equal(c->hsm.backup->wrap_key, "zonedist-wrap");
+	assert_null(c->hsm.wrap_key);
+	assert_true(c->zones[0].dnssec.keys.require_backup);
+	zd_config_free(c);
+	c = NULL;
+	assert_int_equal(parse_zone("hsm: {token-label: t, pin-env: P, backup: {token-label: b, "
+	                            "pin-env: Q, wrap-key: twin}}\n",
+	                            SOA "    dnssec: on\n", &c, err, sizeof err),
+	                 ZD_OK);
+	assert_string_equal(c->hsm.backup->wrap_key, "twin");
+	assert_null(c->hsm.backup->dir);
+	assert_false(c->zones[0].dnssec.keys.require_backup);
+	zd_config_free(c);
+}
+
+static void
 config_dnssec_defaults_for_absent_off_and_on(void **state)
 {
 	static const char *const bodies[] = {
@@ -846,6 +914,7 @@ main(void)
 	        cmocka_unit_test(config_dnssec_guard_refuses_signatures_that_outlive_nothing),
 	        cmocka_unit_test(config_dnssec_guard_accepts_a_short_lived_test_policy),
 	        cmocka_unit_test(config_hsm_is_required_and_checked),
+	        cmocka_unit_test(config_hsm_backup_and_require_backup),
 	        cmocka_unit_test(config_dnssec_defaults_for_absent_off_and_on),
 	        cmocka_unit_test(config_dnssec_parses_each_setting),
 	        cmocka_unit_test(name_normalize_lowercases_and_adds_one_dot),

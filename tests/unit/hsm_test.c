@@ -37,6 +37,8 @@
 #define TOKEN    "zd-unit"
 #define SO_PIN   "so-pin-8765"
 #define USER_PIN "user-pin-4321"
+#define TOKEN_B  "zd-unit-b" /* the backup token */
+#define WRAP_KEY "zd-unit-wrap"
 
 static char dir[PATH_MAX];      /* temporary; removed at the end */
 static char pin_path[PATH_MAX]; /* holds USER_PIN and a newline */
@@ -94,9 +96,31 @@ group_setup(void **state)
 	path_join(tokens, "tokens");
 	file_write(pin_path, USER_PIN "\n");
 	if (hsm_softhsm_setup(dir, err, sizeof err) != ZD_OK ||
-	    hsm_token_init(module, TOKEN, SO_PIN, USER_PIN, err, sizeof err) != ZD_OK) {
+	    hsm_token_init(module, TOKEN, SO_PIN, USER_PIN, err, sizeof err) != ZD_OK ||
+	    hsm_token_init(module, TOKEN_B, SO_PIN, USER_PIN, err, sizeof err) != ZD_OK) {
 		fprintf(stderr, "# token setup failed: %s\n", err);
 		return -1;
+	}
+	/* The twin tokens' wrapping key, installed by the SO before any user
+	 * logs in (PKCS#11 allows one of them per token and application). */
+	char so_path[PATH_MAX];
+	uint8_t value[HSM_WRAPKEY_BYTES];
+	path_join(so_path, "so.pin");
+	file_write(so_path, SO_PIN "\n");
+	memset(value, 0x5a, sizeof value);
+	const char *labels[] = {TOKEN, TOKEN_B};
+	for (int i = 0; i < 2; i++) {
+		struct hsm_config cfg = {module, labels[i], so_path, NULL, 1};
+		struct hsm *h = NULL;
+		if (hsm_new(&cfg, &h) != ZD_OK || hsm_connect(h) != ZD_OK ||
+		    hsm_wrapkey_install(h, WRAP_KEY, value) != ZD_OK ||
+		    hsm_wrapkey_install(h, WRAP_KEY, value) != ZD_ELIMIT) {
+			fprintf(stderr, "# wrapping key on %s: %s\n", labels[i],
+			        h ? hsm_error_get(h) : "hsm_new");
+			hsm_free(h);
+			return -1;
+		}
+		hsm_free(h);
 	}
 	return 0;
 }
@@ -113,7 +137,7 @@ group_teardown(void **state)
 static struct hsm *
 hsm_make(const char *mod, const char *label, const char *pin_file, const char *pin_env)
 {
-	struct hsm_config cfg = {mod, label, pin_file, pin_env};
+	struct hsm_config cfg = {mod, label, pin_file, pin_env, 0};
 	struct hsm *h = NULL;
 	assert_int_equal(hsm_new(&cfg, &h), ZD_OK);
 	return h;
@@ -135,7 +159,7 @@ hsm_up(void)
 static struct hsm_key *
 key_make(struct hsm *h, uint8_t alg, uint16_t bits, const char *label)
 {
-	struct hsm_keyspec spec = {alg, bits, label};
+	struct hsm_keyspec spec = {alg, bits, label, 0};
 	struct hsm_key *k = NULL;
 	zd_err e = hsm_key_generate(h, &spec, &k);
 	if (e != ZD_OK)
@@ -595,11 +619,12 @@ config_needs_a_label_and_exactly_one_pin_source(void **state)
 {
 	struct hsm *h = NULL;
 	(void)state;
-	struct hsm_config both = {module, TOKEN, pin_path, "ZD_TEST_PIN"};
-	struct hsm_config none = {module, TOKEN, NULL, NULL};
-	struct hsm_config nolabel = {module, "", pin_path, NULL};
-	struct hsm_config longlabel = {module, "0123456789abcdef0123456789abcdefX", pin_path, NULL};
-	struct hsm_config emptyfile = {module, TOKEN, "", NULL};
+	struct hsm_config both = {module, TOKEN, pin_path, "ZD_TEST_PIN", 0};
+	struct hsm_config none = {module, TOKEN, NULL, NULL, 0};
+	struct hsm_config nolabel = {module, "", pin_path, NULL, 0};
+	struct hsm_config longlabel = {module, "0123456789abcdef0123456789abcdefX", pin_path, NULL,
+	                               0};
+	struct hsm_config emptyfile = {module, TOKEN, "", NULL, 0};
 	assert_int_equal(hsm_new(&both, &h), ZD_EMALFORMED);
 	assert_int_equal(hsm_new(&none, &h), ZD_EMALFORMED);
 	assert_int_equal(hsm_new(&nolabel, &h), ZD_EMALFORMED);
@@ -730,7 +755,7 @@ sessions_and_keys_need_a_connection(void **state)
 	assert_int_equal(hsm_session_open(h, &s, err, sizeof err), ZD_EHSM);
 	assert_true(contains(err, "not connected"));
 	assert_null(s);
-	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "x"};
+	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "x", 0};
 	assert_int_equal(hsm_key_generate(h, &spec, &k), ZD_EHSM);
 	assert_null(k);
 	hsm_free(h);
@@ -745,13 +770,13 @@ generate_refuses_bad_specs_and_leaves_nothing(void **state)
 	(void)state;
 	struct hsm *h = hsm_up();
 	struct hsm_keyspec specs[] = {
-	        {HSM_ALG_RSASHA256, 1024, "bad-rsa-1024"},
-	        {HSM_ALG_RSASHA256, 8192, "bad-rsa-8192"},
-	        {HSM_ALG_ECDSAP256SHA256, 384, "bad-ec-384"},
-	        {5, 2048, "bad-alg-5"},
-	        {HSM_ALG_ED25519, 0, ""},
-	        {HSM_ALG_ED25519, 0, NULL},
-	        {HSM_ALG_ED25519, 0, label},
+	        {HSM_ALG_RSASHA256, 1024, "bad-rsa-1024", 0},
+	        {HSM_ALG_RSASHA256, 8192, "bad-rsa-8192", 0},
+	        {HSM_ALG_ECDSAP256SHA256, 384, "bad-ec-384", 0},
+	        {5, 2048, "bad-alg-5", 0},
+	        {HSM_ALG_ED25519, 0, "", 0},
+	        {HSM_ALG_ED25519, 0, NULL, 0},
+	        {HSM_ALG_ED25519, 0, label, 0},
 	};
 	memset(label, 'l', sizeof label - 1);
 	label[sizeof label - 1] = '\0';
@@ -968,7 +993,7 @@ colliding_key_tags_are_retried_then_refused(void **state)
 	(void)state;
 
 	struct hsm *h = hsm_up();
-	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "coll-refused"};
+	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "coll-refused", 0};
 	/* Every try collides: nothing is made and nothing is left behind. */
 	assert_int_equal(hsm_test_keytag_override(h, forced, 3), ZD_OK);
 	assert_int_equal(hsm_key_generate_unique(h, &spec, HSM_DNSKEY_ZSK, used, 2, 3, &k),
@@ -1012,7 +1037,7 @@ ksk_tag_must_stay_free_once_revoked(void **state)
 			used[n++] = (uint16_t)t;
 
 	struct hsm *h = hsm_up();
-	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "revoke-ksk"};
+	struct hsm_keyspec spec = {HSM_ALG_ECDSAP256SHA256, 0, "revoke-ksk", 0};
 	zd_err e = hsm_key_generate_unique(h, &spec, HSM_DNSKEY_KSK, used, n, 8, &k);
 	if (e == ZD_OK) {
 		assert_int_equal(hsm_keytag_check(hsm_key_tag_get(k, HSM_DNSKEY_KSK), used, n),
@@ -1122,6 +1147,175 @@ token_removed_mid_run_fails_signing_and_reconnect_recovers(void **state)
 	hsm_free(h);
 }
 
+/* A backup: each algorithm's wrappable key wrapped in one token, written out
+ * and read back as a backup file, unwrapped into the other token, where it
+ * signs with the same key tag; a second restore finds it there.  A key not
+ * generated wrappable, a wrapping key a user made, a missing wrapping key
+ * and an install without the SO PIN are refused. */
+static void
+keys_are_backed_up_wrapped_and_restored_into_another_token(void **state)
+{
+	static const struct {
+		uint8_t alg;
+		uint16_t bits;
+	} algs[] = {{HSM_ALG_ECDSAP256SHA256, 0}, {HSM_ALG_ED25519, 0}, {HSM_ALG_RSASHA256, 2048}};
+	struct hsm_wrapped w, back;
+	char *text = malloc(HSM_WRAPPED_TEXT_MAX), err[256];
+	size_t text_len = 0, len = 0;
+	(void)state;
+	assert_non_null(text);
+
+	struct hsm *a = hsm_up();
+	struct hsm *b = hsm_make(module, TOKEN_B, pin_path, NULL);
+	assert_int_equal(hsm_connect(b), ZD_OK);
+	assert_int_equal(hsm_wrapkey_check(a, WRAP_KEY), ZD_OK);
+	assert_int_equal(hsm_wrapkey_check(b, WRAP_KEY), ZD_OK);
+	assert_int_equal(hsm_wrapkey_check(b, "no-such-wrap"), ZD_ENOTFOUND);
+	uint8_t value[HSM_WRAPKEY_BYTES] = {0};
+	assert_int_equal(hsm_wrapkey_install(a, "user-wrap", value), ZD_EHSM);
+	assert_true(contains(hsm_error_get(a), "security officer"));
+
+	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+		char label[64];
+		snprintf(label, sizeof label, "backup-%s", hsm_alg_name(algs[i].alg));
+		struct hsm_keyspec spec = {algs[i].alg, algs[i].bits, label, 1};
+		struct hsm_key *k = NULL, *r = NULL, *again = NULL;
+		int existed = -1;
+		assert_int_equal(hsm_key_generate(a, &spec, &k), ZD_OK);
+		struct hsm_key_protection pr;
+		assert_int_equal(hsm_key_protection_get(k, &pr), ZD_OK);
+		assert_true(pr.sensitive && pr.extractable && pr.always_sensitive);
+
+		assert_int_equal(hsm_key_wrap(k, "no-such-wrap", &w), ZD_ENOTFOUND);
+		zd_err we = hsm_key_wrap(k, WRAP_KEY, &w);
+		if (we != ZD_OK)
+			fprintf(stderr, "# wrap %s: %s\n", label, hsm_error_get(a));
+		/* SoftHSM 2.6.1 wraps no EdDSA private key (its C_WrapKey knows
+		 * the PKCS#8 forms of RSA, DSA, DH, EC and GOST keys only): the
+		 * refusal must say so, and the key stays usable. */
+		if (algs[i].alg == HSM_ALG_ED25519 && we == ZD_EHSM &&
+		    contains(hsm_error_get(a), "CKR_KEY_NOT_WRAPPABLE")) {
+			assert_int_equal(hsm_key_destroy(&k), ZD_OK);
+			continue;
+		}
+		assert_int_equal(we, ZD_OK);
+		assert_true(w.blob_len > 0);
+		assert_int_equal(hsm_wrapped_encode(&w, text, HSM_WRAPPED_TEXT_MAX, &text_len),
+		                 ZD_OK);
+		assert_int_equal(hsm_wrapped_decode(text, text_len, &back, err, sizeof err), ZD_OK);
+		assert_int_equal(back.blob_len, w.blob_len);
+		assert_memory_equal(back.blob, w.blob, w.blob_len);
+		assert_string_equal(back.label, label);
+
+		zd_err e = hsm_key_unwrap(b, WRAP_KEY, &back, &r, &existed);
+		if (e != ZD_OK)
+			fprintf(stderr, "# unwrap %s: %s\n", label, hsm_error_get(b));
+		assert_int_equal(e, ZD_OK);
+		assert_int_equal(existed, 0);
+		assert_int_equal(hsm_key_tag_get(r, HSM_DNSKEY_KSK),
+		                 hsm_key_tag_get(k, HSM_DNSKEY_KSK));
+		assert_int_equal(hsm_key_alg_get(r), algs[i].alg);
+		assert_int_equal(hsm_key_protection_get(r, &pr), ZD_OK);
+		assert_true(pr.sensitive);
+		/* signs in the backup token, verifies with the original's key */
+		struct hsm_session *s = NULL;
+		uint8_t sig[HSM_SIG_MAX];
+		size_t siglen = sizeof sig;
+		const uint8_t data[] = "restored";
+		const uint8_t *pub = hsm_key_pubkey_get(k, &len);
+		assert_int_equal(hsm_session_open(b, &s, err, sizeof err), ZD_OK);
+		assert_int_equal(hsm_sign(s, r, data, sizeof data, sig, &siglen), ZD_OK);
+		hsm_session_close(s);
+		assert_int_equal(hsm_verify(algs[i].alg, pub, len, data, sizeof data, sig, siglen),
+		                 ZD_OK);
+
+		assert_int_equal(hsm_key_unwrap(b, WRAP_KEY, &back, &again, &existed), ZD_OK);
+		assert_int_equal(existed, 1);
+		hsm_key_free(again);
+		/* the same CKA_ID with another public key is refused */
+		back.pubkey[back.pubkey_len - 1] ^= 1;
+		assert_int_equal(hsm_key_unwrap(b, WRAP_KEY, &back, &again, &existed), ZD_EHSM);
+		assert_true(contains(hsm_error_get(b), "another key"));
+
+		assert_int_equal(hsm_key_destroy(&r), ZD_OK);
+		assert_int_equal(hsm_key_destroy(&k), ZD_OK);
+	}
+
+	/* a wrapped key that is not the one its public key says: nothing kept */
+	struct hsm_keyspec s1 = {HSM_ALG_ECDSAP256SHA256, 0, "backup-mismatch-1", 1};
+	struct hsm_keyspec s2 = {HSM_ALG_ECDSAP256SHA256, 0, "backup-mismatch-2", 1};
+	struct hsm_key *k1 = NULL, *k2 = NULL, *r = NULL;
+	int existed = -1;
+	assert_int_equal(hsm_key_generate(a, &s1, &k1), ZD_OK);
+	assert_int_equal(hsm_key_generate(a, &s2, &k2), ZD_OK);
+	assert_int_equal(hsm_key_wrap(k1, WRAP_KEY, &w), ZD_OK);
+	assert_int_equal(hsm_key_wrap(k2, WRAP_KEY, &back), ZD_OK);
+	memcpy(w.blob, back.blob, back.blob_len);
+	w.blob_len = back.blob_len;
+	assert_int_equal(hsm_key_unwrap(b, WRAP_KEY, &w, &r, &existed), ZD_EHSM);
+	assert_true(contains(hsm_error_get(b), "does not sign"));
+	assert_null(r);
+	assert_int_equal(hsm_key_find(b, w.id, w.id_len, &r), ZD_OK);
+	assert_null(r);
+	assert_int_equal(hsm_key_destroy(&k1), ZD_OK);
+	assert_int_equal(hsm_key_destroy(&k2), ZD_OK);
+
+	/* a key generated as usual never leaves the token, even wrapped */
+	struct hsm_key *plain = key_make(a, HSM_ALG_ECDSAP256SHA256, 0, "backup-plain");
+	assert_int_equal(hsm_key_wrap(plain, WRAP_KEY, &w), ZD_EHSM);
+	assert_true(contains(hsm_error_get(a), "CKR_KEY_UNEXTRACTABLE"));
+	assert_int_equal(hsm_key_destroy(&plain), ZD_OK);
+
+	/* a wrapping key the user makes cannot wrap a wrappable key */
+	struct hsm_keyspec ws = {HSM_ALG_ECDSAP256SHA256, 0, "backup-untrusted", 1};
+	struct hsm_key *wk = NULL;
+	assert_int_equal(hsm_key_generate(a, &ws, &wk), ZD_OK);
+	struct raw raw;
+	raw_open(&raw);
+	size_t id_len = 0;
+	const uint8_t *id = hsm_key_id_get(wk, &id_len);
+	CK_OBJECT_HANDLE priv = raw_private_key(&raw, id, id_len), mine;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE aes = CKK_AES;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
+	                    {CKA_KEY_TYPE, &aes, sizeof aes},
+	                    {CKA_TOKEN, &no, 1},
+	                    {CKA_WRAP, &yes, 1},
+	                    {CKA_VALUE, value, sizeof value}};
+	assert_int_equal(raw.f->C_CreateObject(raw.sh, t, 5, &mine), CKR_OK);
+	CK_ATTRIBUTE trust = {CKA_TRUSTED, &yes, 1};
+	assert_int_not_equal(raw.f->C_SetAttributeValue(raw.sh, mine, &trust, 1), CKR_OK);
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	CK_ULONG blob_len = sizeof w.blob;
+	assert_int_equal(raw.f->C_WrapKey(raw.sh, &m, mine, priv, w.blob, &blob_len),
+	                 CKR_KEY_NOT_WRAPPABLE);
+	raw.f->C_DestroyObject(raw.sh, mine);
+	raw_close(&raw);
+	assert_int_equal(hsm_key_destroy(&wk), ZD_OK);
+
+	/* backup files that are not */
+	static const char *bad[] = {
+	        "",
+	        "zonedist-wrapped-key 2\n",
+	        "zonedist-wrapped-key 1\nid 00\n",
+	        "zonedist-wrapped-key 1\nid 0g\nlabel x\nalgorithm 13\npublic-key 00\nwrapped 00\n",
+	        "zonedist-wrapped-key 1\nid 00\nid 00\n",
+	        "zonedist-wrapped-key 1\nsecret 00\n",
+	        "zonedist-wrapped-key 1\nid 00\nlabel x\nalgorithm 13\npublic-key 00\nwrapped 00\n",
+	        "zonedist-wrapped-key 1\nid 00\nlabel x\nalgorithm 7\npublic-key 00\nwrapped 00\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		assert_int_equal(hsm_wrapped_decode(bad[i], strlen(bad[i]), &back, err, sizeof err),
+		                 ZD_EMALFORMED);
+		assert_true(err[0] != '\0');
+	}
+	free(text);
+	hsm_free(b);
+	hsm_free(a);
+}
+
 int
 main(void)
 {
@@ -1145,6 +1339,7 @@ main(void)
 	        cmocka_unit_test(two_threads_sign_concurrently_with_their_own_sessions),
 	        cmocka_unit_test(colliding_key_tags_are_retried_then_refused),
 	        cmocka_unit_test(ksk_tag_must_stay_free_once_revoked),
+	        cmocka_unit_test(keys_are_backed_up_wrapped_and_restored_into_another_token),
 	        cmocka_unit_test(token_removed_mid_run_fails_signing_and_reconnect_recovers),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

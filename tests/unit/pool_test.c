@@ -104,7 +104,7 @@ no_children(void)
 static struct hsm_config
 config(const char *pin_file)
 {
-	return (struct hsm_config){module, TOKEN, pin_file, NULL};
+	return (struct hsm_config){module, TOKEN, pin_file, NULL, 0};
 }
 
 static struct hsm_pool *
@@ -215,9 +215,9 @@ group_setup(void **state)
 	char err[512];
 	const char *tmp = getenv("TMPDIR");
 	const struct hsm_keyspec specs[N_KEYS] = {
-	        {HSM_ALG_ECDSAP256SHA256, 0, "pool-ecdsa"},
-	        {HSM_ALG_ED25519, 0, "pool-ed25519"},
-	        {HSM_ALG_RSASHA256, 2048, "pool-rsa2048"},
+	        {HSM_ALG_ECDSAP256SHA256, 0, "pool-ecdsa", 0},
+	        {HSM_ALG_ED25519, 0, "pool-ed25519", 0},
+	        {HSM_ALG_RSASHA256, 2048, "pool-rsa2048", 0},
 	};
 	(void)state;
 	module = getenv("ZD_PKCS11_MODULE") ? getenv("ZD_PKCS11_MODULE") : HSM_MODULE_DEFAULT;

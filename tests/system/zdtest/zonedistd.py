@@ -28,14 +28,15 @@ class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
                  ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None,
-                 api_token="test-token-0123456789", extra_config=()):
+                 api_token="test-token-0123456789", extra_config=(), hsm_backup=None):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
         (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
         settings for every zone; soa: SOA settings overriding the defaults;
         build: the build tree to run (default: $ZD_BUILD, else build/);
         api_token: the API's state-change token (None: no token-file);
-        extra_config: top-level YAML lines added to the configuration."""
+        extra_config: top-level YAML lines added to the configuration;
+        hsm_backup: a dict of hsm backup: settings (docs/KEYS.md "Backups")."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -59,6 +60,7 @@ class Zonedistd:
         self.api_port = free_port()
         self.api_token = api_token
         self.extra_config = list(extra_config)
+        self.hsm_backup = hsm_backup
         self.api_socket = os.path.join(self.dir, "api.sock")
         self.daemon = None
 
@@ -81,8 +83,12 @@ class Zonedistd:
             for name, alg, secret in self.tsig:
                 lines.append(f'  - {{name: "{name}", algorithm: {alg}, secret: "{secret}"}}')
         if self.hsm is not None:
+            backup = ""
+            if self.hsm_backup:
+                backup = ", backup: {" + ", ".join(f"{k}: {v}" for k, v in
+                                                   self.hsm_backup.items()) + "}"
             lines.append(f"hsm: {{module: {self.hsm.module}, token-label: {self.hsm.label}, "
-                         f"pin-file: {self.hsm.pin_file}}}")
+                         f"pin-file: {self.hsm.pin_file}{backup}}}")
         lines.append("zones:")
         for z in self.zones:
             apex = self.apex or [a.replace("tld.", z) for a in APEX]
