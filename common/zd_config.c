@@ -687,7 +687,7 @@ keys_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
  * checked after the walk. */
 struct dnssec_walk {
 	struct zd_dnssec_config *d;
-	const yaml_node_t *ksk_bits, *zsk_bits, *force_unsign;
+	const yaml_node_t *ksk_bits, *zsk_bits, *force_unsign, *unsign;
 };
 
 static zd_err
@@ -755,6 +755,10 @@ dnssec_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	if (strcmp(k, "force-unsign") == 0) {
 		w->force_unsign = v;
 		return get_bool(c, v, "dnssec force-unsign", &d->force_unsign);
+	}
+	if (strcmp(k, "unsign") == 0) {
+		w->unsign = v;
+		return get_bool(c, v, "dnssec unsign", &d->unsign);
 	}
 	if (strcmp(k, "algorithm") == 0)
 		return get_algorithm(c, v, &d->algorithm);
@@ -841,6 +845,10 @@ dnssec_parse(struct ctx *c, yaml_node_t *v, struct zd_dnssec_config *d)
 	if (d->force_unsign && d->enabled)
 		return fail(c, w.force_unsign,
 		            "dnssec force-unsign needs enabled: false (it unsigns the zone)");
+	if (d->unsign && !d->enabled)
+		return fail(c, w.unsign,
+		            "dnssec unsign needs the zone signed (enabled: true): the zone is "
+		            "signed until the parent's DS is gone (RFC 8078)");
 	return ZD_OK;
 }
 

@@ -53,6 +53,8 @@ enum zd_denial {
 struct zd_dnssec_config {
 	int enabled;               /* 0: `dnssec: off` (or the section absent) */
 	int force_unsign;          /* unsign even while the parent may hold a DS */
+	int unsign;                /* go unsigned through CDS/CDNSKEY delete (RFC 8078): the
+	                              zone stays signed until the parent's DS is gone */
 	uint8_t algorithm;         /* 8 RSASHA256, 13 ECDSAP256SHA256 (default), 15 ED25519 */
 	uint16_t ksk_bits;         /* RSA modulus bits, 2048..4096 (default 2048); 0 otherwise */
 	uint16_t zsk_bits;         /* likewise */

@@ -1094,6 +1094,33 @@ cmd_ds_seen(struct ctl *x, char **args, int n)
 	return 0;
 }
 
+/* ds-gone ZONE: the parent serves no DS of the zone any more (unsigning,
+ * RFC 8078); prints when the DNSSEC records go. */
+static int
+cmd_ds_gone(struct ctl *x, char **args, int n)
+{
+	char path[PATH_MAX_BYTES], when[CELL_BYTES];
+	json_t *d = NULL, *body = text_body("by", x->by, "reason", x->reason);
+	(void)args;
+	(void)n;
+
+	if (body == NULL) {
+		fprintf(stderr, "zonedistctl: ds-gone: --by and --reason must be UTF-8 text\n");
+		return EXIT_USAGE;
+	}
+	int rc = zone_path(x, path, sizeof path, "/keys/%s", "ds-gone") != 0
+	                 ? too_long()
+	                 : ask(x, "POST", path, body, &d);
+	json_decref(body);
+	if (rc || d == NULL)
+		return rc;
+	printf("the parent's DS is confirmed gone; the DNSSEC records are removed from\n  %s "
+	       "(IpubP later: the DS is gone from caches)\n",
+	       date_text(json_object_get(d, "unsigned_at"), when, CELL_BYTES));
+	json_decref(d);
+	return 0;
+}
+
 static const struct command commands[] = {
         {"status", 0, 0, 0, 0, cmd_status, 0, "", "every zone's state and its secondaries"},
         {"zones", 0, 0, 0, 0, cmd_zones, 0, "", "the zones and their serials"},
@@ -1125,6 +1152,9 @@ static const struct command commands[] = {
         {"ds-seen", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_seen, 1,
          "ZONE TAG --by WHO [--reason WHY]",
          "the parent serves the DS of the new KSK TAG (a KSK rollover); token"},
+        {"ds-gone", 1, 1, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_gone, 1,
+         "ZONE --by WHO [--reason WHY]",
+         "the parent serves no DS of the zone any more (dnssec unsign); token"},
 };
 
 static void

@@ -102,6 +102,7 @@ enum dbq_kind {
 	DBQ_RELEASE,
 	DBQ_COMPROMISED,
 	DBQ_DS_SEEN,
+	DBQ_DS_GONE,
 };
 
 struct dbq {
@@ -346,13 +347,19 @@ zone_json(struct zone_api *za)
 
 	if (oldest && store_serial_find(st, oldest, &oldest_serial) != ZD_OK)
 		oldest = 0;
+	int is_signed = z->signer != NULL;
+	if (is_signed && z->roll != NULL) { /* gone unsigned (dnssec unsign)? */
+		struct keyroll_view rv;
+		keyroll_view_get(z->roll, &rv);
+		is_signed = rv.ustage != 3;
+	}
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "zone", z->cfg->name, "serial",
 	              (json_int_t)atomic_load(&z->serial), "versions_published",
 	              (json_int_t)atomic_load(&z->versions_published), "last_publish_ms",
 	              (json_int_t)atomic_load(&z->last_batch_ms), "delegations",
 	              (json_int_t)atomic_load(&z->delegations), "versions_in_memory",
-	              (json_int_t)(pub && oldest ? pub - oldest + 1 : 0), "signed",
-	              z->signer != NULL, "held", atomic_load(&z->held) != 0);
+	              (json_int_t)(pub && oldest ? pub - oldest + 1 : 0), "signed", is_signed,
+	              "held", atomic_load(&z->held) != 0);
 	if (o && oldest)
 		json_object_set_new(o, "oldest_serial_in_memory", json_integer(oldest_serial));
 	return o;
@@ -835,14 +842,19 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                                   keyroll_kstage_name(rv.kstage), "since",
 	                                   (json_int_t)rv.kstage_at),
 	        "next_step", keyroll_step_name(rv.kdue), "next_at", (json_int_t)rv.kdue_at);
+	static const char *const ustage_names[] = {"none", "cds-delete", "ds-gone", "unsigned"};
+	json_t *unsign = json_pack("{s:b,s:s,s:I,s:s,s:I}", "configured", d->unsign != 0, "stage",
+	                           ustage_names[rv.ustage & 3], "since", (json_int_t)rv.ustage_at,
+	                           "next_step", keyroll_step_name(rv.udue), "next_at",
+	                           (json_int_t)rv.udue_at);
 	reply_json(req, 200, "OK",
-	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:{s:I,s:I,s:I,"
-	                     "s:I,s:I,s:I,s:I},s:o,s:b}",
+	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:{s:I,s:I,"
+	                     "s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
 	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
 	                     "keys", "role", "KSK", "tag", ksk, "active", (json_int_t)rv.ksk_at,
 	                     "role", "ZSK", "tag", zsk, "active", (json_int_t)rv.active_at,
-	                     "zsk_roll", roll, "ksk_roll", kroll, "intervals", "zsk_lifetime",
-	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                     "zsk_roll", roll, "ksk_roll", kroll, "unsign", unsign, "intervals",
+	                     "zsk_lifetime", (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
 	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
 	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
 	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,
@@ -1129,6 +1141,26 @@ compromised_answer(struct dbq *q, PGresult *res)
 	                     "remove_at", (json_int_t)(activate + iv.iret_z)));
 }
 
+/* When the DNSSEC records go, now that the parent serves no DS. */
+static void
+ds_gone_answer(struct dbq *q, PGresult *res)
+{
+	struct zone *z = q->za->z;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+		reply_error(q->req, 409, "Conflict",
+		            "the zone is not waiting for its DS to go (dnssec unsign must be set, "
+		            "its delete CDS/CDNSKEY published, and the DS not confirmed gone "
+		            "already)");
+		return;
+	}
+	struct zd_key_intervals iv;
+	zd_key_intervals_get(&z->cfg->dnssec, &iv);
+	reply_json(q->req, 200, "OK",
+	           json_pack("{s:s,s:I,s:s,s:I}", "zone", z->cfg->name, "gone_at",
+	                     (json_int_t)q->at, "by", q->by, "unsigned_at",
+	                     (json_int_t)(q->at + iv.ipub_p)));
+}
+
 /* When the old KSK goes, now that the parent serves the new one's DS. */
 static void
 ds_seen_answer(struct dbq *q, PGresult *res)
@@ -1165,6 +1197,13 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		keyroll_reload_ask(q->za->z->roll);
 		zd_log(ZD_LOG_WARNING, "api", q->za->z->cfg->name,
 		       "%s %u reported compromised by %s%s%s", PQgetvalue(res, 0, 0), q->tag, q->by,
+		       q->why[0] ? ": " : "", q->why);
+	}
+	if (res != NULL && q->kind == DBQ_DS_GONE && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+		keyroll_reload_ask(q->za->z->roll);
+		zd_log(ZD_LOG_NOTICE, "api", q->za->z->cfg->name,
+		       "unsigning: the parent's DS confirmed gone by %s%s%s", q->by,
 		       q->why[0] ? ": " : "", q->why);
 	}
 	if (res != NULL && q->kind == DBQ_DS_SEEN && PQntuples(res) == 1 &&
@@ -1222,6 +1261,9 @@ dbq_done(void *arg, PGresult *res, const char *err)
 		break;
 	case DBQ_DS_SEEN:
 		ds_seen_answer(q, res);
+		break;
+	case DBQ_DS_GONE:
+		ds_gone_answer(q, res);
 		break;
 	case DBQ_COMPROMISED:
 		compromised_answer(q, res);
@@ -1460,7 +1502,12 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 		return;
 	}
 	json_t *tv = json_object_get(body, "tag");
+	if (kind == DBQ_DS_GONE) /* the zone's DS, whatever its keys */
+		tv = json_integer(0);
+	else
+		json_incref(tv);
 	if (!json_is_integer(tv) || json_integer_value(tv) < 0 || json_integer_value(tv) > 65535) {
+		json_decref(tv);
 		json_decref(body);
 		free(q);
 		reply_error(req, 400, "Bad Request", "\"tag\" must be the key tag (0..65535)");
@@ -1468,17 +1515,30 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 	}
 	if (!body_text(req, body, "by", NULL, q->by, sizeof q->by) ||
 	    !body_text(req, body, "reason", "", q->why, sizeof q->why)) {
+		json_decref(tv);
 		json_decref(body);
 		free(q);
 		return;
 	}
 	q->tag = (uint16_t)json_integer_value(tv);
-	json_decref(body); /* tv with it */
+	json_decref(tv);
+	json_decref(body);
 	q->at = zd_clock_s();
 	char tag[8], at[24];
 	snprintf(tag, sizeof tag, "%u", q->tag);
 	snprintf(at, sizeof at, "%" PRIu64, q->at);
 	const char *params[5] = {za->z->cfg->name, tag, at, q->by, q->why};
+	if (kind == DBQ_DS_GONE) {
+		const char *p4[4] = {za->z->cfg->name, at, q->by, q->why};
+		dbq_ask(q,
+		        "WITH u AS (UPDATE zonedist.unsign SET ds_gone = to_timestamp($2), "
+		        "ds_gone_by = $3 WHERE zone = $1 AND ds_gone IS NULL RETURNING 1), a AS "
+		        "(INSERT INTO zonedist.audit (zone, action, by, detail) SELECT $1, "
+		        "'ds-gone', $3, $4 WHERE EXISTS (SELECT 1 FROM u) RETURNING 1) SELECT "
+		        "(SELECT count(*) FROM u)",
+		        4, p4);
+		return;
+	}
 	if (kind == DBQ_DS_SEEN) {
 		dbq_ask(q,
 		        "WITH k AS (UPDATE zonedist.key SET ds_seen = to_timestamp($3) WHERE zone "
@@ -1955,7 +2015,8 @@ on_request(struct evhttp_request *req, void *arg)
 	int post = n_seg == 2 && (strcmp(res, "hold") == 0 || strcmp(res, "release") == 0);
 	post = post || (n_seg == 3 && strcmp(res, "rejected") == 0 && strcmp(seg[2], "retry") == 0);
 	post = post || (n_seg == 3 && strcmp(res, "keys") == 0 &&
-	                (strcmp(seg[2], "compromised") == 0 || strcmp(seg[2], "ds-seen") == 0));
+	                (strcmp(seg[2], "compromised") == 0 || strcmp(seg[2], "ds-seen") == 0 ||
+	                 strcmp(seg[2], "ds-gone") == 0));
 	if (n_seg == 3 && !post) {
 		reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
 		return;
@@ -1980,7 +2041,9 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (post && strcmp(res, "keys") == 0) {
 		key_report_start(a, req, za,
-		                 strcmp(seg[2], "ds-seen") == 0 ? DBQ_DS_SEEN : DBQ_COMPROMISED);
+		                 strcmp(seg[2], "ds-seen") == 0   ? DBQ_DS_SEEN
+		                 : strcmp(seg[2], "ds-gone") == 0 ? DBQ_DS_GONE
+		                                                  : DBQ_COMPROMISED);
 		return;
 	}
 	if (post) {

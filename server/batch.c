@@ -195,6 +195,14 @@ config_names(const struct zone *z, ldns_rdf ***out, size_t *n_out)
 	return ZD_OK;
 }
 
+/* The zone is signed: it has keys and has not gone unsigned (dnssec
+ * unsign, RFC 8078). */
+static int
+zone_signs(const struct zone *z)
+{
+	return z->signer != NULL && (z->roll == NULL || !keyroll_is_unsigned(z->roll));
+}
+
 /* The records of one name into the version.  In a signed zone a TTL above
  * dnssec max-ttl is lowered to it first (counted in z->ttl_capped): the
  * rollover timing (Iret) and the signature lifetime guard count on no
@@ -202,7 +210,7 @@ config_names(const struct zone *z, ldns_rdf ***out, size_t *n_out)
 static zd_err
 name_set(struct zone *z, struct store_txn *t, const ldns_rdf *owner, ldns_rr_list *l)
 {
-	if (z->signer != NULL) {
+	if (zone_signs(z)) {
 		uint32_t max = z->cfg->dnssec.max_ttl;
 		for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
 			ldns_rr *rr = ldns_rr_list_rr(l, i);
@@ -607,7 +615,7 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	zd_err e;
 
 	memset(st, 0, sizeof *st);
-	if (z->signer == NULL)
+	if (!zone_signs(z))
 		return ZD_OK;
 	if (!signer_token_is_up(b->tk)) {
 		if ((e = signer_token_check(b->tk, err, sizeof err)) != ZD_OK) {
@@ -781,7 +789,7 @@ refresh_due(struct batch *b, size_t zi)
 	struct store_stats st;
 	size_t due = 0;
 
-	if (z->signer == NULL)
+	if (!zone_signs(z))
 		return 0;
 	if (now - b->refresh_ms[zi] >= b->cfg->limits.poll_interval_ms) {
 		b->refresh_ms[zi] = now;
@@ -878,8 +886,8 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		else if (full)
 			b->force_full[zi] = 1;
 	}
-	int resign = refresh_due(b, zi) || (z->signer != NULL && b->force_full[zi]) ||
-	             b->unsign[zi] || step != KEYROLL_NONE;
+	int resign = refresh_due(b, zi) || (zone_signs(z) && b->force_full[zi]) || b->unsign[zi] ||
+	             step != KEYROLL_NONE;
 	if (*taken == 0 && !b->sync_config[zi] && !resign) {
 		ra_batch_abort(&rb); /* nothing to consume */
 		if (z->roll != NULL)
@@ -912,13 +920,13 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 	}
 	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
 		goto fail;
-	if (b->unsign[zi]) {
+	if (b->unsign[zi] || step == KEYROLL_UNSIGN_REMOVE) {
 		size_t removed = 0;
 		if ((e = unsign_all(z, t, &removed)) != ZD_OK)
 			goto fail;
 		zd_log(ZD_LOG_NOTICE, "batch", zname,
-		       "unsigning (force-unsign): %zu DNSSEC RRsets removed in this version",
-		       removed);
+		       "unsigning (%s): %zu DNSSEC RRsets removed in this version",
+		       b->unsign[zi] ? "force-unsign" : "the parent's DS is gone", removed);
 	}
 	if (store_txn_changes_get(t) == 0 && !resign) {
 		/* The names' records are what is published already: consume the
@@ -1102,7 +1110,7 @@ batch_load(struct batch *b, char *err, size_t errlen)
 		uint32_t serial = 0;
 		store_serial_find(z->store, store_published_get(z->store), &serial);
 		atomic_store(&z->serial, serial);
-		if (z->signer != NULL && signer_keys_changed(z->signer, z->store)) {
+		if (zone_signs(z) && signer_keys_changed(z->signer, z->store)) {
 			/* new keys, or a zone signed for the first time */
 			b->force_full[i] = 1;
 			zd_log(ZD_LOG_NOTICE, "signer", z->cfg->name,

@@ -39,6 +39,8 @@ struct roll_state {
 	uint16_t ksk_next;
 	uint64_t kstage_at;          /* when kstage began */
 	uint64_t ksk_compromised_at; /* the active KSK's, reported by an operator; 0: none */
+	int ustage;                  /* unsigning: 0 none, 1 delete CDS out, 2 DS gone, 3 done */
+	uint64_t ustage_at;
 };
 
 struct keyroll {
@@ -56,6 +58,7 @@ struct keyroll {
 	uint16_t korphan;
 	ldns_rr *kdnskey[2];          /* under mu: the active KSK's DNSKEY, the next one's */
 	_Atomic uint32_t parent_seen; /* 0x10000 | tag: the parent servers serve its DS */
+	_Atomic int parent_gone;      /* unsigning: the parent servers serve no DS */
 	enum keyroll_step pending;
 	uint64_t pending_at;
 	uint64_t checked_at, steps;
@@ -99,6 +102,12 @@ keyroll_step_name(enum keyroll_step s)
 		return "ds-seen";
 	case KEYROLL_KSK_SETTLE:
 		return "ds-settled";
+	case KEYROLL_UNSIGN_CDS_DELETE:
+		return "cds-delete";
+	case KEYROLL_UNSIGN_DS_GONE:
+		return "ds-gone";
+	case KEYROLL_UNSIGN_REMOVE:
+		return "unsigned";
 	}
 	return "?";
 }
@@ -106,7 +115,21 @@ keyroll_step_name(enum keyroll_step s)
 static int
 step_is_ksk(enum keyroll_step s)
 {
-	return s >= KEYROLL_KSK_PUBLISH;
+	return s >= KEYROLL_KSK_PUBLISH && s <= KEYROLL_KSK_SETTLE;
+}
+
+static int
+step_is_unsign(enum keyroll_step s)
+{
+	return s >= KEYROLL_UNSIGN_CDS_DELETE;
+}
+
+/* The delete CDS/CDNSKEY are published from the first unsigning step until
+ * the records go. */
+static void
+unsign_apply(struct keyroll *r, const struct roll_state *st)
+{
+	signer_cds_delete_set(r->sg, st->ustage == 1 || st->ustage == 2);
 }
 
 /* The KSKs of st in the signer. */
@@ -325,6 +348,24 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	}
 	if ((e = ksk_rows(r, krows, kn, &st, err, errlen)) != ZD_OK)
 		goto out;
+	struct keystate_unsign u;
+	if ((e = keystate_unsign_load(c, zname, &u, err, errlen)) != ZD_OK)
+		goto out;
+	if (u.present && !r->zc->dnssec.unsign) {
+		/* called off: the zone is signed as before, its CDS/CDNSKEY the KSK's */
+		if ((e = keystate_unsign_step(c, zname, 0, 0, NULL, err, errlen)) != ZD_OK)
+			goto out;
+		zd_log(ZD_LOG_WARNING, "keyroll", zname,
+		       "the unsigning begun at %" PRIu64 " is called off (dnssec unsign is no "
+		       "longer set): the zone is signed, its CDS/CDNSKEY describe the KSK again",
+		       u.delete_published);
+	} else if (u.present) {
+		st.ustage = u.unsigned_at ? 3 : u.ds_gone ? 2 : 1;
+		st.ustage_at = u.unsigned_at ? u.unsigned_at
+		               : u.ds_gone   ? u.ds_gone
+		                             : u.delete_published;
+	}
+	unsign_apply(r, &st);
 	token_sweep(r, SIGNER_ZSK, rows, n, st.active, st.extra != EXTRA_NONE, st.extra_tag,
 	            &r->has_orphan, &r->orphan);
 	token_sweep(r, SIGNER_KSK, krows, kn, st.ksk, st.kstage != KS_NONE, st.ksk_next,
@@ -453,12 +494,40 @@ ds_confirmed(const struct keyroll *r, const struct roll_state *st)
 	       atomic_load(&((struct keyroll *)r)->parent_seen) == (0x10000u | st->ksk_next);
 }
 
+/* The unsigning's next step of st and its earliest time (RFC 8078 s4,
+ * RFC 6781 s4.2: the DS gone from every cache before the DNSKEYs go). */
+static enum keyroll_step
+unsign_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at)
+{
+	*at = 0;
+	if (!r->zc->dnssec.unsign)
+		return KEYROLL_NONE;
+	switch (st->ustage) {
+	case 0:
+		return KEYROLL_UNSIGN_CDS_DELETE; /* at once */
+	case 1:
+		return KEYROLL_UNSIGN_DS_GONE; /* when the parent servers confirm it */
+	case 2:
+		*at = st->ustage_at + r->iv.ipub_p; /* the DS gone from every cache */
+		return KEYROLL_UNSIGN_REMOVE;
+	default:
+		return KEYROLL_NONE;
+	}
+}
+
 enum keyroll_step
 keyroll_due(const struct keyroll *r, uint64_t now)
 {
 	uint64_t at;
 	if (r->pending != KEYROLL_NONE)
 		return KEYROLL_NONE;
+	if (r->zc->dnssec.unsign) {
+		/* no rollover while the zone goes unsigned */
+		enum keyroll_step u = unsign_next_step(r, &r->st, &at);
+		if (u == KEYROLL_UNSIGN_DS_GONE)
+			return atomic_load(&((struct keyroll *)r)->parent_gone) ? u : KEYROLL_NONE;
+		return u != KEYROLL_NONE && now >= at ? u : KEYROLL_NONE;
+	}
 	enum keyroll_step s = next_step(r, &r->st, &at);
 	if (s != KEYROLL_NONE && now >= at)
 		return s;
@@ -472,6 +541,18 @@ void
 keyroll_parent_seen(struct keyroll *r, int seen, uint16_t tag)
 {
 	atomic_store(&r->parent_seen, seen ? 0x10000u | tag : 0);
+}
+
+void
+keyroll_parent_gone(struct keyroll *r, int gone)
+{
+	atomic_store(&r->parent_gone, gone != 0);
+}
+
+int
+keyroll_is_unsigned(const struct keyroll *r)
+{
+	return r->st.ustage == 3;
 }
 
 size_t
@@ -497,9 +578,12 @@ fail_log(struct keyroll *r, enum keyroll_step s, const char *why)
 		return;
 	r->fail_logged_ms = now;
 	zd_log(ZD_LOG_ERROR, "keyroll", r->zc->name,
-	       "ALARM: the %s rollover's %s step is due but cannot be made (retried at "
+	       "ALARM: the %s's %s step is due but cannot be made (retried at "
 	       "every batch; the zone keeps being published with its current keys): %s",
-	       step_is_ksk(s) ? "KSK" : "ZSK", keyroll_step_name(s), why);
+	       step_is_unsign(s) ? "unsigning"
+	       : step_is_ksk(s)  ? "KSK rollover"
+	                         : "ZSK rollover",
+	       keyroll_step_name(s), why);
 }
 
 /* Before a new key is published: its backup (server/keybackup.c).  Without
@@ -611,8 +695,18 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		st.kstage_at = 0;
 		st.ksk_compromised_at = 0;
 		break;
+	case KEYROLL_UNSIGN_CDS_DELETE:
+	case KEYROLL_UNSIGN_DS_GONE:
+	case KEYROLL_UNSIGN_REMOVE:
+		st.ustage = s == KEYROLL_UNSIGN_CDS_DELETE ? 1
+		            : s == KEYROLL_UNSIGN_DS_GONE  ? 2
+		                                           : 3;
+		st.ustage_at = now;
+		break;
 	}
-	if (e == ZD_OK && !step_is_ksk(s) &&
+	if (e == ZD_OK && step_is_unsign(s))
+		unsign_apply(r, &st);
+	if (e == ZD_OK && !step_is_ksk(s) && !step_is_unsign(s) &&
 	    (e = signer_zsk_use(r->sg, st.active, st.extra != EXTRA_NONE, st.extra_tag)) != ZD_OK)
 		snprintf(err, errlen, "the token has no ZSK %u", st.extra_tag);
 	if (e == ZD_OK && step_is_ksk(s) && (e = ksk_apply(r, &st)) != ZD_OK)
@@ -664,6 +758,13 @@ keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	case KEYROLL_KSK_SETTLE:
 		return keystate_ksk_settle(c, zname, alg, r->st.ksk, r->was.ksk, r->pending_at, err,
 		                           errlen);
+	case KEYROLL_UNSIGN_CDS_DELETE:
+		return keystate_unsign_step(c, zname, 1, r->pending_at, NULL, err, errlen);
+	case KEYROLL_UNSIGN_DS_GONE:
+		return keystate_unsign_step(c, zname, 2, r->pending_at, "parent-servers", err,
+		                            errlen);
+	case KEYROLL_UNSIGN_REMOVE:
+		return keystate_unsign_step(c, zname, 3, r->pending_at, NULL, err, errlen);
 	}
 	return ZD_EBUG;
 }
@@ -699,8 +800,9 @@ keyroll_done(struct keyroll *r)
 	enum keyroll_step s = r->pending;
 	if (s == KEYROLL_NONE)
 		return;
-	enum keyroll_step next =
-	        step_is_ksk(s) ? ksk_next_step(r, &r->st, &at) : next_step(r, &r->st, &at);
+	enum keyroll_step next = step_is_unsign(s) ? unsign_next_step(r, &r->st, &at)
+	                         : step_is_ksk(s)  ? ksk_next_step(r, &r->st, &at)
+	                                           : next_step(r, &r->st, &at);
 	char when[64];
 	zd_time_utc(at, 0, when, sizeof when);
 	switch (s) {
@@ -754,6 +856,25 @@ keyroll_done(struct keyroll *r)
 		       "from %s (IpubP = %" PRIu64 " s)",
 		       r->st.ksk_next, r->st.ksk, when, r->iv.ipub_p);
 		break;
+	case KEYROLL_UNSIGN_CDS_DELETE:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "unsigning: the delete CDS/CDNSKEY are published (RFC 8078): the parent "
+		       "may remove the DS; the zone stays signed until it is gone (%s)",
+		       r->zc->dnssec.keys.n_parent > 0
+		               ? "its servers are polled for it"
+		               : "no parent-servers are configured to poll: see docs/KEYS.md");
+		break;
+	case KEYROLL_UNSIGN_DS_GONE:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "unsigning: every parent server answers with no DS; the DNSSEC records go "
+		       "at %s (IpubP = %" PRIu64 " s, the DS out of every cache)",
+		       when, r->iv.ipub_p);
+		break;
+	case KEYROLL_UNSIGN_REMOVE:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "unsigning done: the zone is served without DNSSEC records; set `dnssec: "
+		       "off` (the keys stay in the token until you delete them)");
+		break;
 	case KEYROLL_KSK_SETTLE: {
 		uint16_t old = r->was.ksk;
 		key_drop(r, SIGNER_KSK, old);
@@ -781,6 +902,7 @@ keyroll_undo(struct keyroll *r)
 	/* the keys of r->was are in the token: that is where they came from */
 	(void)signer_zsk_use(r->sg, r->was.active, r->was.extra != EXTRA_NONE, r->was.extra_tag);
 	(void)ksk_apply(r, &r->was);
+	unsign_apply(r, &r->was);
 	state_set(r, &r->was);
 	r->pending = KEYROLL_NONE;
 }
@@ -870,4 +992,7 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	pthread_mutex_unlock(&m->mu);
 	out->due = next_step(r, &st, &out->due_at);
 	out->kdue = ksk_next_step(r, &st, &out->kdue_at);
+	out->ustage = st.ustage;
+	out->ustage_at = st.ustage_at;
+	out->udue = unsign_next_step(r, &st, &out->udue_at);
 }

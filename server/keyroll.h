@@ -60,6 +60,11 @@ enum keyroll_step {
 	KEYROLL_KSK_CDS,
 	KEYROLL_KSK_DS_SEEN,
 	KEYROLL_KSK_SETTLE,
+	/* unsigning (dnssec: unsign, RFC 8078 s4): the delete CDS/CDNSKEY out,
+	 * the parent's DS gone, every DNSSEC record removed */
+	KEYROLL_UNSIGN_CDS_DELETE,
+	KEYROLL_UNSIGN_DS_GONE,
+	KEYROLL_UNSIGN_REMOVE,
 };
 
 const char *keyroll_step_name(enum keyroll_step s);
@@ -140,8 +145,19 @@ struct keyroll_view {
 	uint64_t ksk_compromised_at; /* the active KSK reported compromised at; 0: not */
 	enum keyroll_step kdue;      /* the KSK roll's next step */
 	uint64_t kdue_at;            /* its earliest (ds-seen: expected) time; 0 without one */
+	int ustage;             /* unsigning: 0 none, 1 delete CDS out, 2 DS gone, 3 unsigned */
+	uint64_t ustage_at;     /* when the stage began */
+	enum keyroll_step udue; /* the unsigning's next step */
+	uint64_t udue_at;       /* its earliest time (ds-gone: 0, it is awaited) */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
+
+/* Unsigning: the parent servers all answer with no DS for the zone (the
+ * probe thread, every poll). */
+void keyroll_parent_gone(struct keyroll *r, int gone);
+/* 1 once the unsigning removed the DNSSEC records (or is making the
+ * version that does): the zone is served unsigned, nothing is signed. */
+int keyroll_is_unsigned(const struct keyroll *r);
 
 /* The name of a view's kstage: published, ready, ds-seen ("none" for 0). */
 const char *keyroll_kstage_name(int kstage);

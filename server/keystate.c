@@ -264,3 +264,67 @@ keystate_ksk_settle(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag
 	                "$1 AND role = 'KSK' AND algorithm = $2 AND tag = $3 AND state = 'active'",
 	                zone, algorithm, old, at, err, errlen);
 }
+
+zd_err
+keystate_unsign_load(PGconn *c, const char *zone, struct keystate_unsign *out, char *err,
+                     size_t errlen)
+{
+	const char *p[] = {zone};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT floor(extract(epoch FROM delete_published))::bigint, "
+	                           "floor(extract(epoch FROM ds_gone))::bigint, "
+	                           "floor(extract(epoch FROM unsigned_at))::bigint FROM "
+	                           "zonedist.unsign WHERE zone = $1",
+	                           1, NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	memset(out, 0, sizeof *out);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "reading zonedist.unsign: %s", PQresultErrorMessage(r));
+		e = ZD_EDB;
+	} else if (PQntuples(r) == 1) {
+		out->present = 1;
+		out->delete_published = time_get(r, 0, 0);
+		out->ds_gone = time_get(r, 0, 1);
+		out->unsigned_at = time_get(r, 0, 2);
+	}
+	PQclear(r);
+	return e;
+}
+
+zd_err
+keystate_unsign_step(PGconn *c, const char *zone, int stage, uint64_t at, const char *by, char *err,
+                     size_t errlen)
+{
+	static const char *const sql[] = {
+	        "DELETE FROM zonedist.unsign WHERE zone = $1",
+	        "INSERT INTO zonedist.unsign (zone, delete_published) VALUES ($1, "
+	        "to_timestamp($2)) ON CONFLICT (zone) DO NOTHING",
+	        "UPDATE zonedist.unsign SET ds_gone = to_timestamp($2), ds_gone_by = $3 WHERE "
+	        "zone = $1 AND ds_gone IS NULL",
+	        "UPDATE zonedist.unsign SET unsigned_at = to_timestamp($2) WHERE zone = $1 AND "
+	        "ds_gone IS NOT NULL AND unsigned_at IS NULL",
+	};
+	static const char *const what[] = {"forgetting", "starting", "recording the DS gone for",
+	                                   "recording the end of"};
+	char t[24];
+	if (stage < 0 || stage > 3)
+		return ZD_EBUG;
+	snprintf(t, sizeof t, "%" PRIu64, at);
+	const char *p[] = {zone, t, by ? by : ""};
+	static const int np_of[] = {1, 2, 3, 2};
+	int np = np_of[stage];
+	PGresult *r = PQexecParams(c, sql[stage], np, NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "%s the unsigning of %s in zonedist.unsign: %s", what[stage],
+		         zone, PQresultErrorMessage(r));
+		e = ZD_EDB;
+	} else if (stage > 0 && strcmp(PQcmdTuples(r), "1") != 0) {
+		snprintf(err, errlen,
+		         "%s the unsigning of %s in zonedist.unsign: %s rows changed, 1 expected",
+		         what[stage], zone, PQcmdTuples(r));
+		e = ZD_EDB;
+	}
+	PQclear(r);
+	return e;
+}

@@ -74,4 +74,18 @@ zd_err keystate_ksk_ds_seen(PGconn *c, const char *zone, uint8_t algorithm, uint
 zd_err keystate_ksk_settle(PGconn *c, const char *zone, uint8_t algorithm, uint16_t tag,
                            uint16_t old, uint64_t at, char *err, size_t errlen);
 
+/* Unsigning through CDS/CDNSKEY delete (RFC 8078 s4; zonedist.unsign).
+ * Times are Unix seconds, 0 while the step has not happened. */
+struct keystate_unsign {
+	int present; /* the zone has a row: its unsigning began */
+	uint64_t delete_published, ds_gone, unsigned_at;
+};
+zd_err keystate_unsign_load(PGconn *c, const char *zone, struct keystate_unsign *out, char *err,
+                            size_t errlen);
+/* stage 1: the delete CDS/CDNSKEY published at `at`; 2: the parent's DS
+ * gone (by: who said so); 3: the zone unsigned; 0: forget the row (the
+ * unsigning was called off).  Stages 1..3 must change exactly one row. */
+zd_err keystate_unsign_step(PGconn *c, const char *zone, int stage, uint64_t at, const char *by,
+                            char *err, size_t errlen);
+
 #endif

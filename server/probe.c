@@ -209,6 +209,7 @@ parent_round(struct probe *p, size_t zi)
 		next = 0;
 	}
 	unsigned all_next = next ? 1 : 0; /* every answer has the next KSK's DS */
+	unsigned all_none = 1;            /* every answer has no DS (unsigning waits for it) */
 	static const int rank[] = {
 	        [PROBE_PARENT_UNKNOWN] = 0,  [PROBE_PARENT_UNREACHABLE] = 0,
 	        [PROBE_PARENT_MATCH] = 1,    [PROBE_PARENT_NO_DS] = 2,
@@ -226,6 +227,8 @@ parent_round(struct probe *p, size_t zi)
 			answered++;
 			if (!(matched & 2u))
 				all_next = 0;
+			if (s != PROBE_PARENT_NO_DS)
+				all_none = 0;
 			if (answered == 1 || rank[s] > rank[st]) {
 				st = s;
 				n_ds = n;
@@ -238,8 +241,11 @@ parent_round(struct probe *p, size_t zi)
 	 * answer may still serve the old DS alone */
 	int seen = next && answered == kp->n_parent && answered > 0 && all_next;
 	uint16_t next_tag = next ? ldns_calc_keytag(keys[1]) : 0;
-	if (roll != NULL)
+	int gone = answered == kp->n_parent && answered > 0 && all_none;
+	if (roll != NULL) {
 		keyroll_parent_seen(roll, seen, next_tag);
+		keyroll_parent_gone(roll, gone);
+	}
 	uint64_t now = zd_wallclock_ms();
 	pthread_mutex_lock(&p->mu);
 	struct probe_parent *pp = &p->parent[zi];

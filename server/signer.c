@@ -469,6 +469,12 @@ signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16_t seco
 	return ZD_OK;
 }
 
+void
+signer_cds_delete_set(struct signer *sg, int on)
+{
+	sg->cds_delete = on != 0;
+}
+
 int
 signer_zsk_extra_get(const struct signer *sg, uint16_t *tag)
 {
@@ -665,7 +671,23 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 		if (sg->cds == sg->ksk2 && (cds = ldns_rr_clone(k2)) == NULL)
 			goto fail;
 	}
-	if (sg->p->cds || cds != NULL) { /* a KSK roll publishes the next KSK's */
+	if (sg->cds_delete) {
+		/* RFC 8078 s4: digest type 0 with one zero octet; algorithm 0 with
+		 * one zero octet of key */
+		static const uint8_t cds0[] = {0, 0, 0, 0, 0}, cdnskey0[] = {0, 0, 3, 0, 0};
+		ldns_rr *d = signer_rr_make(sg->apex, LDNS_RR_TYPE_CDS, sg->p->dnskey_ttl, cds0,
+		                            sizeof cds0);
+		ldns_rr *k = signer_rr_make(sg->apex, LDNS_RR_TYPE_CDNSKEY, sg->p->dnskey_ttl,
+		                            cdnskey0, sizeof cdnskey0);
+		if (d == NULL || k == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||
+		    (sets[2] = ldns_rr_list_new()) == NULL) {
+			ldns_rr_free(d);
+			ldns_rr_free(k);
+			goto fail;
+		}
+		ldns_rr_list_push_rr(sets[1], d); /* the list owns d */
+		ldns_rr_list_push_rr(sets[2], k); /* the list owns k */
+	} else if (sg->p->cds || cds != NULL) {   /* a KSK roll publishes the next KSK's */
 		const ldns_rr *of = cds != NULL ? cds : ksk;
 		ldns_rr *ds = ldns_key_rr2ds(of, LDNS_SHA256), *cdnskey = ldns_rr_clone(of);
 		if (ds == NULL || cdnskey == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||

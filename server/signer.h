@@ -118,6 +118,9 @@ zd_err signer_zsk_use(struct signer *sg, uint16_t active, int has_extra, uint16_
  * ZD_ENOTFOUND when the token has no such key. */
 zd_err signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16_t second,
                       int cds_second);
+/* Unsigning (RFC 8078 s4): with on, the CDS and CDNSKEY RRsets are the
+ * delete ones (CDS "0 0 0 00", CDNSKEY "0 3 0 AA==") whatever the KSKs. */
+void signer_cds_delete_set(struct signer *sg, int on);
 /* 1 with *tag when a ZSK is published that does not sign. */
 int signer_zsk_extra_get(const struct signer *sg, uint16_t *tag);
 /* A new key of role in the token labelled "<zone> ZSK <suffix>" (KSK),

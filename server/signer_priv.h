@@ -37,6 +37,7 @@ struct signer {
 	                         CDS and CDNSKEY RRsets too (double-signature roll), or NULL */
 	uint16_t ksk2_tag;
 	struct hsm_key *cds;   /* the KSK the CDS/CDNSKEY RRsets describe: ksk or ksk2 */
+	int cds_delete;        /* the CDS/CDNSKEY RRsets are RFC 8078's delete ones */
 	struct hsm_key *extra; /* a ZSK of zsks published beside zsk that signs nothing
 	                              (the next, or the retired one), or NULL */
 	uint16_t extra_tag;

@@ -24,6 +24,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.update
+import pytest
 
 from test_ctl import ctl, token_file
 from zdtest import dnssec
@@ -638,3 +639,159 @@ def test_a_compromised_ksk_is_replaced_in_the_minimum_time(pg, spawn, softhsm, u
     assert second != zsk and generated_zsks(zd, "KSK") == 2
     assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ksk-compromised'"
                    ).strip() == "1"
+
+
+def unsign_view(zd):
+    return keys_view(zd)["unsign"]
+
+
+def dnssec_types(text):
+    """The DNSSEC record types left in the zone text."""
+    kinds = ("RRSIG", "DNSKEY", "NSEC", "NSEC3", "NSEC3PARAM", "CDS", "CDNSKEY")
+    return {f[3] for f in (l.split() for l in text.splitlines()) if len(f) > 3 and f[3] in kinds}
+
+
+def unsign_rows(pg):
+    out = pg.psql("SELECT floor(extract(epoch FROM delete_published))::bigint, "
+                  "floor(extract(epoch FROM ds_gone))::bigint, coalesce(ds_gone_by, ''), "
+                  "floor(extract(epoch FROM unsigned_at))::bigint FROM zonedist.unsign "
+                  "WHERE zone = 'tld.'").strip()
+    if not out:
+        return None
+    f = out.split("|")
+    return {"delete_published": int(f[0]) if f[0] else None,
+            "ds_gone": int(f[1]) if f[1] else None, "by": f[2],
+            "unsigned_at": int(f[3]) if f[3] else None}
+
+
+@pytest.mark.parametrize("confirm", ["parent-servers", "operator"])
+def test_unsigning_goes_through_cds_delete_and_waits_for_the_parents_ds_to_go(
+        pg, spawn, softhsm, unbound_factory, tmp_path, confirm):
+    """RFC 8078 s4 on the simulated clock: with `dnssec: {unsign: true}` the
+    zone publishes the delete CDS/CDNSKEY and stays signed while the parent
+    (a real Knot signing the root) holds its DS; once every parent server
+    answers without DS (polled), or the operator says so (zonedistctl
+    ds-gone), the DNSSEC records go IpubP later (the DS out of every
+    cache).  At every tick the resolver, anchored at the root, answers without
+    SERVFAIL: secure while the DS is there, insecure after, never bogus.
+    SIGKILL while the unsigning waits; after it, `dnssec: off` starts."""
+    poll = confirm == "parent-servers"
+    policy = dict(ksk_policy(poll), keys=ksk_policy(poll)["keys"].replace(
+        "ksk-lifetime: 14h", "ksk-lifetime: 365d"))
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy, parent=True)
+    zd = sim.c.zd
+    sim.tick()
+    assert unsign_view(zd)["stage"] == "none" and unsign_rows(pg) is None
+    assert zd.api_get("/api/v1/zones/tld")[1]["signed"] is True
+    path = "/api/v1/zones/tld/keys/ds-gone"
+    early = zd.api_post(path, {"by": "test"})
+    assert early[0] == 409, early  # not unsigning
+    ds_before = sim.parent.ds()
+    assert ds_before
+
+    def step(expect_secure):
+        """One tick with a registry change; the resolver's answers (AD as
+        expected while the DS is at the parent, never SERVFAIL)."""
+        sim.tick_n += 1
+        sim.clock.set(sim.start + sim.tick_n * TICK)
+        name = f"un{sim.tick_n}.tld."
+        sim.reg.add_domain(name, ns=["ns1.extern.example."])
+        sim.wait_checked()
+        serial = sim.c.settle()
+        text = dnssec.axfr_text(zd.port, ZONE)
+        assert name in text
+        for qname, rdtype, rcode in ((ZONE, "DNSKEY", "NOERROR"), ("secure.tld.", "DS", "NOERROR"),
+                                     ("no-such-name.tld.", "A", "NXDOMAIN"),
+                                     (ZONE, "SOA", "NOERROR")):
+            r = sim.ub.query(qname, rdtype)
+            assert dns.rcode.to_text(r.rcode()) == rcode, (sim.tick_n, qname, rdtype, r)
+            if expect_secure is not None:
+                assert bool(r.flags & dns.flags.AD) == expect_secure, (sim.tick_n, qname, r)
+        return serial, text
+
+    # unsign: the delete CDS/CDNSKEY, signed, and nothing else changes yet
+    zd.stop()
+    zd.dnssec = dict(zd.dnssec, unsign="true")
+    zd.start()
+    sim.wait_checked("zonedistd back with unsign")
+    wait_until(lambda: unsign_view(zd)["stage"] == "cds-delete", 30, "the delete CDS out")
+    serial, text = step(True)
+    assert apex_rdatas(text, "CDS") == {"0 0 0 00"}, apex_rdatas(text, "CDS")
+    assert apex_rdatas(text, "CDNSKEY") == {"0 3 0 AA=="}, apex_rdatas(text, "CDNSKEY")
+    ksk = ksk_view(zd)["active"]
+    assert apex_sigs(text, "CDS") == {ksk} and apex_sigs(text, "CDNSKEY") == {ksk}
+    ok, out = dnssec.ldns_verify_zone(text, ZONE, now=sim.clock.now)
+    assert ok, out
+    row = unsign_rows(pg)
+    assert row and row["ds_gone"] is None, row
+    delete_at = row["delete_published"]
+    # the parent keeps the DS: the zone stays signed and secure, and waits
+    for _ in range(2):
+        serial, text = step(True)
+        assert "DNSKEY" in dnssec_types(text) and unsign_view(zd)["stage"] == "cds-delete"
+        ok, out = dnssec.ldns_verify_zone(text, ZONE, now=sim.clock.now)
+        assert ok, out
+    sim.restart_killed()  # SIGKILL while it waits: the same stage after
+    assert unsign_view(zd)["stage"] == "cds-delete"
+    assert unsign_rows(pg)["delete_published"] == delete_at
+
+    # the parent takes the delete CDS: its DS goes
+    sim.parent.set_ds([])
+    gone_at = sim.clock.now
+    if not poll:
+        # nobody polls: nothing moves until the operator says so
+        assert zd.api_post(path, {"by": "test"}, token=None)[0] == 401
+        sim.wait_checked()
+        assert unsign_view(zd)["stage"] == "cds-delete"
+        p = ctl("--token-file", token_file(zd), "ds-gone", ZONE, "--by", "test", "--reason",
+                "gone from the root", zd=zd)
+        assert p.returncode == 0, p.stderr
+        when = datetime.fromtimestamp(gone_at + IPUBP, timezone.utc)
+        assert when.strftime("%Y-%m-%d %H:%M:%SZ") in p.stdout, p.stdout
+        assert zd.api_post(path, {"by": "test"})[0] == 409  # confirmed already
+        assert pg.psql("SELECT count(*) FROM zonedist.audit WHERE action = 'ds-gone'"
+                       ).strip() == "1"
+    wait_until(lambda: unsign_view(zd)["stage"] == "ds-gone", 30, "the DS seen gone")
+    row = unsign_rows(pg)
+    assert row["ds_gone"] == gone_at and row["by"] == ("parent-servers" if poll else "test"), \
+        row
+    view = unsign_view(zd)
+    assert view["next_step"] == "unsigned" and view["next_at"] == gone_at + IPUBP, view
+    # signed until IpubP has passed, whatever the caches hold
+    while sim.clock.now + TICK < gone_at + IPUBP:
+        serial, text = step(None)
+        assert "DNSKEY" in dnssec_types(text), (sim.tick_n, unsign_view(zd))
+        ok, out = dnssec.ldns_verify_zone(text, ZONE, now=sim.clock.now)
+        assert ok, out
+    serial, text = step(None)  # crosses ds_gone + IpubP
+    wait_until(lambda: unsign_view(zd)["stage"] == "unsigned", 30, "the zone unsigned")
+    sim.c.settle()
+    text = dnssec.axfr_text(zd.port, ZONE)
+    assert dnssec_types(text) == set(), dnssec_types(text)
+    row = unsign_rows(pg)
+    within_tick(row["unsigned_at"], gone_at + IPUBP, "unsigning")
+    status, z = zd.api_get("/api/v1/zones/tld")
+    assert status == 200 and z["signed"] is False, z
+    # served unsigned and insecure: registry changes flow, nothing is signed
+    for _ in range(2):
+        serial, text = step(False)
+        assert dnssec_types(text) == set(), (sim.tick_n, dnssec_types(text))
+    assert not sim.ub.validation_failures(), sim.ub.validation_failures()
+    log = zd.log_text()
+    assert "unsigning: the delete CDS/CDNSKEY are published" in log
+    assert "unsigning done: the zone is served without DNSSEC records" in log
+
+    # now `dnssec: off` starts (no force-unsign: the published zone is unsigned)
+    zd.stop()
+    zd.dnssec = "off"
+    zd.start()
+    sim.reg.add_domain("after-off.tld.", ns=["ns1.extern.example."])
+    # signed, the apex NS TTL was capped at max-ttl (2h); unsigned it is the
+    # configured one again: an apex change, held for the operator
+    wait_until(lambda: "held by the sanity limits" in zd.log_text(), 30, "the apex change held")
+    r = zd.run("--release", ZONE, "--by", "test")
+    assert r.returncode == 0, r.stderr
+    sim.c.settle()
+    text = dnssec.axfr_text(zd.port, ZONE)
+    assert "after-off" in text and dnssec_types(text) == set()
+    assert "is published signed and its policy says dnssec: off" not in zd.log_text()

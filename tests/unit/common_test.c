@@ -326,6 +326,9 @@ config_dnssec_rejects_bad_salt_values_and_keys(void **state)
 	        SOA "    dnssec: [on]\n",
 	        /* force-unsign is for a zone being unsigned */
 	        SOA "    dnssec: {force-unsign: true}\n",
+	        /* unsign is for a zone that is signed until its DS is gone */
+	        SOA "    dnssec: {unsign: true, enabled: false}\n",
+	        SOA "    dnssec: {unsign: 2}\n",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -345,6 +348,8 @@ config_dnssec_rejects_bad_salt_values_and_keys(void **state)
 	assert_non_null(strstr(err, "'cds' is given twice"));
 	assert_int_equal(parse_zone(HSM_OK, bad[16], &c, err, sizeof err), ZD_EMALFORMED);
 	assert_non_null(strstr(err, "force-unsign needs enabled: false"));
+	assert_int_equal(parse_zone(HSM_OK, bad[17], &c, err, sizeof err), ZD_EMALFORMED);
+	assert_non_null(strstr(err, "dnssec unsign needs the zone signed"));
 
 	/* 255 bytes of salt is the most RFC 5155 allows; 256 is refused */
 	for (size_t i = 0; i < 2 * 256; i++)
@@ -850,6 +855,14 @@ config_dnssec_parses_each_setting(void **state)
 	                 ZD_OK);
 	assert_false(c->zones[0].dnssec.enabled);
 	assert_true(c->zones[0].dnssec.force_unsign);
+	assert_false(c->zones[0].dnssec.unsign);
+	zd_config_free(c);
+	c = NULL;
+	assert_int_equal(
+	        parse_zone("", SOA "    dnssec: {unsign: yes}\n" HSM_OK, &c, err, sizeof err),
+	        ZD_OK);
+	assert_true(c->zones[0].dnssec.enabled);
+	assert_true(c->zones[0].dnssec.unsign);
 	zd_config_free(c);
 }
 
