@@ -842,11 +842,10 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                                   keyroll_kstage_name(rv.kstage), "since",
 	                                   (json_int_t)rv.kstage_at),
 	        "next_step", keyroll_step_name(rv.kdue), "next_at", (json_int_t)rv.kdue_at);
-	static const char *const ustage_names[] = {"none", "cds-delete", "ds-gone", "unsigned"};
 	json_t *unsign = json_pack("{s:b,s:s,s:I,s:s,s:I}", "configured", d->unsign != 0, "stage",
-	                           ustage_names[rv.ustage & 3], "since", (json_int_t)rv.ustage_at,
-	                           "next_step", keyroll_step_name(rv.udue), "next_at",
-	                           (json_int_t)rv.udue_at);
+	                           keyroll_ustage_name(rv.ustage), "since",
+	                           (json_int_t)rv.ustage_at, "next_step",
+	                           keyroll_step_name(rv.udue), "next_at", (json_int_t)rv.udue_at);
 	reply_json(req, 200, "OK",
 	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:{s:I,s:I,"
 	                     "s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
@@ -1812,6 +1811,13 @@ zone_status_json(struct api *a, struct zone_api *za)
 				                    json_pack("{s:s,s:I}", "step",
 				                              keyroll_step_name(rv.kdue), "at",
 				                              (json_int_t)rv.kdue_at));
+			if (rv.ustage != 0) /* going unsigned (dnssec unsign) */
+				json_object_set_new(k, "unsign",
+				                    json_pack("{s:s,s:s,s:I}", "stage",
+				                              keyroll_ustage_name(rv.ustage),
+				                              "next_step",
+				                              keyroll_step_name(rv.udue), "at",
+				                              (json_int_t)rv.udue_at));
 		}
 		json_object_set_new(o, "keys", k);
 	}

@@ -83,6 +83,13 @@ keyroll_kstage_name(int kstage)
 }
 
 const char *
+keyroll_ustage_name(int ustage)
+{
+	static const char *const names[] = {"none", "cds-delete", "ds-gone", "unsigned"};
+	return ustage >= 0 && ustage <= 3 ? names[ustage] : "none";
+}
+
+const char *
 keyroll_step_name(enum keyroll_step s)
 {
 	switch (s) {

@@ -159,6 +159,9 @@ void keyroll_parent_gone(struct keyroll *r, int gone);
  * version that does): the zone is served unsigned, nothing is signed. */
 int keyroll_is_unsigned(const struct keyroll *r);
 
+/* The name of a view's ustage: cds-delete, ds-gone, unsigned ("none"). */
+const char *keyroll_ustage_name(int ustage);
+
 /* The name of a view's kstage: published, ready, ds-seen ("none" for 0). */
 const char *keyroll_kstage_name(int kstage);
 

@@ -231,6 +231,18 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 			    "%" PRIu64 "\n",
 			    zl[i], keyroll_step_name(rv.kdue), rv.kdue_at);
 	}
+	head(out, "zonedist_unsign_stage", "gauge",
+	     "1 for the stage of a zone going unsigned (dnssec unsign, docs/KEYS.md): "
+	     "cds-delete, ds-gone, unsigned");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		if (rv.ustage != 0)
+			put(out, "zonedist_unsign_stage{zone=\"%s\",stage=\"%s\"} 1\n", zl[i],
+			    keyroll_ustage_name(rv.ustage));
+	}
 	head(out, "zonedist_zsk_roll_steps_total", "counter",
 	     "ZSK rollover steps (publish, activate, remove) made since the start");
 	for (size_t i = 0; i < n; i++) {

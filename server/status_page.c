@@ -216,6 +216,8 @@ parent_ds_mark(const json_t *z, struct bar *x)
 	int bad = strcmp(st, "mismatch") == 0, none = strcmp(st, "no-ds") == 0;
 	if (!bad && !none && strcmp(st, "unreachable") != 0)
 		return;
+	if (none && json_object_get(json_object_get(z, "keys"), "unsign") != NULL)
+		return; /* going unsigned: the DS is meant to go (the keys bar says so) */
 	size_t n = strlen(x->label);
 	snprintf(x->label + n, sizeof x->label - n, ", parent DS: %s", st);
 	x->color = bad ? "red" : "yellow";
@@ -298,6 +300,28 @@ keys_bar(const json_t *z, struct bar *x)
 			         kat > now ? "in" : "due since", d,
 			         strcmp(kstep, "ds-seen") == 0 ? " (waits for the parent's DS)"
 			                                       : "");
+		}
+		const json_t *un = json_object_get(k, "unsign");
+		const char *ustage = json_string_value(json_object_get(un, "stage"));
+		json_int_t uat = 0;
+		if (ustage != NULL) {
+			size_t n = strlen(x->label);
+			snprintf(x->label + n, sizeof x->label - n, " (unsigning: %s)", ustage);
+			n = strlen(x->why);
+			if (strcmp(ustage, "cds-delete") == 0) {
+				snprintf(x->why + n, sizeof x->why - n,
+				         "; unsigning: the delete CDS/CDNSKEY are published, the "
+				         "zone "
+				         "stays signed until the parent's DS is gone");
+			} else if (num(un, "at", &uat) && num(k, "clock", &now)) {
+				char d[64];
+				duration(uat > now ? uat - now : now - uat, d, sizeof d);
+				snprintf(x->why + n, sizeof x->why - n,
+				         "; unsigning: the parent's DS is gone, the DNSSEC records "
+				         "go "
+				         "%s %s",
+				         uat > now ? "in" : "due since", d);
+			}
 		}
 		parent_ds_mark(z, x);
 	}

@@ -725,6 +725,11 @@ def test_unsigning_goes_through_cds_delete_and_waits_for_the_parents_ds_to_go(
     row = unsign_rows(pg)
     assert row and row["ds_gone"] is None, row
     delete_at = row["delete_published"]
+    # what the operator sees: the status page and /api/v1/status
+    page = urllib.request.urlopen(zd.api_url + "/", timeout=10).read().decode()
+    assert "(unsigning: cds-delete)" in page and "stays signed until the parent" in page, page
+    st = [z for z in zd.api_get("/api/v1/status")[1]["zones"] if z["zone"] == ZONE][0]
+    assert st["keys"]["unsign"] == {"stage": "cds-delete", "next_step": "ds-gone", "at": 0}, st
     # the parent keeps the DS: the zone stays signed and secure, and waits
     for _ in range(2):
         serial, text = step(True)
@@ -757,6 +762,10 @@ def test_unsigning_goes_through_cds_delete_and_waits_for_the_parents_ds_to_go(
         row
     view = unsign_view(zd)
     assert view["next_step"] == "unsigned" and view["next_at"] == gone_at + IPUBP, view
+    page = urllib.request.urlopen(zd.api_url + "/", timeout=10).read().decode()
+    assert "(unsigning: ds-gone)" in page and "the DNSSEC records go in" in page, page
+    metrics = urllib.request.urlopen(zd.api_url + "/metrics", timeout=10).read().decode()
+    assert 'zonedist_unsign_stage{zone="tld.",stage="ds-gone"} 1' in metrics, metrics
     # signed until IpubP has passed, whatever the caches hold
     while sim.clock.now + TICK < gone_at + IPUBP:
         serial, text = step(None)
