@@ -809,6 +809,8 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                        .compromised = rv.ksk_compromised_at};
 	size_t n = v ? zd_key_plan_now(d, &zn, &kn, now, now + days * 86400, v, API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
+	if (d->unsign && n != SIZE_MAX)
+		n = 0; /* no rollover while the zone goes unsigned: the unsign object says what */
 	json_t *steps = json_array();
 	if (n == SIZE_MAX || steps == NULL) {
 		free(v);

@@ -1002,4 +1002,8 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	out->ustage = st.ustage;
 	out->ustage_at = st.ustage_at;
 	out->udue = unsign_next_step(r, &st, &out->udue_at);
+	if (r->zc->dnssec.unsign) { /* no rollover step while the zone goes unsigned */
+		out->due = out->kdue = KEYROLL_NONE;
+		out->due_at = out->kdue_at = 0;
+	}
 }

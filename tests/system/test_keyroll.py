@@ -730,6 +730,10 @@ def test_unsigning_goes_through_cds_delete_and_waits_for_the_parents_ds_to_go(
     assert "(unsigning: cds-delete)" in page and "stays signed until the parent" in page, page
     st = [z for z in zd.api_get("/api/v1/status")[1]["zones"] if z["zone"] == ZONE][0]
     assert st["keys"]["unsign"] == {"stage": "cds-delete", "next_step": "ds-gone", "at": 0}, st
+    # no rollover step is due while the zone goes unsigned
+    assert "zsk_next" not in st["keys"] and "ksk_next" not in st["keys"], st
+    kv = keys_view(zd)
+    assert kv["zsk_roll"]["next_step"] == "none" and kv["steps"] == [], kv
     # the parent keeps the DS: the zone stays signed and secure, and waits
     for _ in range(2):
         serial, text = step(True)
