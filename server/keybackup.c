@@ -164,11 +164,18 @@ keybackup_key(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
 	if (in_token && in_file)
 		goto out; /* backed up already */
 	if ((e = hsm_key_wrap(k, b->wrap_key, w)) != ZD_OK) {
-		snprintf(err, errlen, "%s%s", hsm_error_get(sg->tk->h),
-		         e == ZD_EHSM && strstr(hsm_error_get(sg->tk->h), "UNEXTRACTABLE")
-		                 ? " (generated before backups were configured: it can never "
-		                   "be backed up; roll it)"
-		                 : "");
+		const char *why = hsm_error_get(sg->tk->h);
+		snprintf(
+		        err, errlen, "%s%s", why,
+		        e != ZD_EHSM ? ""
+		        : strstr(why, "UNEXTRACTABLE")
+		                ? " (generated before backups were configured: it can never "
+		                  "be backed up; roll it)"
+		        : strstr(why, "CKR_KEY_NOT_WRAPPABLE") &&
+		                        hsm_key_alg_get(k) == HSM_ALG_ED25519
+		                ? " (some modules, SoftHSM 2.6.1 among them, wrap no EdDSA private "
+		                  "key: docs/KEYS.md \"Backups\")"
+		                : "");
 		goto out;
 	}
 	if (!in_token) {
