@@ -1502,13 +1502,9 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 		json_decref(body);
 		return;
 	}
-	json_t *tv = json_object_get(body, "tag");
-	if (kind == DBQ_DS_GONE) /* the zone's DS, whatever its keys */
-		tv = json_integer(0);
-	else
-		json_incref(tv);
-	if (!json_is_integer(tv) || json_integer_value(tv) < 0 || json_integer_value(tv) > 65535) {
-		json_decref(tv);
+	json_t *tv = json_object_get(body, "tag"); /* ds-gone: the zone's DS, no tag */
+	json_int_t tag_v = kind == DBQ_DS_GONE ? 0 : json_integer_value(tv);
+	if ((kind != DBQ_DS_GONE && !json_is_integer(tv)) || tag_v < 0 || tag_v > 65535) {
 		json_decref(body);
 		free(q);
 		reply_error(req, 400, "Bad Request", "\"tag\" must be the key tag (0..65535)");
@@ -1516,14 +1512,12 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 	}
 	if (!body_text(req, body, "by", NULL, q->by, sizeof q->by) ||
 	    !body_text(req, body, "reason", "", q->why, sizeof q->why)) {
-		json_decref(tv);
 		json_decref(body);
 		free(q);
 		return;
 	}
-	q->tag = (uint16_t)json_integer_value(tv);
-	json_decref(tv);
-	json_decref(body);
+	q->tag = (uint16_t)tag_v;
+	json_decref(body); /* tv with it */
 	q->at = zd_clock_s();
 	char tag[8], at[24];
 	snprintf(tag, sizeof tag, "%u", q->tag);

@@ -50,23 +50,28 @@ token_open(const struct zd_hsm_config *cfg, const char *module, const char *so_p
 	return ZD_OK;
 }
 
-/* dir/<zone><ROLE>-<tag>-<CKA_ID>.wrapped, written whole or not at all. */
+#define PATH_CAP 4096
+
+/* dir/<zone><ROLE>-<tag>-<CKA_ID>.wrapped into path[PATH_CAP]. */
 static zd_err
-file_write(const char *dir, const char *zone, const char *role, uint16_t tag,
-           const struct hsm_wrapped *w, char *path, size_t path_cap, int check_only, int *exists,
-           char *err, size_t errlen)
+file_path(const char *dir, const char *zone, const char *role, uint16_t tag, const uint8_t *id,
+          size_t id_len, char *path, char *err, size_t errlen)
 {
-	char id[2 * HSM_ID_MAX + 1], tmp[4200];
-	zd_hex_encode(w->id, w->id_len, id);
-	int n = snprintf(path, path_cap, "%s/%s%s-%05u-%s.wrapped", dir, zone, role, tag, id);
-	if (n < 0 || (size_t)n >= path_cap || (size_t)n + 5 >= sizeof tmp) {
+	char hex[2 * HSM_ID_MAX + 1];
+	zd_hex_encode(id, id_len, hex);
+	int n = snprintf(path, PATH_CAP, "%s/%s%s-%05u-%s.wrapped", dir, zone, role, tag, hex);
+	if (n < 0 || (size_t)n + 5 >= PATH_CAP) { /* room for ".tmp" */
 		snprintf(err, errlen, "backup dir %s: path too long", dir);
 		return ZD_ELIMIT;
 	}
-	struct stat st;
-	*exists = stat(path, &st) == 0;
-	if (*exists || check_only)
-		return ZD_OK;
+	return ZD_OK;
+}
+
+/* The backup file at path (in dir), written whole or not at all. */
+static zd_err
+file_write(const char *dir, const char *path, const struct hsm_wrapped *w, char *err, size_t errlen)
+{
+	char tmp[PATH_CAP];
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "backup dir %s: %s", dir, strerror(errno));
 		return ZD_EIO;
@@ -119,7 +124,7 @@ keybackup_key(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
 	struct hsm *bk = NULL;
 	struct hsm_key *there = NULL;
 	struct hsm_wrapped *w = NULL;
-	char path[4096] = "";
+	char path[PATH_CAP] = "";
 	int in_token = 0, in_file = 1, existed = 0;
 	zd_err e;
 
@@ -154,12 +159,11 @@ keybackup_key(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
 		in_token = 1;
 	}
 	if (b->dir != NULL) {
-		/* the name needs only the id: fill it in to ask */
-		memcpy(w->id, id, id_len);
-		w->id_len = id_len;
-		if ((e = file_write(b->dir, sg->zc->name, rname, tag, w, path, sizeof path, 1,
-		                    &in_file, err, errlen)) != ZD_OK)
+		struct stat st;
+		if ((e = file_path(b->dir, sg->zc->name, rname, tag, id, id_len, path, err,
+		                   errlen)) != ZD_OK)
 			goto out;
+		in_file = stat(path, &st) == 0;
 	}
 	if (in_token && in_file)
 		goto out; /* backed up already */
@@ -186,8 +190,7 @@ keybackup_key(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
 		}
 		hsm_key_free(r);
 	}
-	if (!in_file && (e = file_write(b->dir, sg->zc->name, rname, tag, w, path, sizeof path, 0,
-	                                &in_file, err, errlen)) != ZD_OK)
+	if (!in_file && (e = file_write(b->dir, path, w, err, errlen)) != ZD_OK)
 		goto out;
 	zd_log(ZD_LOG_NOTICE, "keybackup", sg->zc->name,
 	       "%s %u (key '%s') backed up, wrapped with '%s', to token '%s'%s%s", rname, tag,
