@@ -267,6 +267,34 @@ ksk_rows(struct keyroll *r, const struct keystate_row *rows, size_t n, struct ro
 	return ZD_OK;
 }
 
+/* No key of another algorithm than the policy's is in the zone: new keys
+ * of the policy's (a new token) would replace the DNSKEY RRset at once, and
+ * validators following the parent's DS would find the zone bogus. */
+static zd_err
+other_algorithm_check(const struct keyroll *r, const struct keystate_row *rows, size_t n,
+                      const char *role, char *err, size_t errlen)
+{
+	static const char *const states[] = {
+	        [KEYSTATE_PUBLISHED] = "published", [KEYSTATE_READY] = "ready",
+	        [KEYSTATE_ACTIVE] = "active",       [KEYSTATE_RETIRED] = "retired",
+	        [KEYSTATE_REMOVED] = "removed",     [KEYSTATE_OTHER] = "generated"};
+	uint8_t alg = r->zc->dnssec.algorithm;
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].algorithm == alg || rows[i].state == KEYSTATE_REMOVED)
+			continue;
+		snprintf(
+		        err, errlen,
+		        "zonedist.key says %s %u of the zone is %s and %s, the policy says %s: "
+		        "changing the algorithm of a signed zone needs an algorithm rollover "
+		        "(RFC 6781 s4.1.4), which zonedist does not make yet; set dnssec algorithm "
+		        "back to %s (with the token that holds that key)",
+		        role, rows[i].tag, hsm_alg_name(rows[i].algorithm), states[rows[i].state],
+		        hsm_alg_name(alg), hsm_alg_name(rows[i].algorithm));
+		return ZD_EHSM;
+	}
+	return ZD_OK;
+}
+
 /* The rows of zonedist.key, applied to the signer. */
 static zd_err
 load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
@@ -292,6 +320,9 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 	const struct keystate_row *active = NULL, *extra = NULL;
 	for (size_t i = 0; i < kn; i++)
 		tags[n + i] = krows[i].tag;
+	if ((e = other_algorithm_check(r, rows, n, "ZSK", err, errlen)) != ZD_OK ||
+	    (e = other_algorithm_check(r, krows, kn, "KSK", err, errlen)) != ZD_OK)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		tags[i] = rows[i].tag;
 		if (rows[i].algorithm != alg)

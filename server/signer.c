@@ -367,18 +367,41 @@ keys_load(struct signer *sg, enum signer_role role, const uint16_t *used, size_t
 		snprintf(err, errlen, "listing keys '%s': %s", label, hsm_error_get(h));
 		return e;
 	}
+	char other[KEY_LABEL_MAX] = "";
+	uint8_t other_alg = 0;
+	uint16_t other_tag = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *l = hsm_key_label_get(keys[i]);
 		if (!label_is(sg, role, l) || hsm_key_alg_get(keys[i]) != sg->p->algorithm) {
-			if (label_is(sg, role, l))
+			if (label_is(sg, role, l)) {
 				zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
 				       "key '%s' in the token is %s, the policy says %s: not used",
 				       l, hsm_alg_name(hsm_key_alg_get(keys[i])),
 				       hsm_alg_name(sg->p->algorithm));
+				if (other[0] == '\0') {
+					snprintf(other, sizeof other, "%s", l);
+					other_alg = hsm_key_alg_get(keys[i]);
+					other_tag = hsm_key_tag_get(keys[i], role_flags(role));
+				}
+			}
 			hsm_key_free(keys[i]);
 			continue;
 		}
 		keys[kept++] = keys[i];
+	}
+	if (kept == 0 && other[0] != '\0') {
+		/* The zone is signed with another algorithm: new keys of the
+		 * policy's would replace its DNSKEY RRset at once, and validators
+		 * following the parent's DS would find the zone bogus. */
+		free(keys); /* every key in it was freed above */
+		snprintf(err, errlen,
+		         "the zone's %s '%s' (key tag %u) in the token is %s, the policy says %s: "
+		         "changing the algorithm of a signed zone needs an algorithm rollover "
+		         "(RFC 6781 s4.1.4), which zonedist does not make yet; set dnssec "
+		         "algorithm back to %s",
+		         role_name(role), other, other_tag, hsm_alg_name(other_alg),
+		         hsm_alg_name(sg->p->algorithm), hsm_alg_name(other_alg));
+		return ZD_EHSM;
 	}
 	if (kept == 0) {
 		free(keys); /* every key in it was freed above */

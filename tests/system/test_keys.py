@@ -5,11 +5,16 @@ are recomputed here from the configured policy and the activation times in
 PostgreSQL, and survive a restart.  Real zonedistd, PostgreSQL, SoftHSMv2."""
 
 import os
+import re
 import urllib.request
 from datetime import datetime, timezone
 
+import pytest
+
 from test_ctl import ctl, ctl_json
+from zdtest import dnssec
 from zdtest.env import Chain
+from zdtest.softhsm import SoftHsm
 
 ZONE = "tld."
 DAY, HOUR = 86400, 3600
@@ -156,3 +161,60 @@ def test_the_parent_ds_is_checked_against_the_ksk(pg, spawn, softhsm):
     update(" ".join(ds[0].split()[-4:]), f"{int(tag) ^ 1} 13 2 {'ab' * 32}")
     p = wait_state("match")  # the KSK's DS among others
     assert p["ds_records"] == 2, p
+
+
+def private_keys(hsm):
+    out = hsm.tool("--list-objects", "--type", "privkey", text=True).stdout
+    return sorted(l.split(":", 1)[1].strip() for l in out.splitlines()
+                  if l.strip().startswith("label:"))
+
+
+def test_changing_the_algorithm_of_a_signed_zone_is_refused(pg, spawn, softhsm):
+    """New keys of another algorithm would replace the DNSKEY RRset at once
+    and the parent's DS would match none of them: every validator would find
+    the zone bogus.  zonedistd refuses to start, whether the old keys are in
+    the token or only in zonedist.key (a new token), and generates nothing in
+    the old token; the old algorithm starts again with the same keys."""
+    c = Chain(pg, spawn, secondaries=(), zonedistd_kw=dict(hsm=softhsm, dnssec={}))
+    c.registry.bulk_fill(ZONE, 20, seed=5, triggers=False)
+    c.start()
+    c.settle()
+    rows, keys = key_rows(pg), private_keys(softhsm)
+    assert len(keys) == 2, keys
+    c.zd.stop()
+
+    c.zd.dnssec = {"algorithm": "RSASHA256"}
+    with pytest.raises(RuntimeError):
+        c.zd.start(deadline=10)
+    log = c.zd.log_text()
+    assert re.search(rf"the zone's (KSK|ZSK) '{ZONE} (KSK|ZSK)' \(key tag "
+                     rf"({rows['KSK'][0]}|{rows['ZSK'][0]})\) in the token is ECDSAP256SHA256, "
+                     r"the policy says RSASHA256: changing the algorithm of a signed zone needs "
+                     r"an algorithm rollover", log), log[-3000:]
+    assert private_keys(softhsm) == keys and key_rows(pg) == rows
+
+    # a new token holds no key of the zone: the rows say it is signed
+    other = SoftHsm(label="other").init_token()
+    try:
+        c.zd.hsm = other
+        with pytest.raises(RuntimeError):
+            c.zd.start(deadline=10)
+        log = c.zd.log_text()
+        assert re.search(r"zonedist.key says (KSK|ZSK) \d+ of the zone is ECDSAP256SHA256 and "
+                         r"active, the policy says RSASHA256", log), log[-3000:]
+        assert key_rows(pg) == rows
+    finally:
+        other.cleanup()
+
+    # the algorithm and the token of before: the same keys sign on
+    c.zd.hsm, c.zd.dnssec = softhsm, {}
+    c.zd.start()
+    before = c.zd.serial(ZONE)
+    c.registry.add_host("ns1.extern.example.", ())
+    c.registry.add_domain("after.tld.", ns=["ns1.extern.example."])
+    c.zd.wait_serial_change(before, ZONE)
+    assert private_keys(softhsm) == keys and key_rows(pg) == rows
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    assert "after.tld." in text
+    ok, out = dnssec.ldns_verify_zone(text, ZONE)
+    assert ok, out
