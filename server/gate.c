@@ -543,7 +543,45 @@ rrset_verify(struct gate *g, const ldns_rdf *owner, uint16_t type, const ldns_rr
 	return e;
 }
 
-/* The zone keys of the DNSKEY RRset at g->v, and the denial TTL. */
+/* The DNSKEY RR k among the keys signatures are verified with, when it is
+ * a zone key; its algorithm among those every RRset needs.  what: "" or
+ * "unpublished " for the reasons. */
+static zd_err
+key_load(struct gate *g, const ldns_rr *k, const char *what)
+{
+	if (ldns_rr_get_type(k) != LDNS_RR_TYPE_DNSKEY || ldns_rr_rd_count(k) != 4)
+		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "%sDNSKEY malformed", what);
+	uint16_t flags = ldns_rdf2native_int16(ldns_rr_rdf(k, 0));
+	uint8_t proto = ldns_rdf2native_int8(ldns_rr_rdf(k, 1));
+	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rdf(k, 2));
+	const ldns_rdf *pub = ldns_rr_rdf(k, 3);
+	uint16_t tag = ldns_calc_keytag(k);
+	if (!(flags & KEY_ZONE))
+		return ZD_OK; /* RFC 4034 s2.1.1: not a zone key, signs nothing */
+	if (proto != 3)
+		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "%skey %u/%u: protocol %u", what, alg,
+		            tag, proto);
+	if (g->n_keys == ZONE_KEYS_MAX)
+		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "more than %d zone keys",
+		            ZONE_KEYS_MAX);
+	struct hsm_verify_key *vk = NULL;
+	zd_err e = hsm_verify_key_new(alg, ldns_rdf_data(pub), ldns_rdf_size(pub), &vk);
+	if (e == ZD_EMALFORMED)
+		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY,
+		            "%skey %u/%u: public key unusable for verification", what, alg, tag);
+	if (e != ZD_OK)
+		return serr(g, e, g->apex, "loading a DNSKEY");
+	g->keys[g->n_keys++] = (struct gkey){.tag = tag, .alg = alg, .vk = vk};
+	size_t a = 0;
+	while (a < g->n_algs && g->algs[a] != alg)
+		a++;
+	if (a == g->n_algs)
+		g->algs[g->n_algs++] = alg;
+	return ZD_OK;
+}
+
+/* The zone keys of the DNSKEY RRset at g->v and the policy's unpublished
+ * ones, and the denial TTL. */
 static zd_err
 keys_load(struct gate *g)
 {
@@ -567,50 +605,14 @@ keys_load(struct gate *g)
 		return e;
 	if (l == NULL)
 		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "no DNSKEY RRset");
-	for (size_t i = 0; i < ldns_rr_list_rr_count(l) && e == ZD_OK; i++) {
-		const ldns_rr *k = ldns_rr_list_rr(l, i);
-		if (ldns_rr_rd_count(k) != 4) {
-			e = fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "DNSKEY malformed");
-			break;
-		}
-		uint16_t flags = ldns_rdf2native_int16(ldns_rr_rdf(k, 0));
-		uint8_t proto = ldns_rdf2native_int8(ldns_rr_rdf(k, 1));
-		uint8_t alg = ldns_rdf2native_int8(ldns_rr_rdf(k, 2));
-		const ldns_rdf *pub = ldns_rr_rdf(k, 3);
-		uint16_t tag = ldns_calc_keytag(k);
-		if (!(flags & KEY_ZONE))
-			continue; /* RFC 4034 s2.1.1: not a zone key, signs nothing */
-		if (proto != 3) {
-			e = fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "key %u/%u: protocol %u", alg,
-			         tag, proto);
-			break;
-		}
-		if (g->n_keys == ZONE_KEYS_MAX) {
-			e = fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "more than %d zone keys",
-			         ZONE_KEYS_MAX);
-			break;
-		}
-		struct hsm_verify_key *vk = NULL;
-		e = hsm_verify_key_new(alg, ldns_rdf_data(pub), ldns_rdf_size(pub), &vk);
-		if (e == ZD_EMALFORMED) {
-			e = fail(g, g->apex, LDNS_RR_TYPE_DNSKEY,
-			         "key %u/%u: public key unusable for verification", alg, tag);
-			break;
-		}
-		if (e != ZD_OK) {
-			e = serr(g, e, g->apex, "loading a DNSKEY");
-			break;
-		}
-		g->keys[g->n_keys++] = (struct gkey){.tag = tag, .alg = alg, .vk = vk};
-		size_t a = 0;
-		while (a < g->n_algs && g->algs[a] != alg)
-			a++;
-		if (a == g->n_algs)
-			g->algs[g->n_algs++] = alg;
-	}
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l) && e == ZD_OK; i++)
+		e = key_load(g, ldns_rr_list_rr(l, i), "");
 	ldns_rr_list_deep_free(l);
 	if (e == ZD_OK && g->n_keys == 0)
 		e = fail(g, g->apex, LDNS_RR_TYPE_DNSKEY, "no zone key");
+	const ldns_rr_list *u = g->p->unpublished_keys;
+	for (size_t i = 0; u != NULL && i < ldns_rr_list_rr_count(u) && e == ZD_OK; i++)
+		e = key_load(g, ldns_rr_list_rr(u, i), "unpublished ");
 	return e;
 }
 

@@ -8,8 +8,9 @@
  * What is checked, per name (the names a txn changed, or every name):
  *  - every RRSIG: covered RRset present, signer = apex, labels, original TTL,
  *    RRSIG TTL, inception <= now < expiration (RFC 1982 arithmetic), a
- *    DNSKEY with that tag and algorithm and the zone-key flag, and the
- *    signature itself; a new signature must still be valid for
+ *    DNSKEY with that tag and algorithm and the zone-key flag (in the
+ *    RRset, or one of the policy's unpublished keys), and the signature
+ *    itself; a new signature must still be valid for
  *    min_remaining seconds;
  *  - coverage: an RRset that must be signed (all authoritative data; at a
  *    delegation only DS and NSEC; nothing occluded) has a valid signature of
@@ -33,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ldns/ldns.h>
+
 #include "common/zd_err.h"
 #include "server/store.h"
 
@@ -47,6 +50,12 @@ struct gate_policy {
 	uint8_t salt_len;       /* bytes */
 	uint32_t now;           /* seconds since the epoch */
 	uint32_t min_remaining; /* seconds a new signature must still be valid */
+	/* DNSKEY RRs of keys that sign but are not in the DNSKEY RRset (an
+	 * algorithm rollover, RFC 6781 s4.1.4: the new algorithm signs before
+	 * its keys are published, the old one after its keys left), or NULL
+	 * (borrowed).  Their signatures verify with them, and every algorithm
+	 * among them must sign as the published ones must. */
+	const ldns_rr_list *unpublished_keys;
 };
 
 /* Check what the open txn t changed relative to the published version: the

@@ -71,6 +71,7 @@ struct keys {
 	size_t n;
 	ldns_key_list *ksk, *zsk; /* borrowed keys; emptied before free */
 	ldns_rr_list *dnskeys;
+	size_t published; /* the first this many of dnskeys are in the zone; 0: all */
 };
 
 static void
@@ -271,8 +272,12 @@ zone_sign(const ldns_rr_list *u, struct keys *ks, const struct zopt *o)
 	char text[1024], types[512];
 
 	ldns_rr_list *dk = ldns_rr_list_clone(ks->dnskeys);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(dk); i++)
-		push(l, ldns_rr_list_rr(dk, i));
+	for (size_t i = 0; i < ldns_rr_list_rr_count(dk); i++) {
+		if (ks->published == 0 || i < ks->published)
+			push(l, ldns_rr_list_rr(dk, i));
+		else
+			ldns_rr_free(ldns_rr_list_rr(dk, i));
+	}
 	ldns_rr_list_free(dk);
 	if (o->nsec3) {
 		snprintf(text, sizeof text, "tld. 3600 IN NSEC3PARAM 1 0 %u %s", o->iterations,
@@ -662,7 +667,8 @@ struct fx {
 	ldns_rr_list *base; /* unsigned */
 	ldns_rr_list *z1;   /* signed version 1 */
 	struct store *s;
-	ldns_rr_list *z2; /* the changed zone the test builds */
+	ldns_rr_list *z2;                /* the changed zone the test builds */
+	const ldns_rr_list *unpublished; /* the gate policy's (borrowed), or NULL */
 	char why[512];
 	size_t n;
 };
@@ -1015,11 +1021,32 @@ txn_rejects_missing_algorithm(void **state)
 
 /* --- failure paths: whole zone ---------------------------------------- */
 
+/* z (taken) without the RRSIGs of algorithm alg over the RRset (owner,
+ * covered). */
+static ldns_rr_list *
+without_sig(ldns_rr_list *z, const char *owner, uint16_t covered, uint8_t alg)
+{
+	ldns_rr_list *keep = ldns_rr_list_new();
+	ldns_rdf *o = dname(owner);
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
+		ldns_rr *r = ldns_rr_list_rr(z, i);
+		if (same_set(r, o, LDNS_RR_TYPE_RRSIG, covered) &&
+		    ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(r)) == alg)
+			ldns_rr_free(r);
+		else
+			push(keep, r);
+	}
+	ldns_rr_list_free(z);
+	ldns_rdf_deep_free(o);
+	return keep;
+}
+
 static zd_err
 zone_check_of(struct fx *f, const ldns_rr_list *z)
 {
 	struct store *s = store_with(z);
 	struct gate_policy p = policy(&f->o);
+	p.unpublished_keys = f->unpublished;
 	f->n = 0;
 	zd_err e = gate_zone_check(s, 1, &p, &f->n, f->why, sizeof f->why);
 	store_free(s);
@@ -1032,19 +1059,8 @@ zone_rejects_missing_algorithm(void **state)
 	struct fx f;
 	(void)state;
 	fx_setup(&f, &NO_OPT_OUT, LDNS_SIGN_ECDSAP256SHA256, LDNS_SIGN_RSASHA256);
-	ldns_rr_list *z = ldns_rr_list_clone(f.z1);
-	ldns_rdf *o = dname("d09.tld.");
-	ldns_rr_list *keep = ldns_rr_list_new();
-	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
-		ldns_rr *r = ldns_rr_list_rr(z, i);
-		if (same_set(r, o, LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_DS) &&
-		    ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(r)) == LDNS_ECDSAP256SHA256)
-			ldns_rr_free(r);
-		else
-			push(keep, r);
-	}
-	ldns_rr_list_free(z);
-	ldns_rdf_deep_free(o);
+	ldns_rr_list *keep = without_sig(ldns_rr_list_clone(f.z1), "d09.tld.", LDNS_RR_TYPE_DS,
+	                                 LDNS_ECDSAP256SHA256);
 	expect_fail(&f, zone_check_of(&f, keep), "d09.tld. DS", "no RRSIG of algorithm 13");
 	ldns_rr_list_deep_free(keep);
 	fx_teardown(&f);
@@ -1122,25 +1138,56 @@ zone_rejects_extra_nsec3_for_opt_out_delegation(void **state)
 	fx_teardown(&f);
 }
 
+/* RFC 6781 s4.1.4: every RRset signed with both algorithms while only the
+ * first one's keys are published.  The second's signatures verify only
+ * with its keys given as unpublished, and then they are required. */
+static void
+zone_checks_the_unpublished_keys_of_an_algorithm_roll(void **state)
+{
+	struct fx f;
+	(void)state;
+	fx_setup(&f, &NO_OPT_OUT, LDNS_SIGN_ECDSAP256SHA256, LDNS_SIGN_RSASHA256);
+	f.ks.published = 2; /* the ECDSA KSK and ZSK */
+	ldns_rr_list *z = zone_sign(f.base, &f.ks, &f.o);
+	size_t dnskeys = 0;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++)
+		dnskeys += ldns_rr_get_type(ldns_rr_list_rr(z, i)) == LDNS_RR_TYPE_DNSKEY;
+	assert_int_equal(dnskeys, 2);
+	expect_fail(&f, zone_check_of(&f, z), "RRSIG 8/",
+	            "no zone key with this tag in the DNSKEY RRset");
+
+	ldns_rr_list *rsa = ldns_rr_list_new();
+	for (size_t i = 2; i < 4; i++)
+		push(rsa, ldns_rr_clone(ldns_rr_list_rr(f.ks.dnskeys, i)));
+	f.unpublished = rsa;
+	zd_err e = zone_check_of(&f, z);
+	if (e != ZD_OK)
+		fail_msg("why: %s", f.why);
+	assert_int_equal(f.n, rrsig_count(z)); /* the RSA signatures verified too */
+
+	/* one RRset without its RSA signature */
+	ldns_rr_list *keep = without_sig(z, "d09.tld.", LDNS_RR_TYPE_DS, LDNS_RSASHA256);
+	expect_fail(&f, zone_check_of(&f, keep), "d09.tld. DS", "no RRSIG of algorithm 8");
+
+	/* an unpublished key that is not a DNSKEY */
+	ldns_rr_list *bad = ldns_rr_list_new();
+	push(bad, rr("tld. 3600 IN TXT \"not a key\""));
+	f.unpublished = bad;
+	expect_fail(&f, zone_check_of(&f, keep), "tld. DNSKEY", "unpublished DNSKEY malformed");
+	ldns_rr_list_deep_free(bad);
+	ldns_rr_list_deep_free(keep);
+	ldns_rr_list_deep_free(rsa);
+	fx_teardown(&f);
+}
+
 static void
 zone_rejects_unsigned_dnskey_algorithm(void **state)
 {
 	struct fx f;
 	(void)state;
 	fx_setup(&f, &USE_NSEC, LDNS_SIGN_RSASHA256, LDNS_SIGN_ECDSAP256SHA256);
-	ldns_rr_list *z = ldns_rr_list_clone(f.z1);
-	ldns_rr_list *keep = ldns_rr_list_new();
-	ldns_rdf *o = dname(APEX);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
-		ldns_rr *r = ldns_rr_list_rr(z, i);
-		if (same_set(r, o, LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_DNSKEY) &&
-		    ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(r)) == LDNS_RSASHA256)
-			ldns_rr_free(r);
-		else
-			push(keep, r);
-	}
-	ldns_rr_list_free(z);
-	ldns_rdf_deep_free(o);
+	ldns_rr_list *keep =
+	        without_sig(ldns_rr_list_clone(f.z1), APEX, LDNS_RR_TYPE_DNSKEY, LDNS_RSASHA256);
 	expect_fail(&f, zone_check_of(&f, keep), "tld. DNSKEY", "no RRSIG of algorithm 8");
 	ldns_rr_list_deep_free(keep);
 	fx_teardown(&f);
@@ -1404,6 +1451,7 @@ main(void)
 	        cmocka_unit_test(zone_rejects_missing_ent_nsec3),
 	        cmocka_unit_test(zone_rejects_extra_nsec3_for_opt_out_delegation),
 	        cmocka_unit_test(zone_rejects_unsigned_dnskey_algorithm),
+	        cmocka_unit_test(zone_checks_the_unpublished_keys_of_an_algorithm_roll),
 	        cmocka_unit_test(zone_rejects_wrong_nsec_next),
 	        cmocka_unit_test(zone_accepts_nsec3_opt_out),
 	        cmocka_unit_test(zone_accepts_nsec3_without_opt_out_and_salt),
