@@ -23,6 +23,7 @@
 #include "common/zd_parse.h"
 #include "common/zd_buf.h"
 #include "common/zd_zonemd.h"
+#include "hsm/dnskey.h"
 #include "server/alarm.h"
 #include "server/keyroll.h"
 #include "server/batch.h"
@@ -809,8 +810,10 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                        .compromised = rv.ksk_compromised_at};
 	size_t n = v ? zd_key_plan_now(d, &zn, &kn, now, now + days * 86400, v, API_KEY_STEPS_MAX)
 	             : SIZE_MAX;
-	if (d->unsign && n != SIZE_MAX)
-		n = 0; /* no rollover while the zone goes unsigned: the unsign object says what */
+	int alg_roll = rv.astage != 0 || rv.afrom != rv.ato;
+	if ((d->unsign || alg_roll) && n != SIZE_MAX)
+		n = 0; /* no rollover plan while the zone goes unsigned or changes algorithm:
+		          the unsign and algorithm_roll objects say what comes */
 	json_t *steps = json_array();
 	if (n == SIZE_MAX || steps == NULL) {
 		free(v);
@@ -848,14 +851,24 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                           keyroll_ustage_name(rv.ustage), "since",
 	                           (json_int_t)rv.ustage_at, "next_step",
 	                           keyroll_step_name(rv.udue), "next_at", (json_int_t)rv.udue_at);
+	json_t *aroll =
+	        !alg_roll
+	                ? json_null()
+	                : json_pack("{s:i,s:i,s:s,s:I,s:o,s:o,s:s,s:I}", "from", (int)rv.afrom,
+	                            "to", (int)rv.ato, "stage", keyroll_astage_name(rv.astage),
+	                            "since", (json_int_t)rv.astage_at, "ksk",
+	                            rv.astage ? json_integer(rv.aksk) : json_null(), "zsk",
+	                            rv.astage ? json_integer(rv.azsk) : json_null(), "next_step",
+	                            keyroll_step_name(rv.adue), "next_at", (json_int_t)rv.adue_at);
 	reply_json(req, 200, "OK",
-	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:{s:I,s:I,"
-	                     "s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
+	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:o,s:{s:I,"
+	                     "s:I,s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
 	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
 	                     "keys", "role", "KSK", "tag", ksk, "active", (json_int_t)rv.ksk_at,
 	                     "role", "ZSK", "tag", zsk, "active", (json_int_t)rv.active_at,
-	                     "zsk_roll", roll, "ksk_roll", kroll, "unsign", unsign, "intervals",
-	                     "zsk_lifetime", (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                     "zsk_roll", roll, "ksk_roll", kroll, "unsign", unsign,
+	                     "algorithm_roll", aroll, "intervals", "zsk_lifetime",
+	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
 	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
 	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
 	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,
@@ -1537,11 +1550,15 @@ key_report_start(struct api *a, struct evhttp_request *req, struct zone_api *za,
 	if (kind == DBQ_DS_SEEN) {
 		dbq_ask(q,
 		        "WITH k AS (UPDATE zonedist.key SET ds_seen = to_timestamp($3) WHERE zone "
-		        "= "
-		        "$1 AND role = 'KSK' AND tag = $2::integer AND state = 'ready' AND ds_seen "
-		        "IS NULL RETURNING 1), a AS (INSERT INTO zonedist.audit (zone, action, by, "
-		        "detail) SELECT $1, 'ds-seen', $4, 'KSK ' || $2 || ': ' || $5 WHERE "
-		        "EXISTS (SELECT 1 FROM k) RETURNING 1) SELECT (SELECT count(*) FROM k)",
+		        "= $1 AND role = 'KSK' AND tag = $2::integer AND state = 'ready' AND "
+		        "ds_seen IS NULL RETURNING 1), g AS (UPDATE zonedist.algroll SET ds_seen = "
+		        "to_timestamp($3), ds_seen_by = $4 WHERE zone = $1 AND ksk = $2::integer "
+		        "AND done IS NULL AND cds IS NOT NULL AND ds_seen IS NULL RETURNING 1), a "
+		        "AS (INSERT INTO zonedist.audit (zone, action, by, detail) SELECT $1, "
+		        "'ds-seen', $4, 'KSK ' || $2 || ': ' || $5 WHERE EXISTS (SELECT 1 FROM k) "
+		        "OR EXISTS (SELECT 1 FROM g) RETURNING 1) SELECT (SELECT count(*) FROM k) "
+		        "+ "
+		        "(SELECT count(*) FROM g)",
 		        5, params);
 		return;
 	}
@@ -1807,6 +1824,13 @@ zone_status_json(struct api *a, struct zone_api *za)
 				                    json_pack("{s:s,s:I}", "step",
 				                              keyroll_step_name(rv.kdue), "at",
 				                              (json_int_t)rv.kdue_at));
+			if (rv.astage != 0 || rv.afrom != rv.ato) /* changing algorithm */
+				json_object_set_new(k, "algorithm_roll",
+				                    json_pack("{s:s,s:s,s:s,s:I}", "stage",
+				                              keyroll_astage_name(rv.astage), "to",
+				                              hsm_alg_name(rv.ato), "next_step",
+				                              keyroll_step_name(rv.adue), "at",
+				                              (json_int_t)rv.adue_at));
 			if (rv.ustage != 0) /* going unsigned (dnssec unsign) */
 				json_object_set_new(k, "unsign",
 				                    json_pack("{s:s,s:s,s:I}", "stage",

@@ -656,11 +656,15 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	        /* what the lifetime guard promises (zd_config.h) */
 	        .min_remaining = z->cfg->soa_expire + p->max_ttl,
 	};
+	/* an algorithm rollover's keys that sign unpublished */
+	ldns_rr_list *unpublished = signer_unpublished_keys_get(z->signer);
+	gp.unpublished_keys = unpublished;
 	size_t checked = 0;
 	uint64_t g0 = zd_now_ms();
 	e = full ? gate_zone_check(z->store, store_txn_version_get(t), &gp, &checked, err,
 	                           sizeof err)
 	         : gate_txn_check(z->store, t, &gp, &checked, err, sizeof err);
+	ldns_rr_list_deep_free(unpublished);
 	st->gate_ms = zd_now_ms() - g0;
 	st->gate_checked = checked;
 	if (e != ZD_OK) {

@@ -41,11 +41,16 @@ struct roll_state {
 	uint64_t ksk_compromised_at; /* the active KSK's, reported by an operator; 0: none */
 	int ustage;                  /* unsigning: 0 none, 1 delete CDS out, 2 DS gone, 3 done */
 	uint64_t ustage_at;
+	int astage;          /* algorithm rollover: 0 none, 1 signed, 2 published, 3 cds, 4 ds-seen,
+	               5 old keys removed (keyroll.h) */
+	uint16_t aksk, azsk; /* its new keys */
+	uint64_t astage_at;
 };
 
 struct keyroll {
 	const struct zd_zone_config *zc;
 	struct signer *sg;
+	uint8_t alg; /* the active keys' algorithm (the policy's once a rollover ended) */
 	struct zd_key_intervals iv;
 	pthread_mutex_t mu;    /* st, checked_at, steps: against keyroll_view_get() */
 	struct roll_state st;  /* what is published (or pending) */
@@ -115,6 +120,18 @@ keyroll_step_name(enum keyroll_step s)
 		return "ds-gone";
 	case KEYROLL_UNSIGN_REMOVE:
 		return "unsigned";
+	case KEYROLL_ALG_SIGN:
+		return "alg-sign";
+	case KEYROLL_ALG_PUBLISH:
+		return "alg-publish";
+	case KEYROLL_ALG_CDS:
+		return "alg-cds";
+	case KEYROLL_ALG_DS_SEEN:
+		return "alg-ds-seen";
+	case KEYROLL_ALG_REMOVE:
+		return "alg-remove";
+	case KEYROLL_ALG_DONE:
+		return "alg-done";
 	}
 	return "?";
 }
@@ -128,8 +145,31 @@ step_is_ksk(enum keyroll_step s)
 static int
 step_is_unsign(enum keyroll_step s)
 {
-	return s >= KEYROLL_UNSIGN_CDS_DELETE;
+	return s >= KEYROLL_UNSIGN_CDS_DELETE && s <= KEYROLL_UNSIGN_REMOVE;
 }
+
+static int
+step_is_alg(enum keyroll_step s)
+{
+	return s >= KEYROLL_ALG_SIGN && s <= KEYROLL_ALG_DONE;
+}
+
+const char *
+keyroll_astage_name(int astage)
+{
+	static const char *const names[] = {"none", "signed",  "published",
+	                                    "cds",  "ds-seen", "removed"};
+	return astage >= 0 && astage <= 5 ? names[astage] : "none";
+}
+
+/* The algorithm rollover's keys of st in the signer. */
+static zd_err
+alg_apply(struct keyroll *r, const struct roll_state *st)
+{
+	return signer_alg_use(r->sg, st->astage, st->aksk, st->azsk);
+}
+
+static void tag_add(struct keyroll *r, uint16_t tag);
 
 /* The delete CDS/CDNSKEY are published from the first unsigning step until
  * the records go. */
@@ -153,8 +193,9 @@ state_set(struct keyroll *r, const struct roll_state *s)
 	/* the KSKs' DNSKEY RRs for the probe thread, made here (the signer is
 	 * the batch thread's) */
 	ldns_rr *k0 = signer_key_dnskey_get(r->sg, SIGNER_KSK, s->ksk);
-	ldns_rr *k1 =
-	        s->kstage != KS_NONE ? signer_key_dnskey_get(r->sg, SIGNER_KSK, s->ksk_next) : NULL;
+	ldns_rr *k1 = s->kstage != KS_NONE ? signer_key_dnskey_get(r->sg, SIGNER_KSK, s->ksk_next)
+	              : s->astage >= 2     ? signer_key_dnskey_get(r->sg, SIGNER_KSK, s->aksk)
+	                                   : NULL;
 	pthread_mutex_lock(&r->mu);
 	r->st = *s;
 	ldns_rr *old0 = r->kdnskey[0], *old1 = r->kdnskey[1];
@@ -170,10 +211,10 @@ state_set(struct keyroll *r, const struct roll_state *s)
  * that did not commit made it). */
 static void
 token_sweep(struct keyroll *r, enum signer_role role, const struct keystate_row *rows, size_t n,
-            uint16_t keep0, int has_keep1, uint16_t keep1, int *has_orphan, uint16_t *orphan)
+            uint16_t keep0, int has_keep1, uint16_t keep1, int has_keep2, uint16_t keep2,
+            int *has_orphan, uint16_t *orphan)
 {
 	const char *zname = r->zc->name, *rn = role == SIGNER_KSK ? "KSK" : "ZSK";
-	uint8_t alg = r->zc->dnssec.algorithm;
 	uint16_t in_token[SIGNER_ZSKS_MAX];
 	size_t nt = signer_key_tags_get(r->sg, role, in_token, SIGNER_ZSKS_MAX);
 	if (nt > SIGNER_ZSKS_MAX)
@@ -181,11 +222,12 @@ token_sweep(struct keyroll *r, enum signer_role role, const struct keystate_row 
 	*has_orphan = 0;
 	for (size_t i = 0; i < nt; i++) {
 		uint16_t t = in_token[i];
-		if (t == keep0 || (has_keep1 && t == keep1))
+		if (t == keep0 || (has_keep1 && t == keep1) || (has_keep2 && t == keep2))
 			continue;
 		int known = 0;
 		for (size_t j = 0; j < n; j++)
-			known |= rows[j].tag == t && rows[j].algorithm == alg;
+			known |= rows[j].tag ==
+			         t; /* tags are never reused, whatever the algorithm */
 		if (known) {
 			char why[256];
 			if (signer_key_destroy(r->sg, role, t, why, sizeof why) == ZD_OK)
@@ -212,7 +254,7 @@ static zd_err
 ksk_rows(struct keyroll *r, const struct keystate_row *rows, size_t n, struct roll_state *st,
          char *err, size_t errlen)
 {
-	uint8_t alg = r->zc->dnssec.algorithm;
+	uint8_t alg = r->alg;
 	const struct keystate_row *active = NULL, *next = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i].algorithm != alg)
@@ -267,9 +309,9 @@ ksk_rows(struct keyroll *r, const struct keystate_row *rows, size_t n, struct ro
 	return ZD_OK;
 }
 
-/* No key of another algorithm than the policy's is in the zone: new keys
- * of the policy's (a new token) would replace the DNSKEY RRset at once, and
- * validators following the parent's DS would find the zone bogus. */
+/* No key of another algorithm than the active keys' (r->alg) is in the
+ * zone's rows but removed ones: an algorithm rollover's new keys join
+ * zonedist.key only when it ends. */
 static zd_err
 other_algorithm_check(const struct keyroll *r, const struct keystate_row *rows, size_t n,
                       const char *role, char *err, size_t errlen)
@@ -278,18 +320,16 @@ other_algorithm_check(const struct keyroll *r, const struct keystate_row *rows, 
 	        [KEYSTATE_PUBLISHED] = "published", [KEYSTATE_READY] = "ready",
 	        [KEYSTATE_ACTIVE] = "active",       [KEYSTATE_RETIRED] = "retired",
 	        [KEYSTATE_REMOVED] = "removed",     [KEYSTATE_OTHER] = "generated"};
-	uint8_t alg = r->zc->dnssec.algorithm;
+	uint8_t alg = r->alg;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i].algorithm == alg || rows[i].state == KEYSTATE_REMOVED)
 			continue;
-		snprintf(
-		        err, errlen,
-		        "zonedist.key says %s %u of the zone is %s and %s, the policy says %s: "
-		        "changing the algorithm of a signed zone needs an algorithm rollover "
-		        "(RFC 6781 s4.1.4), which zonedist does not make yet; set dnssec algorithm "
-		        "back to %s (with the token that holds that key)",
-		        role, rows[i].tag, hsm_alg_name(rows[i].algorithm), states[rows[i].state],
-		        hsm_alg_name(alg), hsm_alg_name(rows[i].algorithm));
+		snprintf(err, errlen,
+		         "zonedist.key says %s %u of the zone is %s and %s, beside active keys of "
+		         "%s: a zone has keys of one algorithm but during an algorithm rollover "
+		         "(zonedist.algroll); mark the stray row removed",
+		         role, rows[i].tag, hsm_alg_name(rows[i].algorithm), states[rows[i].state],
+		         hsm_alg_name(alg));
 		return ZD_EHSM;
 	}
 	return ZD_OK;
@@ -300,7 +340,6 @@ static zd_err
 load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 {
 	const char *zname = r->zc->name;
-	uint8_t alg = r->zc->dnssec.algorithm;
 	struct keystate_row *rows = NULL, *krows = NULL;
 	size_t n = 0, kn = 0;
 	zd_err e;
@@ -311,6 +350,16 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 		free(rows);
 		return e;
 	}
+	/* the active keys' algorithm: the active ZSK's on record, else (the
+	 * first start) the signer's */
+	uint16_t t0, t1;
+	signer_keys_get(r->sg, &t0, &t1, &r->alg);
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].state == KEYSTATE_ACTIVE) {
+			r->alg = rows[i].algorithm;
+			break;
+		}
+	uint8_t alg = r->alg;
 	uint16_t *tags = calloc(n + kn + 1, sizeof *tags);
 	if (tags == NULL) {
 		free(rows);
@@ -404,10 +453,43 @@ load(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 		                             : u.delete_published;
 	}
 	unsign_apply(r, &st);
+	struct keystate_algroll ar;
+	if ((e = keystate_algroll_load(c, zname, &ar, err, errlen)) != ZD_OK)
+		goto out;
+	if (ar.present && (ar.from != alg || ar.to != r->zc->dnssec.algorithm)) {
+		snprintf(err, errlen,
+		         "an algorithm rollover from %s to %s is in progress (zonedist.algroll), "
+		         "but "
+		         "the active keys are %s and the policy says %s: set dnssec algorithm back "
+		         "to %s (a rollover is not called off half-way)",
+		         hsm_alg_name(ar.from), hsm_alg_name(ar.to), hsm_alg_name(alg),
+		         hsm_alg_name(r->zc->dnssec.algorithm), hsm_alg_name(ar.to));
+		e = ZD_EHSM;
+		goto out;
+	}
+	if (ar.present) {
+		st.astage = ar.removed ? 5 : ar.ds_seen ? 4 : ar.cds ? 3 : ar.published ? 2 : 1;
+		st.astage_at = ar.removed     ? ar.removed
+		               : ar.ds_seen   ? ar.ds_seen
+		               : ar.cds       ? ar.cds
+		               : ar.published ? ar.published
+		                              : ar.signed_at;
+		st.aksk = ar.ksk;
+		st.azsk = ar.zsk;
+	}
+	if (alg_apply(r, &st) != ZD_OK) {
+		snprintf(err, errlen,
+		         "zonedist.algroll says KSK %u and ZSK %u of %s sign beside the active "
+		         "keys, "
+		         "but the token has no such keys labelled '%s KSK...' and '%s ZSK...'",
+		         st.aksk, st.azsk, hsm_alg_name(r->zc->dnssec.algorithm), zname, zname);
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
 	token_sweep(r, SIGNER_ZSK, rows, n, st.active, st.extra != EXTRA_NONE, st.extra_tag,
-	            &r->has_orphan, &r->orphan);
+	            st.astage > 0, st.azsk, &r->has_orphan, &r->orphan);
 	token_sweep(r, SIGNER_KSK, krows, kn, st.ksk, st.kstage != KS_NONE, st.ksk_next,
-	            &r->has_korphan, &r->korphan);
+	            st.astage > 0, st.aksk, &r->has_korphan, &r->korphan);
 	free(r->tags);
 	r->tags = tags;
 	r->n_tags = n + kn;
@@ -553,6 +635,48 @@ unsign_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t 
 	}
 }
 
+/* An algorithm rollover is configured (the policy's algorithm is not the
+ * active keys') or in progress. */
+static int
+alg_roll_on(const struct keyroll *r, const struct roll_state *st)
+{
+	return st->astage > 0 || r->zc->dnssec.algorithm != r->alg;
+}
+
+/* The algorithm rollover's next step of st and its earliest time (RFC
+ * 6781 s4.1.4 with RFC 7583's intervals, docs/KEYS.md); for alg-ds-seen
+ * the time the parent is expected to have the DS.  It begins once no ZSK
+ * or KSK roll is half-way. */
+static enum keyroll_step
+alg_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t *at)
+{
+	*at = 0;
+	if (!alg_roll_on(r, st))
+		return KEYROLL_NONE;
+	switch (st->astage) {
+	case 0:
+		if (st->extra != EXTRA_NONE || st->kstage != KS_NONE)
+			return KEYROLL_NONE; /* the roll in progress ends first */
+		return KEYROLL_ALG_SIGN;     /* at once */
+	case 1:
+		*at = st->astage_at + r->iv.iret_z; /* the new signatures in every cache */
+		return KEYROLL_ALG_PUBLISH;
+	case 2:
+		*at = st->astage_at + r->iv.ipub; /* the new DNSKEYs in every cache */
+		return KEYROLL_ALG_CDS;
+	case 3:
+		*at = st->astage_at + r->iv.dreg; /* expected; made when confirmed */
+		return KEYROLL_ALG_DS_SEEN;
+	case 4:
+		*at = st->astage_at + r->iv.ipub_p; /* the old DS gone from every cache */
+		return KEYROLL_ALG_REMOVE;
+	case 5:
+		*at = st->astage_at + r->iv.ipub; /* the old DNSKEY RRset gone from every cache */
+		return KEYROLL_ALG_DONE;
+	}
+	return KEYROLL_NONE;
+}
+
 enum keyroll_step
 keyroll_due(const struct keyroll *r, uint64_t now)
 {
@@ -566,10 +690,27 @@ keyroll_due(const struct keyroll *r, uint64_t now)
 			return atomic_load(&((struct keyroll *)r)->parent_gone) ? u : KEYROLL_NONE;
 		return u != KEYROLL_NONE && now >= at ? u : KEYROLL_NONE;
 	}
-	enum keyroll_step s = next_step(r, &r->st, &at);
-	if (s != KEYROLL_NONE && now >= at)
+	enum keyroll_step s;
+	if (alg_roll_on(r, &r->st)) {
+		/* no new ZSK or KSK roll during an algorithm rollover; one half-way
+		 * ends first */
+		s = alg_next_step(r, &r->st, &at);
+		if (s == KEYROLL_ALG_DS_SEEN)
+			return atomic_load(&((struct keyroll *)r)->parent_seen) ==
+			                       (0x10000u | r->st.aksk)
+			               ? s
+			               : KEYROLL_NONE;
+		if (s != KEYROLL_NONE)
+			return now >= at ? s : KEYROLL_NONE;
+		if (r->st.extra == EXTRA_NONE && r->st.kstage == KS_NONE)
+			return KEYROLL_NONE;
+	}
+	s = next_step(r, &r->st, &at);
+	if (s != KEYROLL_NONE && now >= at && !(alg_roll_on(r, &r->st) && s == KEYROLL_PUBLISH))
 		return s;
 	s = ksk_next_step(r, &r->st, &at);
+	if (alg_roll_on(r, &r->st) && s == KEYROLL_KSK_PUBLISH)
+		return KEYROLL_NONE;
 	if (s == KEYROLL_KSK_DS_SEEN)
 		return ds_confirmed(r, &r->st) ? s : KEYROLL_NONE;
 	return s != KEYROLL_NONE && now >= at ? s : KEYROLL_NONE;
@@ -603,7 +744,7 @@ keyroll_ksk_dnskeys_get(const struct keyroll *r, ldns_rr **out, int *next)
 	for (int i = 0; i < 2; i++)
 		if (r->kdnskey[i] != NULL && (out[n] = ldns_rr_clone(r->kdnskey[i])) != NULL)
 			n++;
-	*next = r->kdnskey[1] != NULL && r->st.kstage == KS_READY && n == 2;
+	*next = r->kdnskey[1] != NULL && (r->st.kstage == KS_READY || r->st.astage == 3) && n == 2;
 	pthread_mutex_unlock(&m->mu);
 	return n;
 }
@@ -619,6 +760,7 @@ fail_log(struct keyroll *r, enum keyroll_step s, const char *why)
 	       "ALARM: the %s's %s step is due but cannot be made (retried at "
 	       "every batch; the zone keeps being published with its current keys): %s",
 	       step_is_unsign(s) ? "unsigning"
+	       : step_is_alg(s)  ? "algorithm rollover"
 	       : step_is_ksk(s)  ? "KSK rollover"
 	                         : "ZSK rollover",
 	       keyroll_step_name(s), why);
@@ -664,7 +806,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		return ZD_OK;
 	case KEYROLL_PUBLISH: {
 		uint16_t tag;
-		if (r->has_orphan) {
+		if (r->has_orphan && signer_key_alg_get(r->sg, SIGNER_ZSK, r->orphan) == r->alg) {
 			tag = r->orphan;
 		} else {
 			char suffix[48];
@@ -699,7 +841,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		break;
 	case KEYROLL_KSK_PUBLISH: {
 		uint16_t tag;
-		if (r->has_korphan) {
+		if (r->has_korphan && signer_key_alg_get(r->sg, SIGNER_KSK, r->korphan) == r->alg) {
 			tag = r->korphan;
 		} else {
 			char suffix[48];
@@ -741,10 +883,87 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		                                           : 3;
 		st.ustage_at = now;
 		break;
+	case KEYROLL_ALG_SIGN: {
+		/* a KSK and a ZSK of the policy's algorithm (signer_key_generate
+		 * makes them so), never a tag the zone had */
+		char suffix[48];
+		uint16_t k = 0, z = 0;
+		int want = r->zc->dnssec.algorithm;
+		snprintf(suffix, sizeof suffix, "alg-%" PRIu64 "-%zu", now, r->n_tags);
+		if (r->has_korphan && r->has_orphan &&
+		    signer_key_alg_get(r->sg, SIGNER_KSK, r->korphan) == want &&
+		    signer_key_alg_get(r->sg, SIGNER_ZSK, r->orphan) == want) {
+			/* made by a try that did not commit (a held backup, a
+			 * refused version, a restart): reused, not made again */
+			k = r->korphan;
+			z = r->orphan;
+		} else {
+			if ((e = signer_key_generate(r->sg, SIGNER_KSK, suffix, r->tags, r->n_tags,
+			                             &k, err, errlen)) != ZD_OK)
+				break;
+			r->has_korphan = 1; /* until the step commits */
+			r->korphan = k;
+			tag_add(r, k);
+			if ((e = signer_key_generate(r->sg, SIGNER_ZSK, suffix, r->tags, r->n_tags,
+			                             &z, err, errlen)) != ZD_OK)
+				break;
+			r->has_orphan = 1;
+			r->orphan = z;
+			tag_add(r, z);
+		}
+		if (e == ZD_OK)
+			e = backup_gate(r, SIGNER_KSK, k, err, errlen);
+		if (e == ZD_OK)
+			e = backup_gate(r, SIGNER_ZSK, z, err, errlen);
+		if (e != ZD_OK)
+			break;
+		st.astage = 1;
+		st.aksk = k;
+		st.azsk = z;
+		st.astage_at = now;
+		*full = 1; /* every RRset gets the new algorithm's signature in this version */
+		break;
+	}
+	case KEYROLL_ALG_PUBLISH:
+	case KEYROLL_ALG_CDS:
+	case KEYROLL_ALG_DS_SEEN:
+	case KEYROLL_ALG_REMOVE:
+		st.astage = r->st.astage + 1;
+		st.astage_at = now;
+		break;
+	case KEYROLL_ALG_DONE:
+		st.active = r->st.azsk;
+		st.active_at = now;
+		st.ksk = r->st.aksk;
+		st.ksk_at = now;
+		st.compromised_at = st.ksk_compromised_at = 0;
+		st.astage = 0;
+		st.aksk = st.azsk = 0;
+		st.astage_at = 0;
+		*full = 1; /* the old algorithm's signatures go: the new keys sign alone */
+		break;
+	}
+	if (e == ZD_OK && step_is_alg(s)) {
+		if (s == KEYROLL_ALG_DONE) {
+			(void)signer_alg_use(r->sg, 0, 0, 0);
+			if ((e = signer_zsk_use(r->sg, st.active, 0, 0)) == ZD_OK)
+				e = ksk_apply(r, &st);
+			if (e != ZD_OK) {
+				snprintf(err, errlen, "the token has no KSK %u or ZSK %u", st.ksk,
+				         st.active);
+				(void)signer_zsk_use(r->sg, r->st.active, 0, 0);
+				(void)ksk_apply(r, &r->st);
+			}
+		} else if ((e = alg_apply(r, &st)) != ZD_OK) {
+			snprintf(err, errlen, "the token has no KSK %u or ZSK %u", st.aksk,
+			         st.azsk);
+		}
+		if (e != ZD_OK)
+			(void)alg_apply(r, &r->st);
 	}
 	if (e == ZD_OK && step_is_unsign(s))
 		unsign_apply(r, &st);
-	if (e == ZD_OK && !step_is_ksk(s) && !step_is_unsign(s) &&
+	if (e == ZD_OK && !step_is_ksk(s) && !step_is_unsign(s) && !step_is_alg(s) &&
 	    (e = signer_zsk_use(r->sg, st.active, st.extra != EXTRA_NONE, st.extra_tag)) != ZD_OK)
 		snprintf(err, errlen, "the token has no ZSK %u", st.extra_tag);
 	if (e == ZD_OK && step_is_ksk(s) && (e = ksk_apply(r, &st)) != ZD_OK)
@@ -772,7 +991,7 @@ zd_err
 keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 {
 	const char *zname = r->zc->name;
-	uint8_t alg = r->zc->dnssec.algorithm;
+	uint8_t alg = r->alg;
 	switch (r->pending) {
 	case KEYROLL_NONE:
 		return ZD_OK;
@@ -803,6 +1022,19 @@ keyroll_record(struct keyroll *r, PGconn *c, char *err, size_t errlen)
 		                            errlen);
 	case KEYROLL_UNSIGN_REMOVE:
 		return keystate_unsign_step(c, zname, 3, r->pending_at, NULL, err, errlen);
+	case KEYROLL_ALG_SIGN:
+	case KEYROLL_ALG_PUBLISH:
+	case KEYROLL_ALG_CDS:
+	case KEYROLL_ALG_DS_SEEN:
+	case KEYROLL_ALG_REMOVE:
+	case KEYROLL_ALG_DONE: {
+		const struct roll_state *a = r->pending == KEYROLL_ALG_DONE ? &r->was : &r->st;
+		struct keystate_algroll ar = {
+		        .from = alg, .to = r->zc->dnssec.algorithm, .ksk = a->aksk, .zsk = a->azsk};
+		int stage = r->pending == KEYROLL_ALG_DONE ? 6 : r->st.astage;
+		return keystate_algroll_step(c, zname, &ar, stage, r->pending_at, "parent-servers",
+		                             err, errlen);
+	}
 	}
 	return ZD_EBUG;
 }
@@ -830,6 +1062,20 @@ tag_add(struct keyroll *r, uint16_t tag)
 	r->n_tags++;
 }
 
+/* A roll's CDS/CDNSKEY now describe the new KSK tagged tag. */
+static void
+cds_log(const struct keyroll *r, const char *roll, uint16_t tag, const char *when)
+{
+	zd_log(ZD_LOG_NOTICE, "keyroll", r->zc->name,
+	       "%s: the CDS/CDNSKEY RRsets now describe KSK %u: the parent may replace the DS "
+	       "(%s; expected by %s)",
+	       roll, tag,
+	       r->zc->dnssec.keys.n_parent > 0
+	               ? "its servers are polled for it"
+	               : "confirm it with zonedistctl ds-seen once the parent serves it",
+	       when);
+}
+
 void
 keyroll_done(struct keyroll *r)
 {
@@ -838,7 +1084,10 @@ keyroll_done(struct keyroll *r)
 	enum keyroll_step s = r->pending;
 	if (s == KEYROLL_NONE)
 		return;
+	if (s == KEYROLL_ALG_DONE)
+		r->alg = r->zc->dnssec.algorithm;
 	enum keyroll_step next = step_is_unsign(s) ? unsign_next_step(r, &r->st, &at)
+	                         : step_is_alg(s)  ? alg_next_step(r, &r->st, &at)
 	                         : step_is_ksk(s)  ? ksk_next_step(r, &r->st, &at)
 	                                           : next_step(r, &r->st, &at);
 	char when[64];
@@ -879,14 +1128,7 @@ keyroll_done(struct keyroll *r)
 		       r->st.ksk_next, r->st.ksk, when, r->iv.ipub);
 		break;
 	case KEYROLL_KSK_CDS:
-		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
-		       "KSK rollover: the CDS/CDNSKEY RRsets now describe KSK %u: the parent may "
-		       "replace the DS (%s; expected by %s)",
-		       r->st.ksk_next,
-		       r->zc->dnssec.keys.n_parent > 0
-		               ? "its servers are polled for it"
-		               : "confirm it with zonedistctl ds-seen once the parent serves it",
-		       when);
+		cds_log(r, "KSK rollover", r->st.ksk_next, when);
 		break;
 	case KEYROLL_KSK_DS_SEEN:
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
@@ -912,6 +1154,44 @@ keyroll_done(struct keyroll *r)
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
 		       "unsigning done: the zone is served without DNSSEC records; set `dnssec: "
 		       "off` (the keys stay in the token until you delete them)");
+		break;
+	case KEYROLL_ALG_SIGN:
+		r->has_orphan = r->has_korphan = 0;
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "algorithm rollover %s to %s: KSK %u and ZSK %u sign every RRset beside "
+		       "KSK %u and ZSK %u, unpublished; they are published from %s (Iret = %" PRIu64
+		       " s: the new signatures in every cache)",
+		       hsm_alg_name(r->alg), hsm_alg_name(r->zc->dnssec.algorithm), r->st.aksk,
+		       r->st.azsk, r->st.ksk, r->st.active, when, r->iv.iret_z);
+		break;
+	case KEYROLL_ALG_PUBLISH:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "algorithm rollover: KSK %u and ZSK %u published; the CDS/CDNSKEY describe "
+		       "the new KSK from %s (Ipub = %" PRIu64 " s)",
+		       r->st.aksk, r->st.azsk, when, r->iv.ipub);
+		break;
+	case KEYROLL_ALG_CDS:
+		cds_log(r, "algorithm rollover", r->st.aksk, when);
+		break;
+	case KEYROLL_ALG_DS_SEEN:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "algorithm rollover: the parent serves the DS of KSK %u; KSK %u and ZSK %u "
+		       "leave the DNSKEY RRset at %s (IpubP = %" PRIu64 " s)",
+		       r->st.aksk, r->st.ksk, r->st.active, when, r->iv.ipub_p);
+		break;
+	case KEYROLL_ALG_REMOVE:
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "algorithm rollover: KSK %u and ZSK %u left the DNSKEY RRset (they still "
+		       "sign); their signatures go at %s (Ipub = %" PRIu64 " s)",
+		       r->st.ksk, r->st.active, when, r->iv.ipub);
+		break;
+	case KEYROLL_ALG_DONE:
+		key_drop(r, SIGNER_KSK, r->was.ksk);
+		key_drop(r, SIGNER_ZSK, r->was.active);
+		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
+		       "algorithm rollover done: KSK %u and ZSK %u (%s) sign alone; KSK %u and "
+		       "ZSK %u removed from the zone and the token",
+		       r->st.ksk, r->st.active, hsm_alg_name(r->alg), r->was.ksk, r->was.active);
 		break;
 	case KEYROLL_KSK_SETTLE: {
 		uint16_t old = r->was.ksk;
@@ -941,6 +1221,7 @@ keyroll_undo(struct keyroll *r)
 	(void)signer_zsk_use(r->sg, r->was.active, r->was.extra != EXTRA_NONE, r->was.extra_tag);
 	(void)ksk_apply(r, &r->was);
 	unsign_apply(r, &r->was);
+	(void)alg_apply(r, &r->was);
 	state_set(r, &r->was);
 	r->pending = KEYROLL_NONE;
 }
@@ -1033,6 +1314,19 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	out->ustage = st.ustage;
 	out->ustage_at = st.ustage_at;
 	out->udue = unsign_next_step(r, &st, &out->udue_at);
+	out->astage = st.astage;
+	out->astage_at = st.astage_at;
+	out->aksk = st.aksk;
+	out->azsk = st.azsk;
+	out->afrom = r->alg;
+	out->ato = r->zc->dnssec.algorithm;
+	out->adue = alg_next_step(r, &st, &out->adue_at);
+	if (alg_roll_on(r, &st)) { /* no new rollover during an algorithm rollover */
+		if (out->due == KEYROLL_PUBLISH)
+			out->due = KEYROLL_NONE, out->due_at = 0;
+		if (out->kdue == KEYROLL_KSK_PUBLISH)
+			out->kdue = KEYROLL_NONE, out->kdue_at = 0;
+	}
 	if (r->zc->dnssec.unsign) { /* no rollover step while the zone goes unsigned */
 		out->due = out->kdue = KEYROLL_NONE;
 		out->due_at = out->kdue_at = 0;

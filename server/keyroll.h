@@ -65,6 +65,19 @@ enum keyroll_step {
 	KEYROLL_UNSIGN_CDS_DELETE,
 	KEYROLL_UNSIGN_DS_GONE,
 	KEYROLL_UNSIGN_REMOVE,
+	/* the algorithm rollover (RFC 6781 s4.1.4), when dnssec algorithm is not
+	 * the active keys': a KSK and a ZSK of the new algorithm sign every
+	 * RRset, unpublished (at once, once no ZSK or KSK roll is half-way);
+	 * they are published (+ Iret); the CDS/CDNSKEY describe the new KSK
+	 * (+ Ipub); the parent serves its DS (polled, or zonedistctl ds-seen);
+	 * the old keys leave the DNSKEY RRset (+ IpubP) and still sign; their
+	 * signatures go, the old keys leave the token (+ Ipub) */
+	KEYROLL_ALG_SIGN,
+	KEYROLL_ALG_PUBLISH,
+	KEYROLL_ALG_CDS,
+	KEYROLL_ALG_DS_SEEN,
+	KEYROLL_ALG_REMOVE,
+	KEYROLL_ALG_DONE,
 };
 
 const char *keyroll_step_name(enum keyroll_step s);
@@ -149,6 +162,13 @@ struct keyroll_view {
 	uint64_t ustage_at;     /* when the stage began */
 	enum keyroll_step udue; /* the unsigning's next step */
 	uint64_t udue_at;       /* its earliest time (ds-gone: 0, it is awaited) */
+	int astage;             /* algorithm rollover: 0 none, 1 signed, 2 published, 3 cds,
+	                           4 ds-seen, 5 removed */
+	uint64_t astage_at;     /* when the stage began */
+	uint16_t aksk, azsk;    /* its new keys */
+	uint8_t afrom, ato;     /* the active keys' algorithm, the policy's */
+	enum keyroll_step adue; /* its next step (none when afrom == ato) */
+	uint64_t adue_at;       /* its earliest (alg-ds-seen: expected) time */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 
@@ -162,6 +182,9 @@ int keyroll_is_unsigned(const struct keyroll *r);
 /* The name of a view's ustage: cds-delete, ds-gone, unsigned ("none"). */
 const char *keyroll_ustage_name(int ustage);
 
+/* The name of a view's astage: signed, published, cds, ds-seen, removed
+ * ("none" for 0). */
+const char *keyroll_astage_name(int astage);
 /* The name of a view's kstage: published, ready, ds-seen ("none" for 0). */
 const char *keyroll_kstage_name(int kstage);
 

@@ -328,3 +328,112 @@ keystate_unsign_step(PGconn *c, const char *zone, int stage, uint64_t at, const 
 	PQclear(r);
 	return e;
 }
+
+zd_err
+keystate_algroll_load(PGconn *c, const char *zone, struct keystate_algroll *out, char *err,
+                      size_t errlen)
+{
+	const char *p[] = {zone};
+	PGresult *r = PQexecParams(
+	        c,
+	        "SELECT from_alg, to_alg, ksk, zsk, floor(extract(epoch FROM signed))::bigint, "
+	        "floor(extract(epoch FROM published))::bigint, floor(extract(epoch FROM "
+	        "cds))::bigint, floor(extract(epoch FROM ds_seen))::bigint, floor(extract(epoch "
+	        "FROM removed))::bigint FROM zonedist.algroll WHERE zone = $1 AND done IS NULL",
+	        1, NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	memset(out, 0, sizeof *out);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "reading zonedist.algroll: %s", PQresultErrorMessage(r));
+		e = ZD_EDB;
+	} else if (PQntuples(r) == 1) {
+		uint64_t v[4];
+		for (int i = 0; i < 4 && e == ZD_OK; i++)
+			if (zd_parse_u64(PQgetvalue(r, 0, i), 0, 65535, &v[i]) != ZD_OK)
+				e = ZD_EDB;
+		if (e != ZD_OK || v[0] > 255 || v[1] > 255) {
+			snprintf(err, errlen, "zonedist.algroll of %s: a malformed row", zone);
+			e = ZD_EDB;
+		} else {
+			out->present = 1;
+			out->from = (uint8_t)v[0];
+			out->to = (uint8_t)v[1];
+			out->ksk = (uint16_t)v[2];
+			out->zsk = (uint16_t)v[3];
+			out->signed_at = time_get(r, 0, 4);
+			out->published = time_get(r, 0, 5);
+			out->cds = time_get(r, 0, 6);
+			out->ds_seen = time_get(r, 0, 7);
+			out->removed = time_get(r, 0, 8);
+		}
+	}
+	PQclear(r);
+	return e;
+}
+
+zd_err
+keystate_algroll_step(PGconn *c, const char *zone, const struct keystate_algroll *a, int stage,
+                      uint64_t at, const char *by, char *err, size_t errlen)
+{
+	static const char *const sql[] = {
+	        NULL,
+	        "INSERT INTO zonedist.algroll (zone, from_alg, to_alg, ksk, zsk, signed) VALUES "
+	        "($1, $3, $4, $5, $6, to_timestamp($2))",
+	        "UPDATE zonedist.algroll SET published = to_timestamp($2) WHERE zone = $1 AND "
+	        "done IS NULL AND published IS NULL",
+	        "UPDATE zonedist.algroll SET cds = to_timestamp($2) WHERE zone = $1 AND done IS "
+	        "NULL AND published IS NOT NULL AND cds IS NULL",
+	        "UPDATE zonedist.algroll SET ds_seen = to_timestamp($2), ds_seen_by = $3 WHERE "
+	        "zone = $1 AND done IS NULL AND cds IS NOT NULL AND ds_seen IS NULL",
+	        "UPDATE zonedist.algroll SET removed = to_timestamp($2) WHERE zone = $1 AND done "
+	        "IS NULL AND ds_seen IS NOT NULL AND removed IS NULL",
+	        /* the end: the old algorithm's keys removed, the new ones active */
+	        "WITH g AS (UPDATE zonedist.algroll SET done = to_timestamp($2) WHERE zone = $1 "
+	        "AND done IS NULL AND removed IS NOT NULL AND ksk = $5 AND zsk = $6 RETURNING "
+	        "published, cds, ds_seen), o AS (UPDATE zonedist.key SET state = 'removed', "
+	        "retired = coalesce(retired, to_timestamp($2)), removed = to_timestamp($2) WHERE "
+	        "zone = $1 AND algorithm = $3 AND state <> 'removed' AND EXISTS (SELECT 1 FROM "
+	        "g)), n AS (INSERT INTO zonedist.key (zone, role, algorithm, tag, state, "
+	        "generated, published, ready, active, ds_seen) SELECT $1, r.role, $4, r.tag, "
+	        "'active', g.published, g.published, CASE WHEN r.role = 'KSK' THEN g.cds ELSE "
+	        "g.published END, to_timestamp($2), CASE WHEN r.role = 'KSK' THEN g.ds_seen END "
+	        "FROM g, (VALUES ('KSK', $5::integer), ('ZSK', $6::integer)) AS r(role, tag) "
+	        "RETURNING 1) SELECT (SELECT count(*) FROM n)",
+	};
+	static const char *const what[] = {NULL,
+	                                   "starting",
+	                                   "recording the new keys' publication in",
+	                                   "recording the new CDS in",
+	                                   "recording the new DS at the parent in",
+	                                   "recording the old keys' removal in",
+	                                   "ending"};
+	if (stage < 1 || stage > 6)
+		return ZD_EBUG;
+	char t[24], f[8], to[8], k[8], z[8];
+	snprintf(t, sizeof t, "%" PRIu64, at);
+	snprintf(f, sizeof f, "%u", a->from);
+	snprintf(to, sizeof to, "%u", a->to);
+	snprintf(k, sizeof k, "%u", a->ksk);
+	snprintf(z, sizeof z, "%u", a->zsk);
+	const char *p6[] = {zone, t, f, to, k, z}, *p3[] = {zone, t, by ? by : ""};
+	const char *const *p = stage == 4 ? p3 : p6;
+	static const int np_of[] = {0, 6, 2, 2, 3, 2, 6};
+	PGresult *r = PQexecParams(c, sql[stage], np_of[stage], NULL, p, NULL, NULL, 0);
+	zd_err e = ZD_OK;
+	ExecStatusType want = stage == 6 ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	const char *n =
+	        stage == 6 && PQresultStatus(r) == want ? PQgetvalue(r, 0, 0) : PQcmdTuples(r);
+	if (PQresultStatus(r) != want) {
+		snprintf(err, errlen, "%s the algorithm rollover of %s (zonedist.algroll): %s",
+		         what[stage], zone, PQresultErrorMessage(r));
+		e = ZD_EDB;
+	} else if (strcmp(n, stage == 6 ? "2" : "1") != 0) {
+		snprintf(err, errlen,
+		         "%s the algorithm rollover of %s (zonedist.algroll): %s rows changed, %s "
+		         "expected",
+		         what[stage], zone, n, stage == 6 ? "2" : "1");
+		e = ZD_EDB;
+	}
+	PQclear(r);
+	return e;
+}

@@ -88,4 +88,25 @@ zd_err keystate_unsign_load(PGconn *c, const char *zone, struct keystate_unsign 
 zd_err keystate_unsign_step(PGconn *c, const char *zone, int stage, uint64_t at, const char *by,
                             char *err, size_t errlen);
 
+/* The algorithm rollover (RFC 6781 s4.1.4; zonedist.algroll): the open
+ * one, if any.  Times are Unix seconds, 0 while the step has not happened. */
+struct keystate_algroll {
+	int present;
+	uint8_t from, to;   /* the algorithms */
+	uint16_t ksk, zsk;  /* the new keys' tags */
+	uint64_t signed_at; /* every RRset signed by both algorithms */
+	uint64_t published, cds, ds_seen, removed;
+};
+zd_err keystate_algroll_load(PGconn *c, const char *zone, struct keystate_algroll *out, char *err,
+                             size_t errlen);
+/* Step stage of a's roll at `at`, one statement in the caller's
+ * transaction: 1 begun (a's algorithms and tags recorded), 2 the new keys
+ * published, 3 the CDS/CDNSKEY the new KSK's, 4 the new DS seen at the
+ * parent (by: who said so), 5 the old keys out of the DNSKEY RRset, 6 done:
+ * the old algorithm's rows in zonedist.key removed, the new keys' rows
+ * active.  ZD_EDB with err when the rows are not in the state the step
+ * starts from. */
+zd_err keystate_algroll_step(PGconn *c, const char *zone, const struct keystate_algroll *a,
+                             int stage, uint64_t at, const char *by, char *err, size_t errlen);
+
 #endif

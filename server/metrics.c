@@ -243,6 +243,19 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 			put(out, "zonedist_unsign_stage{zone=\"%s\",stage=\"%s\"} 1\n", zl[i],
 			    keyroll_ustage_name(rv.ustage));
 	}
+	head(out, "zonedist_algorithm_roll_stage", "gauge",
+	     "1 for the stage of a zone's algorithm rollover (docs/KEYS.md): none (configured, "
+	     "not begun), signed, published, cds, ds-seen, removed; to is the new algorithm");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		if (rv.astage != 0 || rv.afrom != rv.ato)
+			put(out,
+			    "zonedist_algorithm_roll_stage{zone=\"%s\",stage=\"%s\",to=\"%u\"} 1\n",
+			    zl[i], keyroll_astage_name(rv.astage), rv.ato);
+	}
 	head(out, "zonedist_zsk_roll_steps_total", "counter",
 	     "ZSK rollover steps (publish, activate, remove) made since the start");
 	for (size_t i = 0; i < n; i++) {

@@ -378,8 +378,7 @@ signer_chain_incremental(struct work *w)
 		int same = rr_same(was, now);
 		if (!same && was != NULL)
 			w->st->chain_changed++;
-		if (!same || sig == NULL || ldns_rr_list_rr_count(sig) != 1 ||
-		    !signer_rrsig_ok(w, ldns_rr_list_rr(sig, 0), type, ldns_rr_ttl(now)))
+		if (!same || !signer_rrsigs_ok(w, sig, type, ldns_rr_ttl(now)))
 			e = signer_job_push(w, x, type);
 	next:
 		ldns_rr_free(now);

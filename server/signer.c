@@ -367,41 +367,14 @@ keys_load(struct signer *sg, enum signer_role role, const uint16_t *used, size_t
 		snprintf(err, errlen, "listing keys '%s': %s", label, hsm_error_get(h));
 		return e;
 	}
-	char other[KEY_LABEL_MAX] = "";
-	uint8_t other_alg = 0;
-	uint16_t other_tag = 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *l = hsm_key_label_get(keys[i]);
-		if (!label_is(sg, role, l) || hsm_key_alg_get(keys[i]) != sg->p->algorithm) {
-			if (label_is(sg, role, l)) {
-				zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
-				       "key '%s' in the token is %s, the policy says %s: not used",
-				       l, hsm_alg_name(hsm_key_alg_get(keys[i])),
-				       hsm_alg_name(sg->p->algorithm));
-				if (other[0] == '\0') {
-					snprintf(other, sizeof other, "%s", l);
-					other_alg = hsm_key_alg_get(keys[i]);
-					other_tag = hsm_key_tag_get(keys[i], role_flags(role));
-				}
-			}
+		/* every algorithm's: the zone's keys may be of another algorithm
+		 * than the policy's until an algorithm rollover replaced them */
+		if (!label_is(sg, role, hsm_key_label_get(keys[i]))) {
 			hsm_key_free(keys[i]);
 			continue;
 		}
 		keys[kept++] = keys[i];
-	}
-	if (kept == 0 && other[0] != '\0') {
-		/* The zone is signed with another algorithm: new keys of the
-		 * policy's would replace its DNSKEY RRset at once, and validators
-		 * following the parent's DS would find the zone bogus. */
-		free(keys); /* every key in it was freed above */
-		snprintf(err, errlen,
-		         "the zone's %s '%s' (key tag %u) in the token is %s, the policy says %s: "
-		         "changing the algorithm of a signed zone needs an algorithm rollover "
-		         "(RFC 6781 s4.1.4), which zonedist does not make yet; set dnssec "
-		         "algorithm back to %s",
-		         role_name(role), other, other_tag, hsm_alg_name(other_alg),
-		         hsm_alg_name(sg->p->algorithm), hsm_alg_name(other_alg));
-		return ZD_EHSM;
 	}
 	if (kept == 0) {
 		free(keys); /* every key in it was freed above */
@@ -418,11 +391,15 @@ keys_load(struct signer *sg, enum signer_role role, const uint16_t *used, size_t
 	size_t *np;
 	*role_keys(sg, role, &np) = keys;
 	*np = kept;
-	*cur = keys[0];
+	/* the plain label's in the policy's algorithm, else any in it, else
+	 * the plain label's, else the first */
+	int best = -1;
 	for (size_t i = 0; i < kept; i++) {
-		if (strcmp(hsm_key_label_get(keys[i]), label) == 0) {
+		int score = (hsm_key_alg_get(keys[i]) == sg->p->algorithm) * 2 +
+		            (strcmp(hsm_key_label_get(keys[i]), label) == 0);
+		if (score > best) {
+			best = score;
 			*cur = keys[i];
-			break;
 		}
 	}
 	return ZD_OK;
@@ -445,6 +422,13 @@ signer_key_find(struct signer *sg, enum signer_role role, uint16_t tag)
 	return key_find(sg, role, tag);
 }
 
+int
+signer_key_alg_get(struct signer *sg, enum signer_role role, uint16_t tag)
+{
+	const struct hsm_key *k = key_find(sg, role, tag);
+	return k != NULL ? hsm_key_alg_get(k) : -1;
+}
+
 size_t
 signer_key_tags_get(const struct signer *sg, enum signer_role role, uint16_t *tags, size_t cap)
 {
@@ -459,6 +443,7 @@ static void
 tags_seen_set(struct signer *sg)
 {
 	atomic_store(&sg->tags_seen, (uint32_t)sg->ksk_tag << 16 | sg->zsk_tag);
+	atomic_store(&sg->alg_seen, hsm_key_alg_get(sg->zsk));
 }
 
 zd_err
@@ -490,6 +475,48 @@ signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16_t seco
 	sg->ksk2_tag = has_second ? second : 0;
 	sg->cds = cds_second ? x : a;
 	return ZD_OK;
+}
+
+zd_err
+signer_alg_use(struct signer *sg, int stage, uint16_t ksk, uint16_t zsk)
+{
+	struct hsm_key *k = stage ? key_find(sg, SIGNER_KSK, ksk) : NULL,
+	               *z = stage ? key_find(sg, SIGNER_ZSK, zsk) : NULL;
+	if (stage < 0 || stage > 5 ||
+	    (stage > 0 && (k == NULL || z == NULL || k == sg->ksk || z == sg->zsk ||
+	                   hsm_key_alg_get(k) != hsm_key_alg_get(z) ||
+	                   hsm_key_alg_get(k) == hsm_key_alg_get(sg->ksk))))
+		return ZD_ENOTFOUND;
+	sg->astage = stage;
+	sg->aksk = k;
+	sg->azsk = z;
+	sg->aksk_tag = stage ? ksk : 0;
+	sg->azsk_tag = stage ? zsk : 0;
+	return ZD_OK;
+}
+
+ldns_rr_list *
+signer_unpublished_keys_get(struct signer *sg)
+{
+	if (sg->astage != 1 && sg->astage != 5)
+		return NULL;
+	const struct hsm_key *k = sg->astage == 1 ? sg->aksk : sg->ksk,
+	                     *z = sg->astage == 1 ? sg->azsk : sg->zsk;
+	ldns_rr_list *l = ldns_rr_list_new();
+	ldns_rr *kr = NULL, *zr = NULL;
+	if (l == NULL || dnskey_rr(sg, k, HSM_DNSKEY_KSK, &kr) != ZD_OK ||
+	    dnskey_rr(sg, z, HSM_DNSKEY_ZSK, &zr) != ZD_OK || !ldns_rr_list_push_rr(l, kr)) {
+		ldns_rr_free(kr);
+		ldns_rr_free(zr);
+		ldns_rr_list_free(l);
+		return NULL;
+	}
+	if (!ldns_rr_list_push_rr(l, zr)) { /* the list owns kr, and zr once pushed */
+		ldns_rr_free(zr);
+		ldns_rr_list_deep_free(l);
+		return NULL;
+	}
+	return l;
 }
 
 void
@@ -574,7 +601,8 @@ signer_key_destroy(struct signer *sg, enum signer_role role, uint16_t tag, char 
 		struct hsm_key *k = v[i];
 		if (hsm_key_tag_get(k, role_flags(role)) != tag)
 			continue;
-		if (k == sg->zsk || k == sg->extra || k == sg->ksk || k == sg->ksk2) {
+		if (k == sg->zsk || k == sg->extra || k == sg->ksk || k == sg->ksk2 ||
+		    k == sg->aksk || k == sg->azsk) {
 			snprintf(err, errlen, "%s %u is still in the DNSKEY RRset", role_name(role),
 			         tag);
 			return ZD_EBUG;
@@ -694,6 +722,30 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 		if (sg->cds == sg->ksk2 && (cds = ldns_rr_clone(k2)) == NULL)
 			goto fail;
 	}
+	if (sg->astage >= 2) { /* an algorithm rollover's new keys */
+		ldns_rr *ak = NULL, *az = NULL;
+		if ((e = dnskey_rr(sg, sg->aksk, HSM_DNSKEY_KSK, &ak)) != ZD_OK)
+			goto fail;
+		if ((e = dnskey_rr(sg, sg->azsk, HSM_DNSKEY_ZSK, &az)) != ZD_OK) {
+			ldns_rr_free(ak);
+			goto fail;
+		}
+		e = ZD_ENOMEM;
+		if (sg->astage >= 3 && cds == NULL && (cds = ldns_rr_clone(ak)) == NULL) {
+			ldns_rr_free(ak);
+			ldns_rr_free(az);
+			goto fail;
+		}
+		if (!ldns_rr_list_push_rr(sets[0], ak)) { /* the list owns ak */
+			ldns_rr_free(ak);
+			ldns_rr_free(az);
+			goto fail;
+		}
+		if (!ldns_rr_list_push_rr(sets[0], az)) { /* and az */
+			ldns_rr_free(az);
+			goto fail;
+		}
+	}
 	if (sg->cds_delete) {
 		/* RFC 8078 s4: digest type 0 with one zero octet; algorithm 0 with
 		 * one zero octet of key */
@@ -727,10 +779,15 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 	}
 	ldns_rr_free(cds);
 	cds = NULL;
-	if (!ldns_rr_list_push_rr(sets[0], ksk)) /* the list owns ksk */
+	if (sg->astage == 5) { /* the old algorithm's keys left the RRset */
+		ldns_rr_free(ksk);
+		ldns_rr_free(zsk);
+		ksk = zsk = NULL;
+	}
+	if (ksk != NULL && !ldns_rr_list_push_rr(sets[0], ksk)) /* the list owns ksk */
 		goto fail;
 	ksk = NULL;
-	if (!ldns_rr_list_push_rr(sets[0], zsk)) /* the list owns zsk */
+	if (zsk != NULL && !ldns_rr_list_push_rr(sets[0], zsk)) /* the list owns zsk */
 		goto fail;
 	zsk = NULL;
 	if (sg->extra != NULL) {
@@ -807,55 +864,79 @@ type_is_ksk_signed(uint16_t type)
 	       type == LDNS_RR_TYPE_CDNSKEY;
 }
 
-/* An RRSIG that needs no renewal: by a key that signs this type now, for
- * this TTL, and valid for longer than the refresh period. */
-int
-signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint32_t ttl)
+void
+signer_signing_keys(const struct signer *sg, uint16_t type, struct signing_keys *out)
 {
-	const struct signer *sg = w->sg;
-	int ksk = type_is_ksk_signed(covered);
+	out->n = 0;
+	if (type_is_ksk_signed(type)) {
+		out->k[out->n] = sg->ksk;
+		out->tag[out->n++] = sg->ksk_tag;
+		if (sg->ksk2 != NULL) {
+			out->k[out->n] = sg->ksk2;
+			out->tag[out->n++] = sg->ksk2_tag;
+		}
+		if (sg->astage > 0) {
+			out->k[out->n] = sg->aksk;
+			out->tag[out->n++] = sg->aksk_tag;
+		}
+	} else {
+		out->k[out->n] = sg->zsk;
+		out->tag[out->n++] = sg->zsk_tag;
+		if (sg->astage > 0) {
+			out->k[out->n] = sg->azsk;
+			out->tag[out->n++] = sg->azsk_tag;
+		}
+	}
+}
+
+/* An RRSIG that needs no renewal: by one of the keys that sign this type
+ * now (ks), in that key's algorithm, for this TTL, and valid for longer
+ * than the refresh period; the index of the key in ks, or -1. */
+static int
+rrsig_ok(const struct work *w, const struct signing_keys *ks, const ldns_rr *sig, uint32_t ttl)
+{
 	if (ldns_rr_rd_count(sig) < 9)
-		return 0;
+		return -1;
 	uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
 	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
 	uint32_t exp = ldns_rdf2native_int32(ldns_rr_rrsig_expiration(sig));
 	uint32_t orig = ldns_rdf2native_int32(ldns_rr_rrsig_origttl(sig));
-	int by = ksk ? tag == sg->ksk_tag || (sg->ksk2 != NULL && tag == sg->ksk2_tag)
-	             : tag == sg->zsk_tag;
-	return by && alg == sg->p->algorithm && orig == ttl &&
-	       (int32_t)(exp - w->now) > (int32_t)sg->p->refresh;
+	if (orig != ttl || (int32_t)(exp - w->now) <= (int32_t)w->sg->p->refresh)
+		return -1;
+	for (size_t i = 0; i < ks->n; i++)
+		if (ks->tag[i] == tag && hsm_key_alg_get(ks->k[i]) == alg)
+			return (int)i;
+	return -1;
 }
 
-/* The RRSIGs over type among all need no renewal: one by each key that
- * signs the type now (two KSKs during a KSK roll), each ok. */
-static int
-rrsigs_ok(const struct work *w, const ldns_rr_list *all, uint16_t type, uint32_t ttl)
+int
+signer_rrsigs_ok(const struct work *w, const ldns_rr_list *all, uint16_t type, uint32_t ttl)
 {
-	const struct signer *sg = w->sg;
-	size_t want = type_is_ksk_signed(type) && sg->ksk2 != NULL ? 2 : 1, have = 0;
-	uint16_t first = 0;
+	struct signing_keys ks;
+	unsigned seen = 0;
+	size_t have = 0;
+	signer_signing_keys(w->sg, type, &ks);
 	for (size_t k = 0; all && k < ldns_rr_list_rr_count(all); k++) {
 		const ldns_rr *rr = ldns_rr_list_rr(all, k);
 		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG ||
 		    ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != type)
 			continue;
-		if (!signer_rrsig_ok(w, rr, type, ttl))
-			return 0;
-		uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(rr));
-		if (have > 0 && tag == first)
-			return 0; /* twice by one key */
-		first = tag;
+		int i = rrsig_ok(w, &ks, rr, ttl);
+		if (i < 0 || (seen & (1u << i)))
+			return 0; /* to be renewed, or twice by one key */
+		seen |= 1u << i;
 		have++;
 	}
-	return have == want;
+	return have == ks.n;
 }
 
 zd_err
 signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type)
 {
-	/* during a KSK roll, the KSK's RRsets by both KSKs: two jobs in a row */
-	int n = type_is_ksk_signed(type) && w->sg->ksk2 != NULL ? 2 : 1;
-	for (int i = 0; i < n; i++) {
+	/* one job per signing key, in a row (two KSKs during a KSK roll) */
+	struct signing_keys ks;
+	signer_signing_keys(w->sg, type, &ks);
+	for (size_t i = 0; i < ks.n; i++) {
 		if (w->n_jobs == w->cap_jobs) {
 			size_t ncap = w->cap_jobs ? w->cap_jobs * 2 : 256;
 			struct job *p = realloc(w->jobs, ncap * sizeof *p);
@@ -867,7 +948,7 @@ signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type)
 		ldns_rdf *o = ldns_rdf_clone(owner);
 		if (o == NULL)
 			return ZD_ENOMEM;
-		w->jobs[w->n_jobs++] = (struct job){.owner = o, .type = type, .second = i};
+		w->jobs[w->n_jobs++] = (struct job){.owner = o, .type = type, .idx = (int)i};
 	}
 	return ZD_OK;
 }
@@ -886,8 +967,8 @@ jitter(struct signer *sg)
 
 /* RRSIG RDATA up to the signature (RFC 4034 s3.1) for rrset. */
 static size_t
-rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, uint16_t tag,
-           uint32_t inception, uint32_t expiration, uint8_t *out)
+rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, uint8_t alg,
+           uint16_t tag, uint32_t inception, uint32_t expiration, uint8_t *out)
 {
 	const ldns_rr *first = ldns_rr_list_rr(rrset, 0);
 	const ldns_rdf *owner = ldns_rr_owner(first);
@@ -899,7 +980,7 @@ rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, ui
 		labels--;
 	out[n++] = (uint8_t)(type >> 8);
 	out[n++] = (uint8_t)type;
-	out[n++] = sg->p->algorithm;
+	out[n++] = alg;
 	out[n++] = labels;
 	for (int i = 3; i >= 0; i--)
 		out[n++] = (uint8_t)(ttl >> (8 * i));
@@ -918,9 +999,10 @@ struct prepared {
 	size_t off, len; /* of the input in the flush buffer */
 	size_t head_len; /* RRSIG RDATA before the signature: the input's start */
 	uint32_t ttl;    /* of the RRset */
-	int ksk;         /* signed by the KSK */
-	int second;      /* by the second KSK (signed in the batch thread) */
-	int skip;        /* the RRset went away since it was queued */
+	int ksk;         /* signed by a KSK */
+	int idx;         /* by the job's signing key of this index (the first in the pool) */
+	const struct hsm_key *key;
+	int skip; /* the RRset went away since it was queued */
 	uint8_t sig[HSM_SIG_MAX];
 	size_t siglen;
 };
@@ -944,13 +1026,20 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 		pr->skip = 1; /* gone since it was queued */
 		return ZD_OK;
 	}
+	struct signing_keys ks;
+	signer_signing_keys(sg, j->type, &ks);
+	if ((size_t)j->idx >= ks.n) { /* the keys changed since it was queued */
+		ldns_rr_list_deep_free(rrset);
+		return ZD_EBUG;
+	}
 	pr->ksk = type_is_ksk_signed(j->type);
-	pr->second = pr->ksk && j->second && sg->ksk2 != NULL;
+	pr->idx = j->idx;
+	pr->key = ks.k[j->idx];
 	pr->ttl = ldns_rr_ttl(ldns_rr_list_rr(rrset, 0));
 	uint32_t inception = w->now - sg->p->inception_offset;
 	uint32_t expiration = w->now + sg->p->validity - jitter(sg);
-	uint16_t tag = pr->second ? sg->ksk2_tag : pr->ksk ? sg->ksk_tag : sg->zsk_tag;
-	pr->head_len = rrsig_head(sg, rrset, j->type, tag, inception, expiration, head);
+	pr->head_len = rrsig_head(sg, rrset, j->type, hsm_key_alg_get(pr->key), ks.tag[j->idx],
+	                          inception, expiration, head);
 	/* One input per scratch buffer: ldns keeps buffer positions of RDLENGTH
 	 * fields in 16 bits, so it never writes past 64 KiB here. */
 	ldns_buffer_clear(buf);
@@ -975,8 +1064,8 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 }
 
 /* Sign the prepared inputs: in the worker processes of the pool when there
- * is one (but for the few by a second KSK, which the pool does not hold),
- * else with the batch thread's session. */
+ * is one (but for those by a second signing key, which the pool does not
+ * hold), else with the batch thread's session. */
 static zd_err
 inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_t n)
 {
@@ -990,7 +1079,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (jobs == NULL)
 			return ZD_ENOMEM;
 		for (size_t i = 0; i < n; i++)
-			if (!pr[i].skip && !pr[i].second)
+			if (!pr[i].skip && pr[i].idx == 0)
 				jobs[k++] = (struct hsm_pool_job){.data = base + pr[i].off,
 				                                  .len = pr[i].len,
 				                                  .key = pr[i].ksk ? 1 : 0,
@@ -999,7 +1088,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (e == ZD_OK) {
 			k = 0;
 			for (size_t i = 0; i < n; i++)
-				if (!pr[i].skip && !pr[i].second)
+				if (!pr[i].skip && pr[i].idx == 0)
 					pr[i].siglen = jobs[k++].siglen;
 		} else if (hsm_pool_lost(sg->pool)) {
 			sg->tk->up = 0; /* the batch thread's session goes the same way */
@@ -1009,12 +1098,11 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 			return e;
 	}
 	for (size_t i = 0; i < n && e == ZD_OK; i++) {
-		if (pr[i].skip || (sg->pool != NULL && !pr[i].second))
+		if (pr[i].skip || (sg->pool != NULL && pr[i].idx == 0))
 			continue;
 		pr[i].siglen = sizeof pr[i].sig;
-		const struct hsm_key *k = pr[i].second ? sg->ksk2 : pr[i].ksk ? sg->ksk : sg->zsk;
-		e = token_sign(sg->tk, k, base + pr[i].off, pr[i].len, pr[i].sig, &pr[i].siglen,
-		               w->err, w->errlen);
+		e = token_sign(sg->tk, pr[i].key, base + pr[i].off, pr[i].len, pr[i].sig,
+		               &pr[i].siglen, w->err, w->errlen);
 		if (e != ZD_OK) {
 			char *o = ldns_rdf2str(w->jobs[i].owner);
 			size_t l = strlen(w->err);
@@ -1054,10 +1142,18 @@ signer_jobs_flush(struct work *w)
 		}
 	if (e == ZD_OK)
 		e = inputs_sign(w, &all, pr, w->n_jobs);
-	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++) {
+	for (size_t i = 0; i < w->n_jobs && e == ZD_OK;) {
 		const struct job *j = &w->jobs[i];
-		if (pr[i].skip)
+		/* the jobs of one RRset, one per signing key, are in a row: their
+		 * RRSIGs make one RRSIG RRset */
+		size_t end = i + 1;
+		while (end < w->n_jobs && w->jobs[end].idx > 0 && w->jobs[end].type == j->type &&
+		       ldns_dname_compare(w->jobs[end].owner, j->owner) == 0)
+			end++;
+		if (pr[i].skip) {
+			i = end;
 			continue;
+		}
 		if (sg->corrupt_owner != NULL &&
 		    ldns_dname_compare(sg->corrupt_owner, j->owner) == 0) {
 			/* test hook: a bad signature the gate must catch */
@@ -1067,50 +1163,36 @@ signer_jobs_flush(struct work *w)
 			zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
 			       "test hook: corrupted the signature of an RRset at this name");
 		}
-		memcpy(rd, all.data + pr[i].off, pr[i].head_len);
-		memcpy(rd + pr[i].head_len, pr[i].sig, pr[i].siglen);
-		ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, pr[i].ttl, rd,
-		                             pr[i].head_len + pr[i].siglen);
-		if (rr != NULL && i + 1 < w->n_jobs && w->jobs[i + 1].second && !pr[i + 1].skip) {
-			/* the second KSK's signature over the same RRset: one RRSIG
-			 * RRset of both */
-			const struct prepared *q = &pr[i + 1];
-			memcpy(rd, all.data + q->off, q->head_len);
-			memcpy(rd + q->head_len, q->sig, q->siglen);
-			ldns_rr *rr2 = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, q->ttl, rd,
-			                              q->head_len + q->siglen);
-			ldns_rr_list *l = ldns_rr_list_new();
-			if (rr2 == NULL || l == NULL || !ldns_rr_list_push_rr(l, rr) ||
-			    !ldns_rr_list_push_rr(l, rr2)) {
-				if (l == NULL || ldns_rr_list_rr_count(l) == 0)
-					ldns_rr_free(rr);
-				if (l == NULL || ldns_rr_list_rr_count(l) < 2)
-					ldns_rr_free(rr2);
-				ldns_rr_list_deep_free(l);
-				e = ZD_ENOMEM;
-				break;
-			}
-			e = store_txn_rrset_put(w->t, j->owner, LDNS_RR_TYPE_RRSIG, j->type, l);
-			ldns_rr_list_deep_free(l);
-			if (e != ZD_OK)
-				break;
-			w->st->signatures += 2;
-			i++;
-			continue;
-		}
-		if (rr == NULL) {
-			char *o = ldns_rdf2str(j->owner);
-			snprintf(
-			        w->err, w->errlen,
-			        "the RRSIG over %s type %u does not build (%zu bytes of signature)",
-			        o ? o : "?", j->type, pr[i].siglen);
-			free(o);
+		ldns_rr_list *l = ldns_rr_list_new();
+		if (l == NULL) {
 			e = ZD_ENOMEM;
 			break;
 		}
-		if ((e = signer_rrset_put1(w, j->owner, LDNS_RR_TYPE_RRSIG, j->type, rr)) != ZD_OK)
-			break;
-		w->st->signatures++;
+		for (size_t k = i; k < end && e == ZD_OK; k++) {
+			const struct prepared *q = &pr[k];
+			memcpy(rd, all.data + q->off, q->head_len);
+			memcpy(rd + q->head_len, q->sig, q->siglen);
+			ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, q->ttl, rd,
+			                             q->head_len + q->siglen);
+			if (rr == NULL) {
+				char *o = ldns_rdf2str(j->owner);
+				snprintf(w->err, w->errlen,
+				         "the RRSIG over %s type %u does not build (%zu bytes of "
+				         "signature)",
+				         o ? o : "?", j->type, q->siglen);
+				free(o);
+				e = ZD_ENOMEM;
+			} else if (!ldns_rr_list_push_rr(l, rr)) { /* the list owns rr */
+				ldns_rr_free(rr);
+				e = ZD_ENOMEM;
+			}
+		}
+		if (e == ZD_OK)
+			e = store_txn_rrset_put(w->t, j->owner, LDNS_RR_TYPE_RRSIG, j->type, l);
+		ldns_rr_list_deep_free(l);
+		if (e == ZD_OK)
+			w->st->signatures += end - i;
+		i = end;
 	}
 out:
 	free(pr);
@@ -1237,7 +1319,7 @@ name_reconcile(struct work *w, const ldns_rdf *name)
 				first = rr;
 		}
 		if (signer_changed(w, name, t) || first == NULL ||
-		    !rrsigs_ok(w, all, t, ldns_rr_ttl(first)))
+		    !signer_rrsigs_ok(w, all, t, ldns_rr_ttl(first)))
 			if ((e = signer_job_push(w, name, t)) != ZD_OK)
 				goto out;
 	}
@@ -1608,5 +1690,5 @@ signer_keys_get(const struct signer *sg, uint16_t *ksk_tag, uint16_t *zsk_tag, u
 	uint32_t t = atomic_load(&sg->tags_seen);
 	*ksk_tag = (uint16_t)(t >> 16);
 	*zsk_tag = (uint16_t)t;
-	*algorithm = sg->p->algorithm;
+	*algorithm = (uint8_t)atomic_load(&sg->alg_seen);
 }

@@ -53,9 +53,11 @@ int signer_token_is_up(const struct signer_token *tk);
  * re-initialised, keys found again).  ZD_OK when the token is usable. */
 zd_err signer_token_check(struct signer_token *tk, char *err, size_t errlen);
 
-/* The zone's keys: found in the token by label, or generated.  ZD_EHSM with
- * err when the token refuses, or when the keys found are of another
- * algorithm than the policy (an algorithm rollover is not done here). */
+/* The zone's keys: found in the token by label (of any algorithm: until
+ * an algorithm rollover replaced them they may not be the policy's; one of
+ * the policy's is preferred as the signing one until keyroll says which
+ * signs), or generated in the policy's algorithm when there is none.
+ * ZD_EHSM with err when the token refuses. */
 zd_err signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct signer **out,
                   char *err, size_t errlen);
 void signer_free(struct signer *sg);
@@ -121,6 +123,19 @@ zd_err signer_ksk_use(struct signer *sg, uint16_t active, int has_second, uint16
 /* Unsigning (RFC 8078 s4): with on, the CDS and CDNSKEY RRsets are the
  * delete ones (CDS "0 0 0 00", CDNSKEY "0 3 0 AA==") whatever the KSKs. */
 void signer_cds_delete_set(struct signer *sg, int on);
+/* An algorithm rollover (RFC 6781 s4.1.4) at stage (keyroll.h; 0: none):
+ * the KSK and ZSK tagged ksk and zsk, of another algorithm than the active
+ * ones, sign every RRset beside them from 1, are published from 2, the
+ * CDS/CDNSKEY describe the new KSK from 3, and at 5 the active keys are
+ * no longer published but still sign.  ZD_ENOTFOUND when the token has no
+ * such keys. */
+zd_err signer_alg_use(struct signer *sg, int stage, uint16_t ksk, uint16_t zsk);
+/* The algorithm of the zone's key of role tagged tag in the token, or -1. */
+int signer_key_alg_get(struct signer *sg, enum signer_role role, uint16_t tag);
+/* The DNSKEY RRs of keys that sign but are not published (an algorithm
+ * rollover's at stage 1 and 5), for the validation gate; NULL without
+ * (or out of memory).  The caller frees it. */
+ldns_rr_list *signer_unpublished_keys_get(struct signer *sg);
 /* 1 with *tag when a ZSK is published that does not sign. */
 int signer_zsk_extra_get(const struct signer *sg, uint16_t *tag);
 /* A new key of role in the token labelled "<zone> ZSK <suffix>" (KSK),

@@ -41,7 +41,16 @@ struct signer {
 	struct hsm_key *extra; /* a ZSK of zsks published beside zsk that signs nothing
 	                              (the next, or the retired one), or NULL */
 	uint16_t extra_tag;
+	/* an algorithm rollover (RFC 6781 s4.1.4): the new algorithm's KSK and
+	 * ZSK, and the stage (server/keyroll.h): 0 none; from 1 they sign
+	 * beside ksk and zsk; from 2 they are published; from 3 the CDS/CDNSKEY
+	 * describe aksk; at 5 ksk and zsk are no longer published (they still
+	 * sign) */
+	struct hsm_key *aksk, *azsk;
+	uint16_t aksk_tag, azsk_tag;
+	int astage;
 	_Atomic uint32_t tags_seen; /* ksk_tag << 16 | zsk_tag, for other threads */
+	_Atomic unsigned alg_seen;  /* zsk's algorithm, likewise */
 	ldns_rdf *apex;             /* canonical */
 	uint64_t rng;               /* jitter */
 	struct namevec pending;     /* names whose signatures are due for refresh */
@@ -61,7 +70,8 @@ struct chg {
 struct job {
 	ldns_rdf *owner;
 	uint16_t type;
-	int second; /* the signature by ksk2 (the job before is the one by ksk) */
+	int idx; /* by the type's signing key of this index (signer_signing_keys());
+	            the jobs of one RRset, one per key, are in a row */
 };
 
 /* One signer_txn_sign() call. */
@@ -103,7 +113,19 @@ zd_err signer_name_rrs(struct work *w, uint64_t v, const ldns_rdf *owner, ldns_r
 zd_err namevec_push(struct namevec *nv, ldns_rdf *name); /* takes name; NULL is ZD_ENOMEM */
 void namevec_sort_unique(struct namevec *nv);
 void namevec_clear(struct namevec *nv);
-int signer_rrsig_ok(const struct work *w, const ldns_rr *sig, uint16_t covered, uint32_t ttl);
+/* The keys that sign RRsets of type now, the one the pool holds first:
+ * the ZSK; the KSK, and during a KSK roll the next one. */
+#define SIGNING_KEYS_MAX 4
+struct signing_keys {
+	const struct hsm_key *k[SIGNING_KEYS_MAX];
+	uint16_t tag[SIGNING_KEYS_MAX];
+	size_t n;
+};
+void signer_signing_keys(const struct signer *sg, uint16_t type, struct signing_keys *out);
+/* The RRSIGs over type among all (other RRs are skipped) need no renewal:
+ * one by each signing key, in its algorithm, for this TTL, valid for
+ * longer than the refresh period, and no other. */
+int signer_rrsigs_ok(const struct work *w, const ldns_rr_list *all, uint16_t type, uint32_t ttl);
 zd_err signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type);
 zd_err signer_jobs_flush(struct work *w);
 int signer_type_is_dnssec(uint16_t type);

@@ -323,6 +323,27 @@ keys_bar(const json_t *z, struct bar *x)
 				         uat > now ? "in" : "due since", d);
 			}
 		}
+		const json_t *ar = json_object_get(k, "algorithm_roll");
+		const char *astage = json_string_value(json_object_get(ar, "stage"));
+		const char *astep = json_string_value(json_object_get(ar, "next_step"));
+		const char *ato = json_string_value(json_object_get(ar, "to"));
+		json_int_t aat = 0;
+		if (astage != NULL && astep != NULL && ato != NULL) {
+			size_t n = strlen(x->label);
+			snprintf(x->label + n, sizeof x->label - n,
+			         " (algorithm rollover to %s: %s)", ato, astage);
+			n = strlen(x->why);
+			if (num(ar, "at", &aat) && num(k, "clock", &now)) {
+				char d[64];
+				duration(aat > now ? aat - now : now - aat, d, sizeof d);
+				snprintf(x->why + n, sizeof x->why - n,
+				         "; algorithm rollover: next step %s %s %s%s", astep,
+				         aat > now ? "in" : "due since", d,
+				         strcmp(astep, "alg-ds-seen") == 0
+				                 ? " (waits for the parent's DS)"
+				                 : "");
+			}
+		}
 		parent_ds_mark(z, x);
 	}
 }

@@ -808,3 +808,185 @@ def test_unsigning_goes_through_cds_delete_and_waits_for_the_parents_ds_to_go(
     text = dnssec.axfr_text(zd.port, ZONE)
     assert "after-off" in text and dnssec_types(text) == set()
     assert "is published signed and its policy says dnssec: off" not in zd.log_text()
+
+
+def alg_view(zd):
+    return keys_view(zd)["algorithm_roll"]
+
+
+ALGROLL_TIMES = ("signed", "published", "cds", "ds_seen", "removed", "done")
+
+
+def algroll_row(pg):
+    cols = ", ".join(f"floor(extract(epoch FROM {c}))::bigint" for c in ALGROLL_TIMES)
+    out = pg.psql(f"SELECT from_alg, to_alg, ksk, zsk, coalesce(ds_seen_by, ''), {cols} FROM "
+                  "zonedist.algroll WHERE zone = 'tld.'").split()
+    if not out:
+        return None
+    assert len(out) == 1, out
+    f = out[0].split("|")
+    return {"from": int(f[0]), "to": int(f[1]), "ksk": int(f[2]), "zsk": int(f[3]),
+            "by": f[4], **{k: int(v) if v else None for k, v in zip(ALGROLL_TIMES, f[5:])}}
+
+
+def sig_algorithms(text):
+    """{(owner, covered type): algorithms of its RRSIGs}, and the DNSKEY
+    RRset's algorithms."""
+    sigs, keys = {}, set()
+    for f in (l.split() for l in text.splitlines()):
+        if len(f) > 6 and f[3] == "RRSIG":
+            sigs.setdefault((f[0], f[4]), set()).add(int(f[5]))
+        elif len(f) > 6 and f[0] == ZONE and f[3] == "DNSKEY":
+            keys.add(int(f[6]))
+    return sigs, keys
+
+
+@pytest.mark.parametrize("confirm", ["parent-servers", "operator"])
+def test_algorithm_rollover_signs_with_both_algorithms_before_the_new_keys_appear(
+        pg, spawn, softhsm, unbound_factory, tmp_path, confirm):
+    """RFC 6781 s4.1.4 on the simulated clock, RSASHA256 to ECDSAP256SHA256:
+    changing dnssec algorithm starts the rollover; every RRset is signed by
+    both algorithms before the new DNSKEYs appear, and at no serial is any
+    RRset missing a signature of an algorithm of the DNSKEY RRset; the CDS
+    describes the new KSK once its DNSKEY is in every cache, the parent (a
+    real Knot signing the root) replaces the DS, polled by zonedistd or
+    confirmed by the operator (zonedistctl ds-seen); the old
+    keys leave the DNSKEY RRset IpubP after it, and their signatures Ipub
+    after that.  Each step at the first tick on or after its earliest time;
+    SIGKILL in the middle; Unbound, anchored at the root, validates every
+    tick; ldns-verify-zone accepts every serial."""
+    poll = confirm == "parent-servers"
+    policy = dict(ksk_policy(poll), algorithm="rsasha256")
+    policy["keys"] = policy["keys"].replace("ksk-lifetime: 14h", "ksk-lifetime: 365d")
+    sim = Sim(pg, spawn, softhsm, unbound_factory, tmp_path, policy=policy, parent=True)
+    zd = sim.c.zd
+    sim.tick()
+    old_ksk, old_zsk = ksk_view(zd)["active"], roll_view(zd)["active"]
+    assert alg_view(zd) is None and algroll_row(pg) is None
+    verified = set()
+
+    def step(advance=True):
+        if advance:
+            sim.tick_n += 1
+            sim.clock.set(sim.start + sim.tick_n * TICK)
+            name = f"alg{sim.tick_n}.tld."
+            sim.reg.add_domain(name, ns=["ns1.extern.example."],
+                               ds=[(2000 + sim.tick_n, 13, 2, f"{sim.tick_n % 256:02x}" * 32)])
+            sim.added.append(name)
+        sim.wait_checked()
+        serial = sim.c.settle()
+        text = dnssec.axfr_text(zd.port, ZONE)
+        sigs, keys = sig_algorithms(text)
+        missing = {k: v for k, v in sigs.items() if not keys <= v}
+        assert not missing, (sim.tick_n, keys, sorted(missing.items())[:5])
+        if serial not in verified:
+            ok, out = dnssec.ldns_verify_zone(text, ZONE, now=sim.clock.now)
+            assert ok, f"serial {serial} at tick {sim.tick_n}: {out}"
+            verified.add(serial)
+        sim.ask("secure.tld.", "DS", "NOERROR")
+        sim.ask("no-such-name.tld.", "A", "NXDOMAIN")
+        sim.ask(ZONE, "DNSKEY", "NOERROR")
+        sim.ask(ZONE, "DS", "NOERROR")
+        sim.ask(sim.added[-1], "DS", "NOERROR")
+        return text, sigs, keys
+
+    # the policy's algorithm changes: the rollover starts at once
+    zd.stop()
+    zd.dnssec = dict(zd.dnssec, algorithm="ecdsap256sha256")
+    zd.start()
+    sim.wait_checked("zonedistd back with the new algorithm")
+    wait_until(lambda: (alg_view(zd) or {}).get("stage") == "signed", 30, "the new keys signing")
+    text, sigs, keys = step(advance=False)
+    av = alg_view(zd)
+    assert (av["from"], av["to"], av["next_step"]) == (8, 13, "alg-publish"), av
+    assert keys == {8}, keys  # not published yet
+    assert all(v == {8, 13} for v in sigs.values()), sorted(sigs.items())[:5]
+    row = algroll_row(pg)
+    assert (row["from"], row["to"], row["ksk"], row["zsk"]) == (8, 13, av["ksk"], av["zsk"])
+    assert av["next_at"] == row["signed"] + IRET, (av, row)
+    st = [z for z in zd.api_get("/api/v1/status")[1]["zones"] if z["zone"] == ZONE][0]
+    assert st["keys"]["algorithm_roll"]["stage"] == "signed", st["keys"]
+    assert "zsk_next" not in st["keys"] and keys_view(zd)["steps"] == [], st["keys"]
+    page = urllib.request.urlopen(zd.api_url + "/", timeout=10).read().decode()
+    assert "(algorithm rollover to ECDSAP256SHA256: signed)" in page, page
+    assert "algorithm rollover: next step alg-publish in" in page, page
+    metrics = urllib.request.urlopen(zd.api_url + "/metrics", timeout=10).read().decode()
+    assert 'zonedist_algorithm_roll_stage{zone="tld.",stage="signed",to="13"} 1' in metrics
+
+    stages, killed, changed = [], [], None
+    while algroll_row(pg)["done"] is None:
+        assert sim.tick_n < 40, ("the algorithm rollover did not finish", alg_view(zd))
+        text, sigs, keys = step()
+        av = alg_view(zd)
+        stage = av["stage"] if av else "none"
+        stages.append(stage)
+        if stage in ("signed",):
+            assert keys == {8}, (sim.tick_n, keys)
+        elif stage in ("published", "cds", "ds-seen"):
+            assert keys == {8, 13}, (sim.tick_n, keys)
+        elif stage == "removed":
+            assert keys == {13} and all(v == {8, 13} for v in sigs.values()), (sim.tick_n, keys)
+        cds = apex_rdatas(text, "CDS")
+        if stage == "cds" and cds != sim.parent.ds():
+            assert changed is None, "the CDS changed twice"
+            assert {int(r.split()[1]) for r in cds} == {13}, cds
+            sim.parent.set_ds(cds)  # the parent takes the new CDS
+            changed = sim.clock.now
+            if not poll:
+                path = "/api/v1/zones/tld/keys/ds-seen"
+                assert zd.api_post(path, {"tag": old_ksk, "by": "test"})[0] == 409
+                sim.wait_checked()
+                assert alg_view(zd)["stage"] == "cds"  # nothing moves without the operator
+                p = ctl("--token-file", token_file(zd), "ds-seen", ZONE, av["ksk"], "--by",
+                        "test", "--reason", "seen at the root", zd=zd)
+                assert p.returncode == 0, p.stderr
+                when = datetime.fromtimestamp(changed + IPUBP, timezone.utc)
+                assert when.strftime("%Y-%m-%d %H:%M:%SZ") in p.stdout, p.stdout
+                assert zd.api_post(path, {"tag": av["ksk"], "by": "test"})[0] == 409
+            wait_until(lambda: alg_view(zd)["stage"] == "ds-seen", 30,
+                       "the rollover taking the parent's new DS")
+            step(advance=False)
+        if stage in ("published", "removed") and stage not in killed:
+            killed.append(stage)
+            sim.restart_killed()
+            assert alg_view(zd)["stage"] == stage, alg_view(zd)
+    assert killed == ["published", "removed"], (killed, stages)
+    assert changed is not None, stages
+    # the end: the new keys sign alone, the old ones left the zone and the token
+    wait_until(lambda: alg_view(zd) is None, 30, "the rollover over")
+    text, sigs, keys = step(advance=False)
+    assert keys == {13} and all(v == {13} for v in sigs.values()), sorted(sigs.items())[:5]
+    for _ in range(2):
+        text, sigs, keys = step()
+        assert keys == {13} and all(v == {13} for v in sigs.values())
+    new_ksk, new_zsk = ksk_view(zd)["active"], roll_view(zd)["active"]
+    row = algroll_row(pg)
+    assert (new_ksk, new_zsk) == (row["ksk"], row["zsk"]), (row, new_ksk, new_zsk)
+    assert apex_tags(text)[0] == {257: {new_ksk}, 256: {new_zsk}}, apex_tags(text)
+    rows = {(r["tag"], r["state"]) for r in zsk_rows(pg) + ksk_rows(pg)}
+    assert rows == {(old_ksk, "removed"), (old_zsk, "removed"), (new_ksk, "active"),
+                    (new_zsk, "active")}, rows
+    assert private_keys_n(softhsm) == 2
+    # each step at the first tick on or after its earliest time
+    within_tick(row["published"], row["signed"] + IRET, "the new keys' publication")
+    within_tick(row["cds"], row["published"] + IPUB, "the new CDS")
+    assert row["ds_seen"] == changed and row["by"] == confirm.replace("operator", "test"), \
+        (row, changed)
+    within_tick(row["removed"], row["ds_seen"] + IPUBP, "the old keys' removal")
+    within_tick(row["done"], row["removed"] + IPUB, "the old signatures' removal")
+    sim.done()
+    log = zd.log_text()
+    assert "algorithm rollover RSASHA256 to ECDSAP256SHA256" in log
+    assert "algorithm rollover done" in log
+    # the next start signs on with the new keys, no rollover
+    zd.stop()
+    zd.start()
+    sim.wait_checked("zonedistd back")
+    assert alg_view(zd) is None and ksk_view(zd)["active"] == new_ksk
+    text, sigs, keys = step()
+    assert keys == {13} and all(v == {13} for v in sigs.values())
+
+
+def private_keys_n(hsm):
+    out = hsm.tool("--list-objects", "--type", "privkey", text=True).stdout
+    return sum(1 for l in out.splitlines() if l.strip().startswith("label:"))
