@@ -984,6 +984,18 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 		       val(json_object_get(roll, "next_step"), b[0], CELL_BYTES),
 		       date_text(json_object_get(roll, "next_at"), b[1], CELL_BYTES));
 	}
+	const json_t *ar = json_object_get(d, "algorithm_roll");
+	if (json_is_object(ar)) {
+		char b[5][CELL_BYTES];
+		json_int_t at = json_integer_value(json_object_get(ar, "next_at"));
+		printf("algorithm rollover %s to %s: stage %s; next step %s, %s%s\n",
+		       val(json_object_get(ar, "from"), b[0], CELL_BYTES),
+		       val(json_object_get(ar, "to"), b[1], CELL_BYTES),
+		       val(json_object_get(ar, "stage"), b[2], CELL_BYTES),
+		       val(json_object_get(ar, "next_step"), b[3], CELL_BYTES),
+		       at > 0 ? "due at " : "as soon as it can (docs/KEYS.md)",
+		       at > 0 ? date_text(json_object_get(ar, "next_at"), b[4], CELL_BYTES) : "");
+	}
 	table_add(&t, head);
 	json_array_foreach(json_object_get(d, "steps"), i, st)
 	{

@@ -912,6 +912,10 @@ def test_algorithm_rollover_signs_with_both_algorithms_before_the_new_keys_appea
     assert "algorithm rollover: next step alg-publish in" in page, page
     metrics = urllib.request.urlopen(zd.api_url + "/metrics", timeout=10).read().decode()
     assert 'zonedist_algorithm_roll_stage{zone="tld.",stage="signed",to="13"} 1' in metrics
+    p = ctl("keys", "plan", ZONE, zd=zd)
+    when = datetime.fromtimestamp(av["next_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    assert p.returncode == 0 and ("algorithm rollover 8 to 13: stage signed; next step "
+                                  f"alg-publish, due at {when}") in p.stdout, p.stdout
 
     stages, killed, changed = [], [], None
     while algroll_row(pg)["done"] is None:
