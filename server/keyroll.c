@@ -789,6 +789,31 @@ backup_gate(struct keyroll *r, enum signer_role role, uint16_t tag, char *err, s
 	return e;
 }
 
+/* The key of role in algorithm alg a step publishes: the one a try that
+ * did not commit made (the token's unknown key: a held backup, a refused
+ * version, a restart), else a new one (suffix prefix + now); it stays the
+ * unknown key until the step commits.  Backed up first (backup_gate). */
+static zd_err
+step_key(struct keyroll *r, enum signer_role role, int alg, const char *prefix, uint64_t now,
+         uint16_t *tag, char *err, size_t errlen)
+{
+	int *has = role == SIGNER_KSK ? &r->has_korphan : &r->has_orphan;
+	uint16_t *orphan = role == SIGNER_KSK ? &r->korphan : &r->orphan;
+	if (!*has || signer_key_alg_get(r->sg, role, *orphan) != alg) {
+		char suffix[48];
+		uint16_t t;
+		snprintf(suffix, sizeof suffix, "%s%" PRIu64 "-%zu", prefix, now, r->n_tags);
+		zd_err e = signer_key_generate(r->sg, role, suffix, r->tags, r->n_tags, &t, err,
+		                               errlen);
+		if (e != ZD_OK)
+			return e;
+		*has = 1;
+		*orphan = t;
+	}
+	*tag = *orphan;
+	return backup_gate(r, role, *tag, err, errlen);
+}
+
 zd_err
 keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, char *err,
               size_t errlen)
@@ -806,19 +831,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		return ZD_OK;
 	case KEYROLL_PUBLISH: {
 		uint16_t tag;
-		if (r->has_orphan && signer_key_alg_get(r->sg, SIGNER_ZSK, r->orphan) == r->alg) {
-			tag = r->orphan;
-		} else {
-			char suffix[48];
-			snprintf(suffix, sizeof suffix, "%" PRIu64 "-%zu", now, r->n_tags);
-			if ((e = signer_key_generate(r->sg, SIGNER_ZSK, suffix, r->tags, r->n_tags,
-			                             &tag, err, errlen)) != ZD_OK)
-				break;
-			/* until its publish commits, it is the token's unknown key */
-			r->has_orphan = 1;
-			r->orphan = tag;
-		}
-		if ((e = backup_gate(r, SIGNER_ZSK, tag, err, errlen)) != ZD_OK)
+		if ((e = step_key(r, SIGNER_ZSK, r->alg, "", now, &tag, err, errlen)) != ZD_OK)
 			break;
 		st.extra = EXTRA_NEXT;
 		st.extra_tag = tag;
@@ -841,18 +854,7 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		break;
 	case KEYROLL_KSK_PUBLISH: {
 		uint16_t tag;
-		if (r->has_korphan && signer_key_alg_get(r->sg, SIGNER_KSK, r->korphan) == r->alg) {
-			tag = r->korphan;
-		} else {
-			char suffix[48];
-			snprintf(suffix, sizeof suffix, "%" PRIu64 "-%zu", now, r->n_tags);
-			if ((e = signer_key_generate(r->sg, SIGNER_KSK, suffix, r->tags, r->n_tags,
-			                             &tag, err, errlen)) != ZD_OK)
-				break;
-			r->has_korphan = 1; /* until its publish commits */
-			r->korphan = tag;
-		}
-		if ((e = backup_gate(r, SIGNER_KSK, tag, err, errlen)) != ZD_OK)
+		if ((e = step_key(r, SIGNER_KSK, r->alg, "", now, &tag, err, errlen)) != ZD_OK)
 			break;
 		st.kstage = KS_PUBLISHED;
 		st.ksk_next = tag;
@@ -884,38 +886,11 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		st.ustage_at = now;
 		break;
 	case KEYROLL_ALG_SIGN: {
-		/* a KSK and a ZSK of the policy's algorithm (signer_key_generate
-		 * makes them so), never a tag the zone had */
-		char suffix[48];
+		/* a KSK and a ZSK of the policy's algorithm, never a tag the zone had */
 		uint16_t k = 0, z = 0;
 		int want = r->zc->dnssec.algorithm;
-		snprintf(suffix, sizeof suffix, "alg-%" PRIu64 "-%zu", now, r->n_tags);
-		if (r->has_korphan && r->has_orphan &&
-		    signer_key_alg_get(r->sg, SIGNER_KSK, r->korphan) == want &&
-		    signer_key_alg_get(r->sg, SIGNER_ZSK, r->orphan) == want) {
-			/* made by a try that did not commit (a held backup, a
-			 * refused version, a restart): reused, not made again */
-			k = r->korphan;
-			z = r->orphan;
-		} else {
-			if ((e = signer_key_generate(r->sg, SIGNER_KSK, suffix, r->tags, r->n_tags,
-			                             &k, err, errlen)) != ZD_OK)
-				break;
-			r->has_korphan = 1; /* until the step commits */
-			r->korphan = k;
-			tag_add(r, k);
-			if ((e = signer_key_generate(r->sg, SIGNER_ZSK, suffix, r->tags, r->n_tags,
-			                             &z, err, errlen)) != ZD_OK)
-				break;
-			r->has_orphan = 1;
-			r->orphan = z;
-			tag_add(r, z);
-		}
-		if (e == ZD_OK)
-			e = backup_gate(r, SIGNER_KSK, k, err, errlen);
-		if (e == ZD_OK)
-			e = backup_gate(r, SIGNER_ZSK, z, err, errlen);
-		if (e != ZD_OK)
+		if ((e = step_key(r, SIGNER_KSK, want, "alg-", now, &k, err, errlen)) != ZD_OK ||
+		    (e = step_key(r, SIGNER_ZSK, want, "alg-", now, &z, err, errlen)) != ZD_OK)
 			break;
 		st.astage = 1;
 		st.aksk = k;
@@ -1156,6 +1131,8 @@ keyroll_done(struct keyroll *r)
 		       "off` (the keys stay in the token until you delete them)");
 		break;
 	case KEYROLL_ALG_SIGN:
+		tag_add(r, r->st.aksk);
+		tag_add(r, r->st.azsk);
 		r->has_orphan = r->has_korphan = 0;
 		zd_log(ZD_LOG_NOTICE, "keyroll", zname,
 		       "algorithm rollover %s to %s: KSK %u and ZSK %u sign every RRset beside "
