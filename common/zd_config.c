@@ -26,6 +26,8 @@ struct ctx {
 	const char *signing_zone;
 	const char *backup_zone; /* the first zone with require-backup */
 	const yaml_node_t *backup_node;
+	const char *offline_zone; /* the first zone with offline-ksk */
+	const yaml_node_t *offline_node;
 	const yaml_node_t *signing_node;
 };
 
@@ -378,6 +380,30 @@ bad:
 	            "hsm pin-env must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
 }
 
+static zd_err hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v);
+
+/* A second token's mapping under hsm: (what: "hsm backup", or "hsm
+ * ksk-token" when ksk): its label and exactly one PIN source. */
+static zd_err
+token_sub(struct ctx *c, yaml_node_t *v, const char *what, int ksk, struct zd_hsm_config **slot)
+{
+	if (*slot != NULL)
+		return fail(c, v, "%s is given twice", what);
+	struct zd_hsm_config *b = *slot = calloc(1, sizeof **slot);
+	if (b == NULL)
+		return ZD_ENOMEM;
+	b->is_backup = !ksk;
+	b->is_ksk_token = ksk;
+	zd_err e = walk_map(c, v, what, hsm_pair, b);
+	if (e != ZD_OK)
+		return e;
+	if (b->token_label == NULL)
+		return fail(c, v, "%s needs a token-label", what);
+	if ((b->pin_file == NULL) == (b->pin_env == NULL))
+		return fail(c, v, "%s needs exactly one of pin-file and pin-env", what);
+	return ZD_OK;
+}
+
 static zd_err
 hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 {
@@ -402,25 +428,19 @@ hsm_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "pin-env") == 0)
 		return get_env_name(c, v, &h->pin_env);
+	if (strcmp(k, "ksk-token") == 0 && !h->is_backup && !h->is_ksk_token)
+		return token_sub(c, v, "hsm ksk-token", 1, &h->ksk_token);
+	if (h->is_ksk_token && strcmp(k, "module") != 0 && strcmp(k, "token-label") != 0 &&
+	    strcmp(k, "pin-file") != 0 && strcmp(k, "pin-env") != 0)
+		return fail(c, v, "unknown hsm ksk-token setting '%s'", k);
 	if (strcmp(k, "sign-processes") == 0 && !h->is_backup)
 		return get_u32(c, v, "hsm sign-processes", 0, 64, &h->sign_processes);
-	if (strcmp(k, "backup") == 0 && !h->is_backup) {
-		if (h->backup != NULL)
-			return fail(c, v, "hsm backup is given twice");
-		if ((h->backup = calloc(1, sizeof *h->backup)) == NULL)
+	if (strcmp(k, "backup") == 0 && !h->is_backup && !h->is_ksk_token) {
+		zd_err e = token_sub(c, v, "hsm backup", 0, &h->backup);
+		if (e == ZD_OK && h->backup->wrap_key == NULL &&
+		    (h->backup->wrap_key = strdup("zonedist-wrap")) == NULL)
 			return ZD_ENOMEM;
-		struct zd_hsm_config *b = h->backup;
-		b->is_backup = 1;
-		zd_err e = walk_map(c, v, "hsm backup", hsm_pair, b);
-		if (e != ZD_OK)
-			return e;
-		if (b->token_label == NULL)
-			return fail(c, v, "hsm backup needs a token-label");
-		if ((b->pin_file == NULL) == (b->pin_env == NULL))
-			return fail(c, v, "hsm backup needs exactly one of pin-file and pin-env");
-		if (b->wrap_key == NULL && (b->wrap_key = strdup("zonedist-wrap")) == NULL)
-			return ZD_ENOMEM;
-		return ZD_OK;
+		return e;
 	}
 	if (strcmp(k, "wrap-key") == 0 && h->is_backup) {
 		if (s == NULL || *s == '\0' || strlen(s) > 128)
@@ -601,7 +621,9 @@ dnssec_defaults(struct zd_dnssec_config *d)
 	                 .registration_delay = 86400,
 	                 .publish_safety = 3600,
 	                 .retire_safety = 3600,
-	                 .parent_poll_interval = 3600},
+	                 .parent_poll_interval = 3600,
+	                 .bundle_period = 90 * 86400,
+	                 .bundle_warn = 14 * 86400},
 	};
 }
 
@@ -670,6 +692,14 @@ keys_pair(struct ctx *c, void *arg, const char *k, yaml_node_t *v)
 		                    &kp->parent_poll_interval);
 	if (strcmp(k, "require-backup") == 0)
 		return get_bool(c, v, "dnssec keys require-backup", &kp->require_backup);
+	if (strcmp(k, "offline-ksk") == 0)
+		return get_bool(c, v, "dnssec keys offline-ksk", &kp->offline_ksk);
+	if (strcmp(k, "bundle-period") == 0)
+		return get_duration(c, v, "dnssec keys bundle-period", 86400, 400 * 86400,
+		                    &kp->bundle_period);
+	if (strcmp(k, "bundle-warn") == 0)
+		return get_duration(c, v, "dnssec keys bundle-warn", 3600, 365 * 86400,
+		                    &kp->bundle_warn);
 	if (strcmp(k, "zsk-lifetime") == 0)
 		return get_lifetime(c, v, "dnssec keys zsk-lifetime", &kp->zsk_lifetime);
 	if (strcmp(k, "ksk-lifetime") == 0)
@@ -921,6 +951,23 @@ dnssec_finish(struct ctx *c, struct zd_zone_config *z, const yaml_node_t *n)
 	if (c->signing_zone == NULL) {
 		c->signing_zone = z->name;
 		c->signing_node = n;
+	}
+	if (d->keys.offline_ksk) {
+		if (d->keys.bundle_warn >= d->keys.bundle_period)
+			return fail(
+			        c, n,
+			        "zone %s: dnssec keys bundle-warn = %u s must be < bundle-period "
+			        "= %u s (else the warning is on from the ceremony)",
+			        z->name, d->keys.bundle_warn, d->keys.bundle_period);
+		if (d->unsign || d->force_unsign)
+			return fail(c, n,
+			            "zone %s: unsigning needs the KSK to sign the delete CDS: turn "
+			            "dnssec keys offline-ksk off first",
+			            z->name);
+		if (c->offline_zone == NULL) {
+			c->offline_zone = z->name;
+			c->offline_node = n;
+		}
 	}
 	if (d->keys.require_backup && c->backup_zone == NULL) {
 		c->backup_zone = z->name;
@@ -1183,6 +1230,11 @@ check_refs(struct ctx *c, struct zd_config *cfg)
 		return fail(c, c->signing_node,
 		            "zone %s signs but there is no hsm: section (the token with its keys)",
 		            c->signing_zone);
+	if (c->offline_zone != NULL && cfg->hsm.ksk_token == NULL)
+		return fail(c, c->offline_node,
+		            "zone %s has offline-ksk but the hsm: section has no ksk-token: (the "
+		            "token its KSK lives in)",
+		            c->offline_zone);
 	if (c->backup_zone != NULL && cfg->hsm.backup == NULL)
 		return fail(c, c->backup_node,
 		            "zone %s has require-backup but the hsm: section has no backup: token",
@@ -1343,7 +1395,9 @@ zd_config_free(struct zd_config *c)
 	}
 	free(c->zones);
 	for (struct zd_hsm_config *h = &c->hsm, *next; h != NULL; h = next) {
-		next = h->backup;
+		next = h == &c->hsm && h->backup == NULL ? h->ksk_token : h->backup;
+		if (h->is_backup)
+			next = c->hsm.ksk_token;
 		free(h->module);
 		free(h->token_label);
 		free(h->pin_file);

@@ -87,6 +87,14 @@ struct zd_dnssec_config {
 		size_t n_parent;
 		uint32_t parent_poll_interval;
 		int require_backup; /* no key published before the backup token holds it */
+		/* offline KSK (docs/KEYS.md "Offline KSK"): the KSK lives in the
+		 * hsm: ksk-token:, connected only for a ceremony, which pre-signs
+		 * the DNSKEY, CDS and CDNSKEY RRsets of every step of the ZSK
+		 * schedule of the coming bundle_period; a warning from
+		 * bundle_warn before they run out */
+		int offline_ksk;
+		uint32_t bundle_period; /* default 90 days */
+		uint32_t bundle_warn;   /* default 14 days */
 	} keys;
 };
 
@@ -105,6 +113,10 @@ struct zd_hsm_config {
 	char *wrap_key; /* label of the wrapping key in both tokens; default "zonedist-wrap" */
 	char *dir;      /* also write each key's backup file here; NULL: none */
 	int is_backup;  /* this is the backup: mapping */
+	/* hsm: ksk-token: -- the token of the offline KSKs (module, token_label
+	 * and PIN as above), or NULL */
+	struct zd_hsm_config *ksk_token;
+	int is_ksk_token; /* this is the ksk-token: mapping */
 };
 
 struct zd_zone_config {

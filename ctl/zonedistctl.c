@@ -1133,6 +1133,58 @@ cmd_ds_gone(struct ctl *x, char **args, int n)
 	return 0;
 }
 
+/* ksk-ceremony ZONE: an offline KSK's ceremony, with its token connected;
+ * waits (up to two minutes) for the batch thread to make it and prints what
+ * it pre-signed and until when. */
+static int
+cmd_ksk_ceremony(struct ctl *x, char **args, int n)
+{
+	char path[PATH_MAX_BYTES], kpath[PATH_MAX_BYTES], when[CELL_BYTES];
+	json_t *d = NULL, *body = json_object();
+	(void)args;
+	(void)n;
+
+	if (body == NULL || zone_path(x, path, sizeof path, "/keys/%s", "ceremony") != 0 ||
+	    zone_path(x, kpath, sizeof kpath, "/keys") != 0) {
+		json_decref(body);
+		return too_long();
+	}
+	int rc = ask(x, "POST", path, body, &d);
+	json_decref(body);
+	if (rc || d == NULL)
+		return rc;
+	json_int_t before = json_integer_value(json_object_get(d, "ceremonies"));
+	json_decref(d);
+	for (int tries = 0; tries < 1200; tries++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		d = NULL;
+		if ((rc = ask(x, "GET", kpath, NULL, &d)) != 0 || d == NULL)
+			return rc;
+		const json_t *o = json_object_get(d, "offline_ksk");
+		if (json_integer_value(json_object_get(o, "ceremonies")) > before) {
+			const char *why = json_string_value(json_object_get(o, "last_error"));
+			if (why != NULL) {
+				fprintf(stderr, "zonedistctl: ksk-ceremony: %s\n", why);
+				json_decref(d);
+				return 1;
+			}
+			printf("KSK ceremony made: %" JSON_INTEGER_FORMAT
+			       " DNSKEY RRsets pre-signed in %" JSON_INTEGER_FORMAT
+			       " slots; fresh signatures until\n  %s\nthe KSK token may be "
+			       "disconnected\n",
+			       json_integer_value(json_object_get(o, "keysets")),
+			       json_integer_value(json_object_get(o, "slots")),
+			       date_text(json_object_get(o, "until"), when, CELL_BYTES));
+			json_decref(d);
+			return 0;
+		}
+		json_decref(d);
+	}
+	fprintf(stderr, "zonedistctl: ksk-ceremony: not made within two minutes\n");
+	return 1;
+}
+
 static const struct command commands[] = {
         {"status", 0, 0, 0, 0, cmd_status, 0, "", "every zone's state and its secondaries"},
         {"zones", 0, 0, 0, 0, cmd_zones, 0, "", "the zones and their serials"},
@@ -1164,6 +1216,9 @@ static const struct command commands[] = {
         {"ds-seen", 2, 2, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_seen, 1,
          "ZONE TAG --by WHO [--reason WHY]",
          "the parent serves the DS of the new KSK TAG (a KSK rollover); token"},
+        {"ksk-ceremony", 1, 1, 0, 0, cmd_ksk_ceremony, 1, "ZONE",
+         "an offline KSK's ceremony: pre-sign the coming period (KSK token connected); "
+         "token"},
         {"ds-gone", 1, 1, OPT_BY | OPT_REASON, OPT_BY, cmd_ds_gone, 1,
          "ZONE --by WHO [--reason WHY]",
          "the parent serves no DS of the zone any more (dnssec unsign); token"},

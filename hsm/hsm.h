@@ -143,6 +143,12 @@ zd_err hsm_key_find(struct hsm *h, const uint8_t *id, size_t id_len, struct hsm_
  * (hsm_key_list_free(), also when *n is 0). */
 zd_err hsm_key_list(struct hsm *h, const char *label_prefix, struct hsm_key ***keys, size_t *n);
 void hsm_key_list_free(struct hsm_key **keys, size_t n);
+/* A key known by its public half only (alg, the DNSKEY public key field
+ * pub[0..len)), in no token: its tag, DNSKEY and algorithm are had, hsm_sign()
+ * refuses it.  An offline KSK while its token is away.  ZD_EMALFORMED when
+ * pub is not a public key of alg. */
+zd_err hsm_key_public_new(uint8_t alg, const uint8_t *pub, size_t len, const char *label,
+                          struct hsm_key **out);
 /* Forget k (the token keeps the key).  NULL does nothing.  Control thread;
  * no session may be signing with k. */
 void hsm_key_free(struct hsm_key *k);

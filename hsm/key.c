@@ -807,3 +807,37 @@ hsm_key_tag_get(const struct hsm_key *k, uint16_t flags)
 		return 0;
 	return hsm_keytag_get(rdata, len);
 }
+
+zd_err
+hsm_key_public_new(uint8_t alg, const uint8_t *pub, size_t len, const char *label,
+                   struct hsm_key **out)
+{
+	const uint8_t *e, *n;
+	size_t e_len, n_len;
+	if (hsm_pubkey_check(alg, pub, len) != ZD_OK || label == NULL ||
+	    strlen(label) > HSM_LABEL_MAX)
+		return ZD_EMALFORMED;
+	struct hsm_key *k = calloc(1, sizeof *k);
+	if (k == NULL)
+		return ZD_ENOMEM;
+	k->alg = alg;
+	memcpy(k->pubkey, pub, len);
+	k->pubkey_len = len;
+	snprintf(k->label, sizeof k->label, "%s", label);
+	if (alg == HSM_ALG_RSASHA256) {
+		if (hsm_rsa_pubkey_split(pub, len, &e, &e_len, &n, &n_len) != ZD_OK) {
+			free(k);
+			return ZD_EMALFORMED;
+		}
+		size_t bits = n_len * 8;
+		for (uint8_t top = n[0]; !(top & 0x80); top <<= 1)
+			bits--;
+		k->bits = (uint16_t)bits;
+		k->sig_len = n_len;
+	} else {
+		k->bits = 256;
+		k->sig_len = 64;
+	}
+	*out = k;
+	return ZD_OK;
+}

@@ -133,6 +133,19 @@ conditions(const struct zd_alarm_config *ac, const json_t *status, struct cond *
 			    "renews "
 			    "signatures; see docs/DNSSEC.md");
 		}
+		const json_t *ok = json_object_get(json_object_get(z, "keys"), "offline_ksk");
+		if (json_is_true(json_object_get(ok, "running_out")))
+			add(cs, &n, cap,
+			    json_is_true(json_object_get(ok, "ran_out")) ? "critical" : "warning",
+			    zn, NULL, "offline-ksk",
+			    "the offline KSK's pre-signed DNSKEY, CDS and CDNSKEY signatures run "
+			    "out "
+			    "within bundle-warn (keys.offline_ksk.until): after that no fresh one "
+			    "is "
+			    "made and the zone goes bogus when the last expires",
+			    "connect the KSK token and run the ceremony: zonedistctl ksk-ceremony "
+			    "ZONE "
+			    "(docs/KEYS.md \"Offline KSK\")");
 		json_t *rej = json_object_get(z, "rejected");
 		if (json_is_integer(rej) && json_integer_value(rej) > 0)
 			add(cs, &n, cap, "warning", zn, NULL, "rejected",

@@ -822,11 +822,13 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 		return;
 	}
 	for (size_t i = 0; i < n && i < API_KEY_STEPS_MAX; i++)
-		json_array_append_new(
-		        steps, json_pack("{s:I,s:s,s:i,s:s,s:s,s:s}", "at", (json_int_t)v[i].at,
-		                         "role", v[i].ksk ? "KSK" : "ZSK", "generation",
-		                         (int)v[i].gen, "event", zd_key_event_name(v[i].event),
-		                         "formula", v[i].formula, "why", v[i].why));
+		if (!(rv.offline && v[i].ksk)) /* an offline KSK is not rolled automatically */
+			json_array_append_new(
+			        steps,
+			        json_pack("{s:I,s:s,s:i,s:s,s:s,s:s}", "at", (json_int_t)v[i].at,
+			                  "role", v[i].ksk ? "KSK" : "ZSK", "generation",
+			                  (int)v[i].gen, "event", zd_key_event_name(v[i].event),
+			                  "formula", v[i].formula, "why", v[i].why));
 	free(v);
 	struct zd_key_intervals iv;
 	zd_key_intervals_get(d, &iv);
@@ -860,19 +862,30 @@ keys_answer(struct evhttp_request *req, struct zone_api *za, const char *query)
 	                            rv.astage ? json_integer(rv.aksk) : json_null(), "zsk",
 	                            rv.astage ? json_integer(rv.azsk) : json_null(), "next_step",
 	                            keyroll_step_name(rv.adue), "next_at", (json_int_t)rv.adue_at);
-	reply_json(req, 200, "OK",
-	           json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:o,s:{s:I,"
-	                     "s:I,s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
-	                     "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
-	                     "keys", "role", "KSK", "tag", ksk, "active", (json_int_t)rv.ksk_at,
-	                     "role", "ZSK", "tag", zsk, "active", (json_int_t)rv.active_at,
-	                     "zsk_roll", roll, "ksk_roll", kroll, "unsign", unsign,
-	                     "algorithm_roll", aroll, "intervals", "zsk_lifetime",
-	                     (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
-	                     (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
-	                     (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
-	                     (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps,
-	                     "cut", n > API_KEY_STEPS_MAX));
+	uint64_t warn_at = rv.b_until > d->keys.bundle_warn ? rv.b_until - d->keys.bundle_warn : 0;
+	json_t *offline =
+	        !rv.offline ? json_null()
+	                    : json_pack("{s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:o}", "made_at",
+	                                (json_int_t)rv.b_made, "until", (json_int_t)rv.b_until,
+	                                "warn_at", (json_int_t)warn_at, "running_out",
+	                                rv.b_made == 0 || now >= warn_at, "slots",
+	                                (json_int_t)rv.b_slots, "keysets", (json_int_t)rv.b_keysets,
+	                                "ceremonies", (json_int_t)rv.c_done, "last_error",
+	                                rv.c_err[0] ? json_string(rv.c_err) : json_null());
+	reply_json(
+	        req, 200, "OK",
+	        json_pack("{s:s,s:I,s:i,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}],s:o,s:o,s:o,s:o,s:o,s:{s:I,"
+	                  "s:I,s:I,s:I,s:I,s:I,s:I},s:o,s:b}",
+	                  "zone", za->z->cfg->name, "now", (json_int_t)now, "days", (int)days,
+	                  "keys", "role", "KSK", "tag", ksk, "active", (json_int_t)rv.ksk_at,
+	                  "role", "ZSK", "tag", zsk, "active", (json_int_t)rv.active_at, "zsk_roll",
+	                  roll, "ksk_roll", kroll, "unsign", unsign, "algorithm_roll", aroll,
+	                  "offline_ksk", offline, "intervals", "zsk_lifetime",
+	                  (json_int_t)d->keys.zsk_lifetime, "ksk_lifetime",
+	                  (json_int_t)d->keys.ksk_lifetime, "ipub", (json_int_t)iv.ipub, "iret",
+	                  (json_int_t)iv.iret_z, "ipub_parent", (json_int_t)iv.ipub_p, "dreg",
+	                  (json_int_t)iv.dreg, "algorithm", (json_int_t)alg, "steps", steps, "cut",
+	                  n > API_KEY_STEPS_MAX));
 }
 
 static void
@@ -1831,6 +1844,16 @@ zone_status_json(struct api *a, struct zone_api *za)
 				                              hsm_alg_name(rv.ato), "next_step",
 				                              keyroll_step_name(rv.adue), "at",
 				                              (json_int_t)rv.adue_at));
+			if (rv.offline) { /* an offline KSK: its bundles' end */
+				uint64_t now_s = zd_clock_s(), w = z->cfg->dnssec.keys.bundle_warn;
+				json_object_set_new(
+				        k, "offline_ksk",
+				        json_pack("{s:I,s:I,s:b,s:b}", "until",
+				                  (json_int_t)rv.b_until, "warn_at",
+				                  (json_int_t)(rv.b_until > w ? rv.b_until - w : 0),
+				                  "running_out", now_s + w >= rv.b_until, "ran_out",
+				                  now_s >= rv.b_until));
+			}
 			if (rv.ustage != 0) /* going unsigned (dnssec unsign) */
 				json_object_set_new(k, "unsign",
 				                    json_pack("{s:s,s:s,s:I}", "stage",
@@ -1964,6 +1987,29 @@ status_page_answer(struct api *a, struct evhttp_request *req)
 	json_decref(st);
 }
 
+/* POST /api/v1/zones/Z/keys/ceremony: the batch thread makes an offline
+ * KSK's ceremony at its next turn; GET .../keys says when it is done
+ * (offline_ksk.ceremonies counts up, last_error says why it failed). */
+static void
+ceremony_ask(struct api *a, struct evhttp_request *req, struct zone_api *za)
+{
+	if (!authorized(a, req))
+		return;
+	if (za->z->roll == NULL || !za->z->cfg->dnssec.keys.offline_ksk) {
+		reply_error(req, 409, "Conflict",
+		            "the zone has no offline KSK (dnssec keys offline-ksk)");
+		return;
+	}
+	struct keyroll_view rv;
+	keyroll_view_get(za->z->roll, &rv);
+	keyroll_ceremony_ask(za->z->roll);
+	zd_log(ZD_LOG_NOTICE, "api", za->z->cfg->name,
+	       "a KSK ceremony was asked for: made at the next batch, with the KSK token");
+	reply_json(req, 202, "Accepted",
+	           json_pack("{s:s,s:b,s:I}", "zone", za->z->cfg->name, "asked", 1, "ceremonies",
+	                     (json_int_t)rv.c_done));
+}
+
 /* --- routing ---------------------------------------------------------- */
 
 static void
@@ -2042,7 +2088,7 @@ on_request(struct evhttp_request *req, void *arg)
 	post = post || (n_seg == 3 && strcmp(res, "rejected") == 0 && strcmp(seg[2], "retry") == 0);
 	post = post || (n_seg == 3 && strcmp(res, "keys") == 0 &&
 	                (strcmp(seg[2], "compromised") == 0 || strcmp(seg[2], "ds-seen") == 0 ||
-	                 strcmp(seg[2], "ds-gone") == 0));
+	                 strcmp(seg[2], "ds-gone") == 0 || strcmp(seg[2], "ceremony") == 0));
 	if (n_seg == 3 && !post) {
 		reply_error(req, 404, "Not Found", "no such resource (see docs/API.md)");
 		return;
@@ -2063,6 +2109,10 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (n_seg == 1) {
 		reply_json(req, 200, "OK", zone_json(za));
+		return;
+	}
+	if (post && strcmp(res, "keys") == 0 && strcmp(seg[2], "ceremony") == 0) {
+		ceremony_ask(a, req, za);
 		return;
 	}
 	if (post && strcmp(res, "keys") == 0) {

@@ -15,6 +15,7 @@
 #include "server/gate.h"
 #include "server/journal.h"
 #include "server/keyroll.h"
+#include "server/kskbundle.h"
 #include "server/serial.h"
 #include "server/signer.h"
 
@@ -50,6 +51,7 @@ struct batch {
 	int *force_full;              /* per zone: the next version is a full signing */
 	int *unsign;                  /* per zone: the next version removes every DNSSEC record */
 	uint64_t *refresh_ms;         /* per zone: last signature refresh step */
+	uint64_t *refresh_clock;      /* per zone: the DNSSEC clock then (seconds) */
 };
 
 zd_err
@@ -63,13 +65,16 @@ batch_new(const struct zd_config *cfg, struct zone **zones, size_t n_zones,
 	b->catch_up = calloc(n_zones ? n_zones : 1, sizeof *b->catch_up);
 	b->force_full = calloc(n_zones ? n_zones : 1, sizeof *b->force_full);
 	b->refresh_ms = calloc(n_zones ? n_zones : 1, sizeof *b->refresh_ms);
+	b->refresh_clock = calloc(n_zones ? n_zones : 1, sizeof *b->refresh_clock);
 	b->unsign = calloc(n_zones ? n_zones : 1, sizeof *b->unsign);
 	if (b->sync_config == NULL || b->catch_up == NULL || b->force_full == NULL ||
-	    b->refresh_ms == NULL || b->unsign == NULL || ra_new(cfg->database, &b->ra) != ZD_OK) {
+	    b->refresh_ms == NULL || b->refresh_clock == NULL || b->unsign == NULL ||
+	    ra_new(cfg->database, &b->ra) != ZD_OK) {
 		free(b->sync_config);
 		free(b->catch_up);
 		free(b->force_full);
 		free(b->refresh_ms);
+		free(b->refresh_clock);
 		free(b->unsign);
 		free(b);
 		return ZD_ENOMEM;
@@ -103,6 +108,7 @@ batch_free(struct batch *b)
 	free(b->catch_up);
 	free(b->force_full);
 	free(b->refresh_ms);
+	free(b->refresh_clock);
 	free(b->unsign);
 	free(b);
 }
@@ -602,6 +608,39 @@ token_down_log(struct batch *b, struct zone *z, uint32_t serial, const char *err
 	       err);
 }
 
+/* The ceremony of an offline KSK (server/kskbundle.h), on a connection of
+ * its own: it commits its bundles whatever this batch does. */
+static void
+ceremony_run(struct batch *b, struct zone *z)
+{
+	char err[512];
+	struct kskb *nb = NULL;
+	zd_err e = ZD_EMALFORMED;
+	if (!z->cfg->dnssec.keys.offline_ksk || z->signer == NULL) {
+		snprintf(err, sizeof err, "the zone has no offline KSK (dnssec keys offline-ksk)");
+	} else {
+		PGconn *c = PQconnectdb(b->cfg->database);
+		if (PQstatus(c) != CONNECTION_OK) {
+			snprintf(err, sizeof err, "cannot connect to the database: %s",
+			         PQerrorMessage(c));
+			e = ZD_EDB;
+		} else {
+			e = keyroll_ceremony(z->roll, &b->cfg->hsm, zd_clock_s(), c, &nb, err,
+			                     sizeof err);
+		}
+		PQfinish(c);
+	}
+	keyroll_ceremony_done(z->roll, e == ZD_OK ? NULL : err);
+	if (e != ZD_OK) {
+		zd_log(ZD_LOG_ERROR, "batch", z->cfg->name, "the KSK ceremony failed: %s", err);
+		return;
+	}
+	signer_offline_bundles_set(z->signer, nb);
+	kskb_free(z->kskb);
+	z->kskb = nb;
+	keyroll_offline_set(z->roll, nb);
+}
+
 /* Sign the version t builds (a zone without a signer: nothing to do), then
  * let the validation gate look at it.  On failure the version must not be
  * committed; the reason is logged here. */
@@ -783,8 +822,10 @@ fail:
 	return e;
 }
 
-/* Signature refresh: every poll interval, look at the next few names; 1 when
- * some have signatures to renew (the next version re-signs them). */
+/* Signature refresh: every poll interval, look at the next few names, as
+ * many as the time passed asks (the poll interval, or more when the DNSSEC
+ * clock moved further: a late poll, a simulated clock); 1 when some have
+ * signatures to renew (the next version re-signs them). */
 static int
 refresh_due(struct batch *b, size_t zi)
 {
@@ -797,9 +838,17 @@ refresh_due(struct batch *b, size_t zi)
 		return 0;
 	if (now - b->refresh_ms[zi] >= b->cfg->limits.poll_interval_ms) {
 		b->refresh_ms[zi] = now;
+		uint64_t clock = zd_clock_s(), moved_ms = b->cfg->limits.poll_interval_ms;
+		if (b->refresh_clock[zi] != 0 && clock > b->refresh_clock[zi] &&
+		    (clock - b->refresh_clock[zi]) * 1000 > moved_ms)
+			moved_ms = (clock - b->refresh_clock[zi]) * 1000;
+		b->refresh_clock[zi] = clock;
+		if (moved_ms > z->cfg->dnssec.refresh * 1000ull)
+			moved_ms = z->cfg->dnssec.refresh * 1000ull; /* the whole zone, at most */
+		if (moved_ms > UINT32_MAX)
+			moved_ms = UINT32_MAX;
 		store_stats_get(z->store, &st);
-		size_t step = signer_refresh_step_names(z->signer, st.names,
-		                                        b->cfg->limits.poll_interval_ms);
+		size_t step = signer_refresh_step_names(z->signer, st.names, (uint32_t)moved_ms);
 		if (signer_refresh_collect(z->signer, z->store, step, &due) != ZD_OK)
 			return 0;
 	} else if (signer_refresh_collect(z->signer, z->store, 0, &due) != ZD_OK) {
@@ -877,6 +926,10 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 			return ZD_EDB;
 		}
 	}
+	/* An offline KSK's ceremony an operator asked for (the KSK token is
+	 * connected now): its bundles replace the signer's. */
+	if (z->roll != NULL && keyroll_ceremony_take(z->roll))
+		ceremony_run(b, z);
 	/* A ZSK rollover step due on the DNSSEC clock goes out in this batch's
 	 * version; one that cannot be made is retried (keyroll.c says why). */
 	uint64_t clock_s = zd_clock_s();

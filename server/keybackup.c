@@ -24,9 +24,9 @@
 
 /* A connected struct hsm for cfg (the main token's module when cfg has
  * none), logged in as SO when so_pin_file is set. */
-static zd_err
-token_open(const struct zd_hsm_config *cfg, const char *module, const char *so_pin_file,
-           struct hsm **out, char *err, size_t errlen)
+zd_err
+keybackup_token_open(const struct zd_hsm_config *cfg, const char *module, const char *so_pin_file,
+                     struct hsm **out, char *err, size_t errlen)
 {
 	struct hsm_config c = {
 	        .module_path = cfg->module ? cfg->module : module,
@@ -137,7 +137,7 @@ keybackup_key(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
 	}
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return ZD_ENOMEM;
-	if ((e = token_open(b, hc->module, NULL, &bk, err, errlen)) != ZD_OK)
+	if ((e = keybackup_token_open(b, hc->module, NULL, &bk, err, errlen)) != ZD_OK)
 		goto out;
 	size_t id_len = 0, pub_len = 0;
 	const uint8_t *id = hsm_key_id_get(k, &id_len);
@@ -306,7 +306,8 @@ keybackup_install_wrapkey(const struct zd_config *cfg, const char *token, const 
 	where.token_label = (char *)token;
 	if (wrapkey_get(key_file, key, &made) != 0)
 		return 1;
-	if (token_open(&where, cfg->hsm.module, so_pin_file, &h, err, sizeof err) != ZD_OK) {
+	if (keybackup_token_open(&where, cfg->hsm.module, so_pin_file, &h, err, sizeof err) !=
+	    ZD_OK) {
 		fprintf(stderr, "zonedistd: %s\n", err);
 		goto out;
 	}
@@ -381,7 +382,8 @@ keybackup_restore(const struct zd_config *cfg, char **files, size_t n_files)
 		free(w);
 		return 1;
 	}
-	if (w == NULL || token_open(&cfg->hsm, NULL, NULL, &h, err, sizeof err) != ZD_OK) {
+	if (w == NULL ||
+	    keybackup_token_open(&cfg->hsm, NULL, NULL, &h, err, sizeof err) != ZD_OK) {
 		fprintf(stderr, "zonedistd: %s\n", w ? err : "out of memory");
 		free(w);
 		return 1;
@@ -405,7 +407,7 @@ keybackup_restore(const struct zd_config *cfg, char **files, size_t n_files)
 		failed |= restore_one(h, b->wrap_key, w, files[i]);
 	}
 	if (n_files == 0) {
-		if (token_open(b, cfg->hsm.module, NULL, &bk, err, sizeof err) != ZD_OK) {
+		if (keybackup_token_open(b, cfg->hsm.module, NULL, &bk, err, sizeof err) != ZD_OK) {
 			fprintf(stderr, "zonedistd: backup token: %s\n", err);
 			failed = 1;
 		}

@@ -19,6 +19,14 @@
 #include "common/zd_err.h"
 #include "server/signer.h"
 
+/* A connected struct hsm for the token of cfg (module: the main token's
+ * when cfg has none), logged in as SO when so_pin_file is set, else with
+ * cfg's PIN; the backup token, and the offline KSK's (server/kskbundle.h).
+ * On failure err says why. */
+struct hsm;
+zd_err keybackup_token_open(const struct zd_hsm_config *cfg, const char *module,
+                            const char *so_pin_file, struct hsm **out, char *err, size_t errlen);
+
 /* Back up the zone's key of role tagged tag, unless the backup token holds
  * it already (and its file exists, when a dir is set).  ZD_OK without
  * doing anything when no backup is configured.  Else ZD_OK once the key is

@@ -12,9 +12,11 @@
 #include "common/zd_log.h"
 #include "hsm/hsm.h"
 #include "server/keybackup.h"
+#include "server/kskbundle.h"
 #include "server/keystate.h"
 
-#define FAIL_LOG_EVERY_MS 60000
+#define FAIL_LOG_EVERY_MS    60000
+#define BUNDLE_WARN_EVERY_MS 3600000 /* the run-out warning, once an hour */
 
 enum extra { EXTRA_NONE, EXTRA_NEXT, EXTRA_OLD };
 
@@ -70,6 +72,14 @@ struct keyroll {
 	uint64_t fail_logged_ms;
 	_Atomic uint64_t reload_asked; /* by another thread: zonedist.key changed */
 	uint64_t reload_done;
+	/* offline KSK: the bundles' summary (under mu), and when their
+	 * run-out warning was last logged */
+	uint64_t b_made, b_until;
+	size_t b_slots, b_keysets;
+	uint64_t b_warned_ms;
+	_Atomic uint64_t ceremony_asked; /* by the API: a ceremony, at the next batch */
+	uint64_t c_done;                 /* under mu: ceremonies tried since the start */
+	char c_err[256];                 /* under mu: why the last one failed; "": it did not */
 };
 
 const char *
@@ -640,7 +650,9 @@ unsign_next_step(const struct keyroll *r, const struct roll_state *st, uint64_t 
 static int
 alg_roll_on(const struct keyroll *r, const struct roll_state *st)
 {
-	return st->astage > 0 || r->zc->dnssec.algorithm != r->alg;
+	/* an offline KSK's zone does not change algorithm (docs/KEYS.md) */
+	return st->astage > 0 ||
+	       (r->zc->dnssec.algorithm != r->alg && !r->zc->dnssec.keys.offline_ksk);
 }
 
 /* The algorithm rollover's next step of st and its earliest time (RFC
@@ -708,6 +720,8 @@ keyroll_due(const struct keyroll *r, uint64_t now)
 	s = next_step(r, &r->st, &at);
 	if (s != KEYROLL_NONE && now >= at && !(alg_roll_on(r, &r->st) && s == KEYROLL_PUBLISH))
 		return s;
+	if (r->zc->dnssec.keys.offline_ksk)
+		return KEYROLL_NONE; /* an offline KSK is rolled by hand (docs/KEYS.md) */
 	s = ksk_next_step(r, &r->st, &at);
 	if (alg_roll_on(r, &r->st) && s == KEYROLL_KSK_PUBLISH)
 		return KEYROLL_NONE;
@@ -831,8 +845,19 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 		return ZD_OK;
 	case KEYROLL_PUBLISH: {
 		uint16_t tag;
-		if ((e = step_key(r, SIGNER_ZSK, r->alg, "", now, &tag, err, errlen)) != ZD_OK)
+		if (r->zc->dnssec.keys.offline_ksk) {
+			/* the ZSK the ceremony pre-signed a DNSKEY RRset with */
+			if (!signer_offline_next_zsk(r->sg, now, r->tags, r->n_tags, &tag)) {
+				snprintf(err, errlen,
+				         "offline KSK: no pre-signed DNSKEY RRset valid now adds a "
+				         "ZSK: run the KSK ceremony (zonedistctl ksk-ceremony)");
+				e = ZD_ENOTFOUND;
+				break;
+			}
+		} else if ((e = step_key(r, SIGNER_ZSK, r->alg, "", now, &tag, err, errlen)) !=
+		           ZD_OK) {
 			break;
+		}
 		st.extra = EXTRA_NEXT;
 		st.extra_tag = tag;
 		st.extra_at = now;
@@ -941,6 +966,11 @@ keyroll_begin(struct keyroll *r, enum keyroll_step s, uint64_t now, int *full, c
 	if (e == ZD_OK && !step_is_ksk(s) && !step_is_unsign(s) && !step_is_alg(s) &&
 	    (e = signer_zsk_use(r->sg, st.active, st.extra != EXTRA_NONE, st.extra_tag)) != ZD_OK)
 		snprintf(err, errlen, "the token has no ZSK %u", st.extra_tag);
+	else if (e == ZD_OK && !step_is_ksk(s) && !step_is_unsign(s) && !step_is_alg(s) &&
+	         (e = signer_offline_check(r->sg, err, errlen)) != ZD_OK)
+		/* an offline KSK: the DNSKEY RRset the step makes is not pre-signed */
+		(void)signer_zsk_use(r->sg, r->st.active, r->st.extra != EXTRA_NONE,
+		                     r->st.extra_tag);
 	if (e == ZD_OK && step_is_ksk(s) && (e = ksk_apply(r, &st)) != ZD_OK)
 		snprintf(err, errlen, "the token has no KSK %u",
 		         st.ksk_next ? st.ksk_next : st.ksk);
@@ -1260,6 +1290,80 @@ keyroll_checked(struct keyroll *r, uint64_t now)
 {
 	pthread_mutex_lock(&r->mu);
 	r->checked_at = now;
+	uint64_t until = r->b_until;
+	pthread_mutex_unlock(&r->mu);
+	uint64_t warn = r->zc->dnssec.keys.bundle_warn, ms = zd_now_ms();
+	if (!r->zc->dnssec.keys.offline_ksk || now + warn < until ||
+	    (r->b_warned_ms != 0 && ms - r->b_warned_ms < BUNDLE_WARN_EVERY_MS))
+		return;
+	r->b_warned_ms = ms;
+	char when[32];
+	zd_time_utc(until, 0, when, sizeof when);
+	if (now < until)
+		zd_log(ZD_LOG_WARNING, "keyroll", r->zc->name,
+		       "ALARM: offline KSK: the pre-signed DNSKEY, CDS and CDNSKEY signatures run "
+		       "out at %s (in %" PRIu64 " h, bundle-warn %" PRIu32
+		       " s): connect the KSK token and run the ceremony (zonedistctl "
+		       "ksk-ceremony %s)",
+		       when, (until - now) / 3600, r->zc->dnssec.keys.bundle_warn, r->zc->name);
+	else
+		zd_log(ZD_LOG_ERROR, "keyroll", r->zc->name,
+		       "ALARM: offline KSK: the pre-signed bundles ran out at %s: no fresh "
+		       "DNSKEY signature is made; the zone goes bogus when the last expires: "
+		       "connect the KSK token and run the ceremony (zonedistctl ksk-ceremony %s)",
+		       when, r->zc->name);
+}
+
+void
+keyroll_offline_set(struct keyroll *r, const struct kskb *b)
+{
+	pthread_mutex_lock(&r->mu);
+	r->b_made = kskb_made_get(b);
+	r->b_until = kskb_until_get(b);
+	r->b_slots = kskb_slots_get(b);
+	r->b_keysets = kskb_keysets_get(b);
+	pthread_mutex_unlock(&r->mu);
+	r->b_warned_ms = 0;
+}
+
+zd_err
+keyroll_ceremony(struct keyroll *r, const struct zd_hsm_config *hc, uint64_t now, PGconn *c,
+                 struct kskb **out, char *err, size_t errlen)
+{
+	const struct roll_state *st = &r->st;
+	struct kskb_roll roll = {.active = st->active,
+	                         .active_at = st->active_at,
+	                         .extra = (int)st->extra,
+	                         .extra_tag = st->extra_tag,
+	                         .extra_at = st->extra_at,
+	                         .compromised = st->compromised_at,
+	                         .avoid = r->tags,
+	                         .n_avoid = r->n_tags};
+	if (r->pending != KEYROLL_NONE) {
+		snprintf(err, errlen, "a %s step is pending", keyroll_step_name(r->pending));
+		return ZD_EBUG;
+	}
+	return kskb_ceremony(r->sg, r->zc, hc, &roll, now, c, out, err, errlen);
+}
+
+void
+keyroll_ceremony_ask(struct keyroll *r)
+{
+	atomic_fetch_add(&r->ceremony_asked, 1);
+}
+
+int
+keyroll_ceremony_take(struct keyroll *r)
+{
+	return atomic_exchange(&r->ceremony_asked, 0) != 0;
+}
+
+void
+keyroll_ceremony_done(struct keyroll *r, const char *why)
+{
+	pthread_mutex_lock(&r->mu);
+	r->c_done++;
+	snprintf(r->c_err, sizeof r->c_err, "%s", why ? why : "");
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -1284,7 +1388,14 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 	        .ksk_next = st.ksk_next,
 	        .kstage_at = st.kstage_at,
 	        .ksk_compromised_at = st.ksk_compromised_at,
+	        .offline = r->zc->dnssec.keys.offline_ksk,
+	        .b_made = r->b_made,
+	        .b_until = r->b_until,
+	        .b_slots = r->b_slots,
+	        .b_keysets = r->b_keysets,
+	        .c_done = r->c_done,
 	};
+	snprintf(out->c_err, sizeof out->c_err, "%s", r->c_err);
 	pthread_mutex_unlock(&m->mu);
 	out->due = next_step(r, &st, &out->due_at);
 	out->kdue = ksk_next_step(r, &st, &out->kdue_at);
@@ -1304,6 +1415,8 @@ keyroll_view_get(const struct keyroll *r, struct keyroll_view *out)
 		if (out->kdue == KEYROLL_KSK_PUBLISH)
 			out->kdue = KEYROLL_NONE, out->kdue_at = 0;
 	}
+	if (out->offline) /* an offline KSK is not rolled automatically */
+		out->kdue = KEYROLL_NONE, out->kdue_at = 0;
 	if (r->zc->dnssec.unsign) { /* no rollover step while the zone goes unsigned */
 		out->due = out->kdue = KEYROLL_NONE;
 		out->due_at = out->kdue_at = 0;

@@ -137,6 +137,22 @@ zd_err keyroll_sync(struct keyroll *r, uint64_t asked, PGconn *c, char *err, siz
 /* The batch thread looked at the DNSSEC clock's now and did what was due. */
 void keyroll_checked(struct keyroll *r, uint64_t now);
 
+/* Offline KSK (server/kskbundle.h).  The bundles the signer now has (for
+ * the view and the run-out warning, logged by keyroll_checked() from
+ * bundle-warn before their end, once an hour). */
+struct kskb;
+struct zd_hsm_config;
+void keyroll_offline_set(struct keyroll *r, const struct kskb *b);
+/* The ceremony at now (kskb_ceremony()) from the roll as it stands. */
+zd_err keyroll_ceremony(struct keyroll *r, const struct zd_hsm_config *hc, uint64_t now, PGconn *c,
+                        struct kskb **out, char *err, size_t errlen);
+/* An operator asks for a ceremony (any thread); the batch thread takes
+ * the ask (1 when there was one) and makes it. */
+void keyroll_ceremony_ask(struct keyroll *r);
+int keyroll_ceremony_take(struct keyroll *r);
+/* One was made (why NULL) or failed (why says why). */
+void keyroll_ceremony_done(struct keyroll *r, const char *why);
+
 /* What the operator sees. */
 struct keyroll_view {
 	uint16_t active;
@@ -169,6 +185,12 @@ struct keyroll_view {
 	uint8_t afrom, ato;     /* the active keys' algorithm, the policy's */
 	enum keyroll_step adue; /* its next step (none when afrom == ato) */
 	uint64_t adue_at;       /* its earliest (alg-ds-seen: expected) time */
+	int offline;            /* dnssec keys offline-ksk (server/kskbundle.h) */
+	uint64_t b_made;        /* the last ceremony's time; 0: none */
+	uint64_t b_until;       /* its bundles give fresh signatures until */
+	size_t b_slots, b_keysets;
+	uint64_t c_done; /* ceremonies tried since the start (asked ones and the start's) */
+	char c_err[256]; /* why the last failed; "" when it did not */
 };
 void keyroll_view_get(const struct keyroll *r, struct keyroll_view *out);
 

@@ -256,6 +256,20 @@ metrics_render(struct evbuffer *out, const struct metrics_global *g, const struc
 			    "zonedist_algorithm_roll_stage{zone=\"%s\",stage=\"%s\",to=\"%u\"} 1\n",
 			    zl[i], keyroll_astage_name(rv.astage), rv.ato);
 	}
+	head(out, "zonedist_offline_ksk_bundles_until_timestamp_seconds", "gauge",
+	     "an offline KSK's pre-signed bundles give fresh DNSKEY, CDS and CDNSKEY signatures "
+	     "until then (DNSSEC clock, Unix seconds; docs/KEYS.md \"Offline KSK\")");
+	for (size_t i = 0; i < n; i++) {
+		struct keyroll_view rv;
+		if (zs[i].z->roll == NULL)
+			continue;
+		keyroll_view_get(zs[i].z->roll, &rv);
+		if (rv.offline)
+			put(out,
+			    "zonedist_offline_ksk_bundles_until_timestamp_seconds{zone=\"%s\"} "
+			    "%" PRIu64 "\n",
+			    zl[i], rv.b_until);
+	}
 	head(out, "zonedist_zsk_roll_steps_total", "counter",
 	     "ZSK rollover steps (publish, activate, remove) made since the start");
 	for (size_t i = 0; i < n; i++) {

@@ -15,6 +15,7 @@
 #include "common/zd_log.h"
 #include "hsm/hsm.h"
 #include "hsm/pool.h"
+#include "server/kskbundle.h"
 #include "server/signer_priv.h"
 
 #define KEYGEN_TRIES    16
@@ -96,6 +97,13 @@ signer_token_check(struct signer_token *tk, char *err, size_t errlen)
 		return e;
 	tk->up = 1;
 	return ZD_OK;
+}
+
+zd_err
+signer_token_rescan(struct signer_token *tk, char *err, size_t errlen)
+{
+	tk->up = 0;
+	return signer_token_check(tk, err, errlen);
 }
 
 static zd_err
@@ -641,6 +649,12 @@ signer_new(const struct zd_zone_config *zc, struct signer_token *tk, struct sign
 	if ((e = keys_load(sg, SIGNER_ZSK, NULL, 0, &sg->zsk, err, errlen)) != ZD_OK)
 		goto fail;
 	sg->zsk_tag = hsm_key_tag_get(sg->zsk, HSM_DNSKEY_ZSK);
+	if ((sg->offline = zc->dnssec.keys.offline_ksk) != 0) {
+		/* the KSK is in the ksk-token: signer_offline_ksk_add() */
+		tags_seen_set(sg);
+		*out = sg;
+		return ZD_OK;
+	}
 	/* the KSK's tag, revoked or not, must differ from the ZSK's */
 	uint16_t used[SIGNER_ZSKS_MAX];
 	size_t n_used = signer_key_tags_get(sg, SIGNER_ZSK, used, SIGNER_ZSKS_MAX);
@@ -686,6 +700,25 @@ signer_test_corrupt_set(struct signer *sg, const char *owner)
 	sg->corrupt_owner = NULL;
 	if (owner != NULL && ldns_str2rdf_dname(&sg->corrupt_owner, owner) == LDNS_STATUS_OK)
 		ldns_dname2canonical(sg->corrupt_owner);
+}
+
+/* The CDS and CDNSKEY RRsets (sets[1], sets[2]) describing the KSK of. */
+static zd_err
+cds_sets(const struct signer *sg, const ldns_rr *of, ldns_rr_list *sets[3])
+{
+	ldns_rr *ds = ldns_key_rr2ds(of, LDNS_SHA256), *cdnskey = ldns_rr_clone(of);
+	if (ds == NULL || cdnskey == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||
+	    (sets[2] = ldns_rr_list_new()) == NULL) {
+		ldns_rr_free(ds);
+		ldns_rr_free(cdnskey);
+		return ZD_ENOMEM; /* the caller frees sets */
+	}
+	ldns_rr_set_type(ds, LDNS_RR_TYPE_CDS);
+	ldns_rr_set_ttl(ds, sg->p->dnskey_ttl);
+	ldns_rr_set_type(cdnskey, LDNS_RR_TYPE_CDNSKEY);
+	ldns_rr_list_push_rr(sets[1], ds);      /* the list owns ds */
+	ldns_rr_list_push_rr(sets[2], cdnskey); /* the list owns cdnskey */
+	return ZD_OK;
 }
 
 /* The apex records the keys and the policy make: DNSKEY, CDS, CDNSKEY,
@@ -763,19 +796,8 @@ apex_sets(struct signer *sg, ldns_rr_list *sets[4])
 		ldns_rr_list_push_rr(sets[1], d); /* the list owns d */
 		ldns_rr_list_push_rr(sets[2], k); /* the list owns k */
 	} else if (sg->p->cds || cds != NULL) {   /* a KSK roll publishes the next KSK's */
-		const ldns_rr *of = cds != NULL ? cds : ksk;
-		ldns_rr *ds = ldns_key_rr2ds(of, LDNS_SHA256), *cdnskey = ldns_rr_clone(of);
-		if (ds == NULL || cdnskey == NULL || (sets[1] = ldns_rr_list_new()) == NULL ||
-		    (sets[2] = ldns_rr_list_new()) == NULL) {
-			ldns_rr_free(ds);
-			ldns_rr_free(cdnskey);
+		if (cds_sets(sg, cds != NULL ? cds : ksk, sets) != ZD_OK)
 			goto fail;
-		}
-		ldns_rr_set_type(ds, LDNS_RR_TYPE_CDS);
-		ldns_rr_set_ttl(ds, sg->p->dnskey_ttl);
-		ldns_rr_set_type(cdnskey, LDNS_RR_TYPE_CDNSKEY);
-		ldns_rr_list_push_rr(sets[1], ds);      /* the list owns ds */
-		ldns_rr_list_push_rr(sets[2], cdnskey); /* the list owns cdnskey */
 	}
 	ldns_rr_free(cds);
 	cds = NULL;
@@ -994,6 +1016,190 @@ rrsig_head(const struct signer *sg, const ldns_rr_list *rrset, uint16_t type, ui
 	return n + ldns_rdf_size(sg->apex);
 }
 
+/* The signing input of rrset (RFC 4034 s3.1.8.1: RRSIG RDATA without the
+ * signature, then the RRset in canonical form and order; rrset is made
+ * canonical and sorted) in buf, from its start; *head_len gets the RDATA's
+ * length. */
+static zd_err
+input_wire(const struct signer *sg, ldns_rr_list *rrset, uint16_t type, uint8_t alg, uint16_t tag,
+           uint32_t inception, uint32_t expiration, ldns_buffer *buf, size_t *head_len)
+{
+	uint8_t head[18 + 256];
+	zd_err e = ZD_OK;
+	*head_len = rrsig_head(sg, rrset, type, alg, tag, inception, expiration, head);
+	/* One input per scratch buffer: ldns keeps buffer positions of RDLENGTH
+	 * fields in 16 bits, so it never writes past 64 KiB here. */
+	ldns_buffer_clear(buf);
+	ldns_buffer_write(buf, head, *head_len);
+	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
+		ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
+	ldns_rr_list_sort(rrset);
+	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset) && e == ZD_OK; k++)
+		if (ldns_rr2buffer_wire_canonical(buf, ldns_rr_list_rr(rrset, k),
+		                                  LDNS_SECTION_ANY) != LDNS_STATUS_OK)
+			e = ZD_ENOMEM;
+	if (e == ZD_OK && ldns_buffer_status(buf) != LDNS_STATUS_OK)
+		e = ZD_ENOMEM;
+	return e;
+}
+
+zd_err
+signer_rrsig_make(struct signer *sg, struct hsm_session *s, const struct hsm_key *k,
+                  ldns_rr_list *rrset, uint16_t type, uint32_t inception, uint32_t expiration,
+                  ldns_rr **out, char *err, size_t errlen)
+{
+	uint8_t rd[18 + 256 + HSM_SIG_MAX];
+	size_t head_len = 0, siglen = HSM_SIG_MAX;
+	ldns_buffer *buf = ldns_buffer_new(4096);
+	zd_err e = buf ? ZD_OK : ZD_ENOMEM;
+	*out = NULL;
+	if (e == ZD_OK)
+		e = input_wire(sg, rrset, type, hsm_key_alg_get(k),
+		               hsm_key_tag_get(k, HSM_DNSKEY_KSK), inception, expiration, buf,
+		               &head_len);
+	if (e == ZD_OK) {
+		memcpy(rd, ldns_buffer_begin(buf), head_len);
+		if ((e = hsm_sign(s, k, ldns_buffer_begin(buf), ldns_buffer_position(buf),
+		                  rd + head_len, &siglen)) != ZD_OK)
+			snprintf(err, errlen, "signing the %s RRset: %s",
+			         type == LDNS_RR_TYPE_DNSKEY ? "DNSKEY" : "CDS/CDNSKEY",
+			         hsm_session_error_get(s));
+	}
+	if (e == ZD_OK && (*out = signer_rr_make(sg->apex, LDNS_RR_TYPE_RRSIG,
+	                                         ldns_rr_ttl(ldns_rr_list_rr(rrset, 0)), rd,
+	                                         head_len + siglen)) == NULL)
+		e = ZD_ENOMEM;
+	ldns_buffer_free(buf);
+	return e;
+}
+
+zd_err
+signer_offline_ksk_add(struct signer *sg, struct hsm_key *k)
+{
+	size_t *n;
+	struct hsm_key ***v = role_keys(sg, SIGNER_KSK, &n);
+	uint16_t tag = hsm_key_tag_get(k, HSM_DNSKEY_KSK);
+	if (key_find(sg, SIGNER_KSK, tag) != NULL) {
+		hsm_key_free(k); /* known already */
+		return ZD_OK;
+	}
+	if (tag == sg->zsk_tag || *n >= SIGNER_ZSKS_MAX) {
+		hsm_key_free(k);
+		return ZD_ELIMIT;
+	}
+	struct hsm_key **p = realloc(*v, (*n + 1) * sizeof *p);
+	if (p == NULL) {
+		hsm_key_free(k);
+		return ZD_ENOMEM;
+	}
+	p[(*n)++] = k;
+	*v = p;
+	if (sg->ksk == NULL) {
+		sg->ksk = sg->cds = k;
+		sg->ksk_tag = tag;
+		tags_seen_set(sg);
+	}
+	return ZD_OK;
+}
+
+void
+signer_offline_bundles_set(struct signer *sg, const struct kskb *b)
+{
+	sg->bundles = b;
+}
+
+int
+signer_offline_next_zsk(struct signer *sg, uint64_t now, const uint16_t *avoid, size_t n_avoid,
+                        uint16_t *tag)
+{
+	uint16_t cur[3] = {sg->ksk_tag, sg->zsk_tag, sg->extra_tag};
+	return sg->offline &&
+	       kskb_next_zsk(sg->bundles, (uint32_t)now, cur, sg->extra != NULL ? 3 : 2, avoid,
+	                     n_avoid, tag) &&
+	       key_find(sg, SIGNER_ZSK, *tag) != NULL;
+}
+
+int
+signer_is_offline(const struct signer *sg)
+{
+	return sg->offline;
+}
+
+struct signer_token *
+signer_token_get(struct signer *sg)
+{
+	return sg->tk;
+}
+
+zd_err
+signer_ksk_sets(struct signer *sg, const uint16_t *zsks, size_t n, ldns_rr_list *sets[3])
+{
+	ldns_rr *rr = NULL;
+	zd_err e = ZD_ENOMEM;
+	sets[0] = sets[1] = sets[2] = NULL;
+	if (sg->ksk == NULL)
+		return ZD_ENOTFOUND;
+	if ((sets[0] = ldns_rr_list_new()) == NULL)
+		goto fail;
+	for (size_t i = 0; i <= n; i++) {
+		const struct hsm_key *k = i == 0 ? sg->ksk : key_find(sg, SIGNER_ZSK, zsks[i - 1]);
+		if (k == NULL) {
+			e = ZD_ENOTFOUND;
+			goto fail;
+		}
+		if ((e = dnskey_rr(sg, k, i == 0 ? HSM_DNSKEY_KSK : HSM_DNSKEY_ZSK, &rr)) != ZD_OK)
+			goto fail;
+		e = ZD_ENOMEM;
+		if (!ldns_rr_list_push_rr(sets[0], rr)) /* the list owns rr */
+			goto fail;
+		rr = NULL;
+	}
+	if (sg->p->cds && (e = cds_sets(sg, ldns_rr_list_rr(sets[0], 0), sets)) != ZD_OK)
+		goto fail;
+	return ZD_OK;
+fail:
+	ldns_rr_free(rr);
+	for (int i = 0; i < 3; i++) {
+		ldns_rr_list_deep_free(sets[i]);
+		sets[i] = NULL;
+	}
+	return e;
+}
+
+zd_err
+signer_offline_check(struct signer *sg, char *err, size_t errlen)
+{
+	ldns_rr_list *sets[4];
+	zd_err e;
+	if (!sg->offline)
+		return ZD_OK;
+	if ((e = apex_sets(sg, sets)) != ZD_OK) {
+		snprintf(err, errlen, "the DNSKEY RRset does not build: %s", zd_strerror(e));
+		return e;
+	}
+	uint32_t now = now_s();
+	for (int i = 0; i < 3 && e == ZD_OK; i++) {
+		if (sets[i] == NULL)
+			continue;
+		for (size_t k = 0; k < ldns_rr_list_rr_count(sets[i]); k++)
+			ldns_rr2canonical(ldns_rr_list_rr(sets[i], k));
+		ldns_rr_list_sort(sets[i]);
+		if (sg->bundles == NULL ||
+		    kskb_rrsig_find(sg->bundles, apex_types[i], sets[i], now) == NULL) {
+			snprintf(err, errlen,
+			         "offline KSK: no pre-signed RRSIG is valid now for the %s RRset "
+			         "this step makes: run the KSK ceremony (zonedistctl ksk-ceremony)",
+			         i == 0   ? "DNSKEY"
+			         : i == 1 ? "CDS"
+			                  : "CDNSKEY");
+			e = ZD_ENOTFOUND;
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		ldns_rr_list_deep_free(sets[i]);
+	return e;
+}
+
 /* One queued job's signing input and what its RRSIG needs. */
 struct prepared {
 	size_t off, len; /* of the input in the flush buffer */
@@ -1002,7 +1208,8 @@ struct prepared {
 	int ksk;         /* signed by a KSK */
 	int idx;         /* by the job's signing key of this index (the first in the pool) */
 	const struct hsm_key *key;
-	int skip; /* the RRset went away since it was queued */
+	int skip;               /* the RRset went away since it was queued */
+	const ldns_rr *bundled; /* offline KSK: the pre-signed RRSIG (the bundles'), not signed */
 	uint8_t sig[HSM_SIG_MAX];
 	size_t siglen;
 };
@@ -1015,7 +1222,6 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 {
 	struct signer *sg = w->sg;
 	ldns_rr_list *rrset = NULL;
-	uint8_t head[18 + 256];
 	zd_err e;
 
 	memset(pr, 0, sizeof *pr);
@@ -1036,24 +1242,35 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 	pr->idx = j->idx;
 	pr->key = ks.k[j->idx];
 	pr->ttl = ldns_rr_ttl(ldns_rr_list_rr(rrset, 0));
+	if (pr->ksk && sg->offline) {
+		/* the KSK is away: the RRSIG the ceremony made for this RRset */
+		for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
+			ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
+		ldns_rr_list_sort(rrset);
+		pr->bundled =
+		        sg->bundles ? kskb_rrsig_find(sg->bundles, j->type, rrset, w->now) : NULL;
+		ldns_rr_list_deep_free(rrset);
+		if (pr->bundled == NULL) {
+			char until[32];
+			zd_time_utc(sg->bundles ? kskb_until_get(sg->bundles) : 0, 0, until,
+			            sizeof until);
+			snprintf(w->err, w->errlen,
+			         "offline KSK: no pre-signed RRSIG for this %s RRset is valid now "
+			         "(the bundles run until %s): connect the KSK token and run the "
+			         "ceremony (zonedistctl ksk-ceremony)",
+			         j->type == LDNS_RR_TYPE_DNSKEY ? "DNSKEY"
+			         : j->type == LDNS_RR_TYPE_CDS  ? "CDS"
+			                                        : "CDNSKEY",
+			         sg->bundles ? until : "nowhere");
+			return ZD_ENOTFOUND;
+		}
+		return ZD_OK;
+	}
 	uint32_t inception = w->now - sg->p->inception_offset;
 	uint32_t expiration = w->now + sg->p->validity - jitter(sg);
-	pr->head_len = rrsig_head(sg, rrset, j->type, hsm_key_alg_get(pr->key), ks.tag[j->idx],
-	                          inception, expiration, head);
-	/* One input per scratch buffer: ldns keeps buffer positions of RDLENGTH
-	 * fields in 16 bits, so it never writes past 64 KiB here. */
-	ldns_buffer_clear(buf);
-	ldns_buffer_write(buf, head, pr->head_len);
-	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset); k++)
-		ldns_rr2canonical(ldns_rr_list_rr(rrset, k));
-	ldns_rr_list_sort(rrset);
-	for (size_t k = 0; k < ldns_rr_list_rr_count(rrset) && e == ZD_OK; k++)
-		if (ldns_rr2buffer_wire_canonical(buf, ldns_rr_list_rr(rrset, k),
-		                                  LDNS_SECTION_ANY) != LDNS_STATUS_OK)
-			e = ZD_ENOMEM;
+	e = input_wire(sg, rrset, j->type, hsm_key_alg_get(pr->key), ks.tag[j->idx], inception,
+	               expiration, buf, &pr->head_len);
 	ldns_rr_list_deep_free(rrset);
-	if (e == ZD_OK && ldns_buffer_status(buf) != LDNS_STATUS_OK)
-		e = ZD_ENOMEM;
 	if (e == ZD_OK && ldns_buffer_position(buf) > HSM_POOL_DATA_MAX)
 		e = ZD_ELIMIT;
 	pr->off = all->len;
@@ -1079,7 +1296,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (jobs == NULL)
 			return ZD_ENOMEM;
 		for (size_t i = 0; i < n; i++)
-			if (!pr[i].skip && pr[i].idx == 0)
+			if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL)
 				jobs[k++] = (struct hsm_pool_job){.data = base + pr[i].off,
 				                                  .len = pr[i].len,
 				                                  .key = pr[i].ksk ? 1 : 0,
@@ -1088,7 +1305,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 		if (e == ZD_OK) {
 			k = 0;
 			for (size_t i = 0; i < n; i++)
-				if (!pr[i].skip && pr[i].idx == 0)
+				if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL)
 					pr[i].siglen = jobs[k++].siglen;
 		} else if (hsm_pool_lost(sg->pool)) {
 			sg->tk->up = 0; /* the batch thread's session goes the same way */
@@ -1098,7 +1315,7 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 			return e;
 	}
 	for (size_t i = 0; i < n && e == ZD_OK; i++) {
-		if (pr[i].skip || (sg->pool != NULL && pr[i].idx == 0))
+		if (pr[i].skip || pr[i].bundled != NULL || (sg->pool != NULL && pr[i].idx == 0))
 			continue;
 		pr[i].siglen = sizeof pr[i].sig;
 		e = token_sign(sg->tk, pr[i].key, base + pr[i].off, pr[i].len, pr[i].sig,
@@ -1111,6 +1328,35 @@ inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_
 			free(o);
 		}
 	}
+	return e;
+}
+
+/* Offline KSK: the pre-signed RRSIG over j's RRset, unless the version
+ * has that one already (a refresh with no fresher bundle changes nothing). */
+static zd_err
+bundled_put(struct work *w, const struct job *j, const ldns_rr *sig)
+{
+	ldns_rr_list *cur = NULL;
+	zd_err e = store_rrset_find(w->s, w->v, j->owner, LDNS_RR_TYPE_RRSIG, j->type, &cur);
+	if (e != ZD_OK)
+		return e;
+	int same = cur != NULL && ldns_rr_list_rr_count(cur) == 1 &&
+	           ldns_rr_compare(ldns_rr_list_rr(cur, 0), sig) == 0 &&
+	           ldns_rr_ttl(ldns_rr_list_rr(cur, 0)) == ldns_rr_ttl(sig);
+	ldns_rr_list_deep_free(cur);
+	if (same)
+		return ZD_OK;
+	ldns_rr_list *l = ldns_rr_list_new();
+	ldns_rr *rr = ldns_rr_clone(sig);
+	if (l == NULL || rr == NULL || !ldns_rr_list_push_rr(l, rr)) {
+		ldns_rr_free(rr);
+		ldns_rr_list_free(l);
+		return ZD_ENOMEM;
+	}
+	e = store_txn_rrset_put(w->t, j->owner, LDNS_RR_TYPE_RRSIG, j->type, l);
+	ldns_rr_list_deep_free(l);
+	if (e == ZD_OK)
+		w->st->bundled++;
 	return e;
 }
 
@@ -1134,7 +1380,10 @@ signer_jobs_flush(struct work *w)
 		goto out;
 	}
 	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++)
-		if ((e = input_build(w, &w->jobs[i], buf, &all, &pr[i])) != ZD_OK) {
+		if ((e = input_build(w, &w->jobs[i], buf, &all, &pr[i])) == ZD_ENOTFOUND &&
+		    sg->offline) {
+			e = ZD_EHSM; /* no pre-signed RRSIG; w->err says so */
+		} else if (e != ZD_OK) {
 			char *o = ldns_rdf2str(w->jobs[i].owner);
 			snprintf(w->err, w->errlen, "the signing input of %s type %u: %s",
 			         o ? o : "?", w->jobs[i].type, zd_strerror(e));
@@ -1151,6 +1400,11 @@ signer_jobs_flush(struct work *w)
 		       ldns_dname_compare(w->jobs[end].owner, j->owner) == 0)
 			end++;
 		if (pr[i].skip) {
+			i = end;
+			continue;
+		}
+		if (pr[i].bundled != NULL) {
+			e = bundled_put(w, j, pr[i].bundled);
 			i = end;
 			continue;
 		}
@@ -1477,9 +1731,10 @@ pool_start(struct signer *sg, size_t names)
 	struct hsm_pool_key keys[2];
 	keys[0].id = hsm_key_id_get(sg->zsk, &keys[0].id_len);
 	keys[1].id = hsm_key_id_get(sg->ksk, &keys[1].id_len);
+	size_t n_keys = sg->offline ? 1 : 2; /* an offline KSK is not in the token */
 	const char *const argv[] = {"/proc/self/exe", NULL};
 	uint64_t t0 = zd_now_ms();
-	if (hsm_pool_new(&c, argv, procs, keys, 2, &sg->pool, err, sizeof err) != ZD_OK) {
+	if (hsm_pool_new(&c, argv, procs, keys, n_keys, &sg->pool, err, sizeof err) != ZD_OK) {
 		sg->pool = NULL;
 		zd_log(ZD_LOG_WARNING, "signer", sg->zc->name,
 		       "no signing processes (%s); the full signing runs in one", err);
@@ -1621,10 +1876,30 @@ out:
 
 struct refresh_ctx {
 	struct signer *sg;
+	struct store *s;
+	uint64_t v;
 	uint32_t now;
 	ldns_rdf *last;
 	zd_err e;
 };
+
+/* An offline KSK's RRSIG expiring at exp over the apex RRset of type: 1
+ * when the bundles have a fresher one for it (else renewing changes
+ * nothing, and the refresh leaves it). */
+static int
+bundle_fresher(const struct refresh_ctx *c, uint16_t type, uint32_t exp)
+{
+	ldns_rr_list *set = NULL;
+	if (store_rrset_find(c->s, c->v, c->sg->apex, type, 0, &set) != ZD_OK || set == NULL)
+		return 0;
+	for (size_t k = 0; k < ldns_rr_list_rr_count(set); k++)
+		ldns_rr2canonical(ldns_rr_list_rr(set, k));
+	ldns_rr_list_sort(set);
+	const ldns_rr *best = kskb_rrsig_find(c->sg->bundles, type, set, c->now);
+	ldns_rr_list_deep_free(set);
+	return best != NULL &&
+	       (int32_t)(ldns_rdf2native_int32(ldns_rr_rrsig_expiration(best)) - exp) > 0;
+}
 
 static zd_err
 refresh_rr(void *arg, const ldns_rr *rr)
@@ -1636,6 +1911,11 @@ refresh_rr(void *arg, const ldns_rr *rr)
 	if ((int32_t)(exp - c->now) > (int32_t)c->sg->p->refresh)
 		return ZD_OK;
 	if (c->last != NULL && ldns_dname_compare(c->last, ldns_rr_owner(rr)) == 0)
+		return ZD_OK;
+	uint16_t covered = ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr));
+	if (c->sg->offline && type_is_ksk_signed(covered) &&
+	    ldns_dname_compare(ldns_rr_owner(rr), c->sg->apex) == 0 &&
+	    !bundle_fresher(c, covered, exp))
 		return ZD_OK;
 	if (c->sg->pending.n >= PENDING_MAX)
 		return ZD_OK;
@@ -1649,8 +1929,8 @@ refresh_rr(void *arg, const ldns_rr *rr)
 zd_err
 signer_refresh_collect(struct signer *sg, struct store *s, size_t max_names, size_t *due)
 {
-	struct refresh_ctx c = {.sg = sg, .now = now_s()};
 	uint64_t v = store_published_get(s);
+	struct refresh_ctx c = {.sg = sg, .s = s, .v = v, .now = now_s()};
 	zd_err e = ZD_OK;
 
 	if (v != 0 && sg->pending.n < PENDING_MAX) {

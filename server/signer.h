@@ -38,7 +38,10 @@
 #define SIGNER_BELOW_MAX 1000000
 
 struct signer_token; /* the PKCS#11 token, logged in, with the batch thread's session */
-struct signer;       /* one zone's keys and policy */
+struct hsm_key;
+struct hsm_session;
+struct kskb;
+struct signer; /* one zone's keys and policy */
 enum signer_role { SIGNER_ZSK, SIGNER_KSK };
 
 /* Load the module, log in, open the signing session.  On failure err says
@@ -52,6 +55,11 @@ int signer_token_is_up(const struct signer_token *tk);
 /* When the token is lost, try to reconnect (sessions closed, module
  * re-initialised, keys found again).  ZD_OK when the token is usable. */
 zd_err signer_token_check(struct signer_token *tk, char *err, size_t errlen);
+/* Reconnect now (the module re-initialised when nothing else in the
+ * process uses it), so that a token connected since is seen: SoftHSM and
+ * others list their tokens at C_Initialize.  The batch thread, not during
+ * a full signing.  ZD_OK when the token is usable again. */
+zd_err signer_token_rescan(struct signer_token *tk, char *err, size_t errlen);
 
 /* The zone's keys: found in the token by label (of any algorithm: until
  * an algorithm rollover replaced them they may not be the policy's; one of
@@ -64,6 +72,7 @@ void signer_free(struct signer *sg);
 
 struct signer_stats {
 	size_t signatures;    /* RRSIGs made */
+	size_t bundled;       /* RRSIGs taken from an offline KSK's bundles */
 	size_t names;         /* names reconciled */
 	size_t chain_changed; /* NSEC3/NSEC records added, removed or rewritten */
 	uint64_t ms;          /* time spent */
@@ -148,6 +157,33 @@ zd_err signer_key_generate(struct signer *sg, enum signer_role role, const char 
 /* Delete a key that is no longer published from the token. */
 zd_err signer_key_destroy(struct signer *sg, enum signer_role role, uint16_t tag, char *err,
                           size_t errlen);
+
+/* Offline KSK (dnssec keys offline-ksk, server/kskbundle.h): the KSKs are
+ * public halves whose token is away, and the DNSKEY, CDS and CDNSKEY
+ * RRsets take the RRSIGs a ceremony made.  Takes k (a public half, or a
+ * key of the KSK token) as a KSK of the zone; the first one added signs.
+ * ZD_ELIMIT when its tag is the ZSK's. */
+zd_err signer_offline_ksk_add(struct signer *sg, struct hsm_key *k);
+/* The bundles the KSK's RRSIGs come from (borrowed until replaced). */
+void signer_offline_bundles_set(struct signer *sg, const struct kskb *b);
+int signer_is_offline(const struct signer *sg);
+/* The token sg signs with (borrowed). */
+struct signer_token *signer_token_get(struct signer *sg);
+/* 1 with *tag: the ZSK in the token, none of avoid[0..n_avoid), that a
+ * pre-signed DNSKEY RRset valid at now adds to the published keys (a ZSK
+ * roll's publish). */
+int signer_offline_next_zsk(struct signer *sg, uint64_t now, const uint16_t *avoid, size_t n_avoid,
+                            uint16_t *tag);
+/* ZD_OK when the bundles hold an RRSIG valid now for each of the DNSKEY,
+ * CDS and CDNSKEY RRsets the keys make now; else err says which lacks. */
+zd_err signer_offline_check(struct signer *sg, char *err, size_t errlen);
+/* The ceremony: the DNSKEY, CDS and CDNSKEY RRsets (sets[1], sets[2]:
+ * NULL without dnssec cds) of the active KSK with the ZSKs tagged
+ * zsks[0..n), and an RRSIG over one by key k through session s. */
+zd_err signer_ksk_sets(struct signer *sg, const uint16_t *zsks, size_t n, ldns_rr_list *sets[3]);
+zd_err signer_rrsig_make(struct signer *sg, struct hsm_session *s, const struct hsm_key *k,
+                         ldns_rr_list *rrset, uint16_t type, uint32_t inception,
+                         uint32_t expiration, ldns_rr **out, char *err, size_t errlen);
 
 /* Test hook: the next n keys generated (ZSK or KSK) are taken to have the
  * signing ZSK's tag, so the collision check must refuse them (n <= 64). */

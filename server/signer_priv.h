@@ -57,6 +57,11 @@ struct signer {
 	struct store_cursor refresh_cur;
 	ldns_rdf *corrupt_owner; /* test hook */
 	struct hsm_pool *pool;   /* worker processes during a full signing, else NULL */
+	/* dnssec keys offline-ksk: the KSKs are public halves (their token is
+	 * away) and the DNSKEY, CDS and CDNSKEY RRsets take their RRSIGs from
+	 * the pre-signed bundles (server/kskbundle.h; borrowed, NULL: none) */
+	int offline;
+	const struct kskb *bundles;
 };
 
 /* The zone's key of role tagged tag in the token, or NULL (borrowed). */

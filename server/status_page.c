@@ -344,6 +344,22 @@ keys_bar(const json_t *z, struct bar *x)
 				                 : "");
 			}
 		}
+		const json_t *ok = json_object_get(k, "offline_ksk");
+		json_int_t until = 0;
+		if (num(ok, "until", &until) && num(k, "clock", &now)) {
+			char d[64];
+			size_t n = strlen(x->label);
+			snprintf(x->label + n, sizeof x->label - n, " (offline KSK)");
+			duration(until > now ? until - now : now - until, d, sizeof d);
+			n = strlen(x->why);
+			snprintf(x->why + n, sizeof x->why - n,
+			         "; offline KSK: the pre-signed bundles %s %s%s",
+			         until > now ? "run out in" : "ran out", d,
+			         until > now ? "" : " ago: run the KSK ceremony");
+			if (json_is_true(json_object_get(ok, "running_out")))
+				x->color = json_is_true(json_object_get(ok, "ran_out")) ? "red"
+				                                                        : "yellow";
+		}
 		parent_ds_mark(z, x);
 	}
 }

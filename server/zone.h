@@ -46,6 +46,8 @@ struct zone {
 	 * (server/keystate.h); set at start-up, read-only afterwards. */
 	uint64_t ksk_active_s, zsk_active_s;
 	struct keyroll *roll; /* the ZSK rollover (server/keyroll.h); owned by zonedistd.c */
+	struct kskb *kskb;    /* offline KSK: the signer's bundles (server/kskbundle.h); owned
+	                         by zonedistd.c, replaced by the batch thread's ceremonies */
 	uint64_t ttl_capped;  /* batch thread: TTLs lowered to max-ttl, not yet logged */
 };
 

@@ -31,6 +31,7 @@
 #include "server/checkpoint.h"
 #include "server/journal.h"
 #include "server/keyroll.h"
+#include "server/kskbundle.h"
 #include "server/keybackup.h"
 #include "server/keystate.h"
 #include "server/opdb.h"
@@ -194,6 +195,74 @@ init_db(const struct zd_config *cfg)
 	return rc;
 }
 
+/* An offline KSK's zone, before its roll state is read: the KSK the last
+ * ceremony signed with (a public half), or, before the first ceremony, the
+ * KSK token's (found or generated there). */
+static zd_err
+offline_keys(struct daemon *d, struct zone *z, PGconn *c, char *err, size_t errlen)
+{
+	char why[400];
+	zd_err e = kskb_load(c, z->cfg->name, &z->kskb, why, sizeof why);
+	if (e != ZD_OK) {
+		snprintf(err, errlen, "offline KSK: %s", why);
+		return e;
+	}
+	const ldns_rr *k = kskb_ksk_get(z->kskb);
+	if (k != NULL) {
+		const ldns_rdf *pub = ldns_rr_dnskey_key(k);
+		struct hsm_key *h = NULL;
+		char label[300];
+		snprintf(label, sizeof label, "%s KSK", z->cfg->name);
+		e = pub ? hsm_key_public_new(ldns_rdf2native_int8(ldns_rr_dnskey_algorithm(k)),
+		                             ldns_rdf_data(pub), ldns_rdf_size(pub), label, &h)
+		        : ZD_EMALFORMED;
+		if (e == ZD_OK)
+			e = signer_offline_ksk_add(z->signer, h);
+		if (e != ZD_OK)
+			snprintf(err, errlen, "offline KSK: the KSK of the last ceremony: %s",
+			         zd_strerror(e));
+	} else if ((e = kskb_ksk_fetch(z->signer, z->cfg, &d->cfg->hsm, why, sizeof why)) !=
+	           ZD_OK) {
+		snprintf(err, errlen,
+		         "offline KSK: no ceremony yet, and %s: connect the KSK token for the "
+		         "first one",
+		         why);
+	}
+	signer_offline_bundles_set(z->signer, z->kskb);
+	return e;
+}
+
+/* An offline KSK's zone once its roll state is read: a ceremony when there
+ * are no bundles yet or they end within bundle-warn and the KSK token is
+ * connected.  Without bundles and without the token the zone cannot be
+ * signed: the start is refused. */
+static zd_err
+offline_ceremony(struct daemon *d, struct zone *z, PGconn *c, char *err, size_t errlen)
+{
+	uint64_t now = zd_clock_s();
+	if (z->kskb != NULL && now + z->cfg->dnssec.keys.bundle_warn < kskb_until_get(z->kskb)) {
+		keyroll_offline_set(z->roll, z->kskb);
+		return ZD_OK;
+	}
+	char why[400];
+	struct kskb *nb = NULL;
+	zd_err e = keyroll_ceremony(z->roll, &d->cfg->hsm, now, c, &nb, why, sizeof why);
+	keyroll_ceremony_done(z->roll, e == ZD_OK ? NULL : why);
+	if (e == ZD_OK) {
+		signer_offline_bundles_set(z->signer, nb);
+		kskb_free(z->kskb);
+		z->kskb = nb;
+	} else if (z->kskb == NULL) {
+		snprintf(err, errlen, "offline KSK: the first ceremony failed: %s", why);
+		return e;
+	} else {
+		zd_log(ZD_LOG_WARNING, "main", z->cfg->name,
+		       "offline KSK: the bundles end soon and no ceremony was made: %s", why);
+	}
+	keyroll_offline_set(z->roll, z->kskb);
+	return ZD_OK;
+}
+
 /* Each signed zone's keys in zonedist.key, and their activation times on
  * record (the start of the rollover schedule, docs/KEYS.md). */
 static zd_err
@@ -216,6 +285,11 @@ keys_record(struct daemon *d, char *err, size_t errlen)
 		uint8_t alg;
 		if (z->signer == NULL)
 			continue;
+		if (z->cfg->dnssec.keys.offline_ksk &&
+		    (e = offline_keys(d, z, c, why, sizeof why)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: %s", z->cfg->name, why);
+			break;
+		}
 		/* the ZSK roll's state first: it says which ZSK is active */
 		e = keyroll_new(z->cfg, z->signer, c, &z->roll, why, sizeof why);
 		if (e == ZD_OK) {
@@ -228,6 +302,11 @@ keys_record(struct daemon *d, char *err, size_t errlen)
 			break;
 		}
 		keyroll_active_at_set(z->roll, z->ksk_active_s, z->zsk_active_s);
+		if (z->cfg->dnssec.keys.offline_ksk &&
+		    (e = offline_ceremony(d, z, c, why, sizeof why)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: %s", z->cfg->name, why);
+			break;
+		}
 	}
 	PQfinish(c);
 	return e;
@@ -327,6 +406,7 @@ daemon_clear(struct daemon *d)
 	for (size_t i = 0; i < d->n_zones; i++) {
 		keyroll_free(d->zones[i]->roll);
 		signer_free(d->zones[i]->signer);
+		kskb_free(d->zones[i]->kskb);
 		zone_free(d->zones[i]);
 	}
 	signer_token_free(d->token);

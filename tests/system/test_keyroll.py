@@ -183,8 +183,9 @@ class Sim:
     simulated clock, stepped one tick at a time."""
 
     def __init__(self, pg, spawn, softhsm, unbound_factory, tmp_path, policy=POLICY, env=None,
-                 parent=False):
+                 parent=False, tick=TICK, zd_kw=None):
         self.pg = pg
+        self.tick_s = tick
         self.start = int(time.time()) // HOUR * HOUR + HOUR
         self.clock = SimClock(str(tmp_path), self.start)
         self.parent = None
@@ -197,7 +198,7 @@ class Sim:
         self.c = c = Chain(pg, spawn, secondaries=("nsd",),
                            zonedistd_kw=dict(hsm=softhsm, dnssec=policy,
                                              env={"ZD_TEST_CLOCK_FILE": self.clock.zd_file,
-                                                  **(env or {})}))
+                                                  **(env or {})}, **(zd_kw or {})))
         self.reg = c.registry
         self.reg.set_zone(ZONE, ns_ttl=HOUR, ds_ttl=HOUR, glue_ttl=HOUR)
         self.reg.bulk_fill(ZONE, 40, seed=7, triggers=False)
@@ -237,7 +238,7 @@ class Sim:
         c, reg = self.c, self.reg
         if advance:
             self.tick_n += 1
-            self.clock.set(self.start + self.tick_n * TICK)
+            self.clock.set(self.start + self.tick_n * self.tick_s)
             name = f"roll{self.tick_n}.tld."
             reg.add_domain(name, ns=["ns1.extern.example."],
                            ds=[(1000 + self.tick_n, 13, 2, f"{self.tick_n % 256:02x}" * 32)])

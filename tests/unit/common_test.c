@@ -697,6 +697,80 @@ config_hsm_backup_and_require_backup(void **state)
 }
 
 static void
+config_offline_ksk_needs_its_token(void **state)
+{
+	static const char *const bad[][2] = {
+	        {"hsm: {token-label: t, pin-env: P}\n",
+	         SOA "    dnssec: {keys: {offline-ksk: true}}\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {pin-env: P}}\n",
+	         SOA "    dnssec: on\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k}}\n",
+	         SOA "    dnssec: on\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, pin-env: P, "
+	         "wrap-key: w}}\n",
+	         SOA "    dnssec: on\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, pin-env: P, "
+	         "ksk-token: {token-label: j, pin-env: P}}}\n",
+	         SOA "    dnssec: on\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, pin-env: P}}\n",
+	         SOA "    dnssec: {keys: {offline-ksk: true, bundle-period: 30d, bundle-warn: "
+	             "30d}}\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, pin-env: P}}\n",
+	         SOA "    dnssec: {unsign: true, keys: {offline-ksk: true}}\n"},
+	        {"hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, pin-env: P}}\n",
+	         SOA "    dnssec: {keys: {offline-ksk: true, bundle-period: 1h}}\n"},
+	};
+	static const char *const why[] = {
+	        "zone tld. has offline-ksk but the hsm: section has no ksk-token:",
+	        "hsm ksk-token needs a token-label",
+	        "hsm ksk-token needs exactly one of pin-file and pin-env",
+	        "unknown hsm ksk-token setting 'wrap-key'",
+	        "unknown hsm ksk-token setting 'ksk-token'",
+	        "bundle-warn = 2592000 s must be < bundle-period",
+	        "unsigning needs the KSK to sign the delete CDS",
+	        "bundle-period",
+	};
+	struct zd_config *c = NULL;
+	char err[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(parse_zone(bad[i][0], bad[i][1], &c, err, sizeof err),
+		                 ZD_EMALFORMED);
+		if (strstr(err, why[i]) == NULL)
+			fail_msg("%zu: %s", i, err);
+		assert_null(c);
+	}
+	assert_int_equal(parse_zone("hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, "
+	                            "pin-file: /k.pin, module: /m.so}, backup: {token-label: b, "
+	                            "pin-env: Q}}\n",
+	                            SOA
+	                            "    dnssec: {keys: {offline-ksk: true, bundle-period: 60d, "
+	                            "bundle-warn: 7d}}\n",
+	                            &c, err, sizeof err),
+	                 ZD_OK);
+	assert_non_null(c->hsm.ksk_token);
+	assert_string_equal(c->hsm.ksk_token->token_label, "k");
+	assert_string_equal(c->hsm.ksk_token->pin_file, "/k.pin");
+	assert_string_equal(c->hsm.ksk_token->module, "/m.so");
+	assert_string_equal(c->hsm.backup->token_label, "b");
+	assert_true(c->zones[0].dnssec.keys.offline_ksk);
+	assert_int_equal(c->zones[0].dnssec.keys.bundle_period, 60 * 86400);
+	assert_int_equal(c->zones[0].dnssec.keys.bundle_warn, 7 * 86400);
+	zd_config_free(c);
+	c = NULL;
+	/* defaults */
+	assert_int_equal(parse_zone("hsm: {token-label: t, pin-env: P, ksk-token: {token-label: k, "
+	                            "pin-env: P}}\n",
+	                            SOA "    dnssec: {keys: {offline-ksk: true}}\n", &c, err,
+	                            sizeof err),
+	                 ZD_OK);
+	assert_int_equal(c->zones[0].dnssec.keys.bundle_period, 90 * 86400);
+	assert_int_equal(c->zones[0].dnssec.keys.bundle_warn, 14 * 86400);
+	assert_null(c->hsm.backup);
+	zd_config_free(c);
+}
+
+static void
 config_dnssec_defaults_for_absent_off_and_on(void **state)
 {
 	static const char *const bodies[] = {
@@ -928,6 +1002,7 @@ main(void)
 	        cmocka_unit_test(config_dnssec_guard_accepts_a_short_lived_test_policy),
 	        cmocka_unit_test(config_hsm_is_required_and_checked),
 	        cmocka_unit_test(config_hsm_backup_and_require_backup),
+	        cmocka_unit_test(config_offline_ksk_needs_its_token),
 	        cmocka_unit_test(config_dnssec_defaults_for_absent_off_and_on),
 	        cmocka_unit_test(config_dnssec_parses_each_setting),
 	        cmocka_unit_test(name_normalize_lowercases_and_adds_one_dot),

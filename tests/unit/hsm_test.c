@@ -825,6 +825,50 @@ sign_refuses_a_short_buffer_and_leaves_it_alone(void **state)
 	hsm_free(h);
 }
 
+/* An offline KSK's public half: the same tag, algorithm, size and DNSKEY
+ * as the token's key, and nothing to sign with. */
+static void
+public_half_matches_the_token_key_and_cannot_sign(void **state)
+{
+	static const struct {
+		uint8_t alg;
+		uint16_t bits;
+	} specs[] = {{HSM_ALG_ECDSAP256SHA256, 0}, {HSM_ALG_ED25519, 0}, {HSM_ALG_RSASHA256, 2048}};
+	struct hsm_session *s = NULL;
+	char err[256];
+	(void)state;
+	struct hsm *h = hsm_up();
+	assert_int_equal(hsm_session_open(h, &s, err, sizeof err), ZD_OK);
+	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+		struct hsm_key *k = key_make(h, specs[i].alg, specs[i].bits, "public-half"),
+		               *p = NULL;
+		size_t len = 0, siglen = HSM_SIG_MAX;
+		const uint8_t *pub = hsm_key_pubkey_get(k, &len);
+		uint8_t sig[HSM_SIG_MAX], a[HSM_DNSKEY_RDATA_MAX], b[HSM_DNSKEY_RDATA_MAX];
+		size_t la = 0, lb = 0;
+		assert_int_equal(hsm_key_public_new(specs[i].alg, pub, len, "tld. KSK", &p), ZD_OK);
+		assert_int_equal(hsm_key_tag_get(p, HSM_DNSKEY_KSK),
+		                 hsm_key_tag_get(k, HSM_DNSKEY_KSK));
+		assert_int_equal(hsm_key_alg_get(p), hsm_key_alg_get(k));
+		assert_int_equal(hsm_key_bits_get(p), hsm_key_bits_get(k));
+		assert_int_equal(hsm_key_siglen_get(p), hsm_key_siglen_get(k));
+		assert_string_equal(hsm_key_label_get(p), "tld. KSK");
+		assert_int_equal(hsm_key_dnskey_rdata(p, HSM_DNSKEY_KSK, a, sizeof a, &la), ZD_OK);
+		assert_int_equal(hsm_key_dnskey_rdata(k, HSM_DNSKEY_KSK, b, sizeof b, &lb), ZD_OK);
+		assert_int_equal(la, lb);
+		assert_memory_equal(a, b, la);
+		assert_int_not_equal(hsm_sign(s, p, (const uint8_t *)"abc", 3, sig, &siglen),
+		                     ZD_OK);
+		/* a public key field of the wrong length or algorithm is refused */
+		assert_int_equal(hsm_key_public_new(specs[i].alg, pub, 3, "x", &p), ZD_EMALFORMED);
+		assert_int_equal(hsm_key_public_new(7, pub, len, "x", &p), ZD_EMALFORMED);
+		hsm_key_free(p);
+		assert_int_equal(hsm_key_destroy(&k), ZD_OK);
+	}
+	hsm_session_close(s);
+	hsm_free(h);
+}
+
 /* ---- keys ---- */
 
 static void
@@ -1333,6 +1377,7 @@ main(void)
 	        cmocka_unit_test(sessions_and_keys_need_a_connection),
 	        cmocka_unit_test(generate_refuses_bad_specs_and_leaves_nothing),
 	        cmocka_unit_test(sign_refuses_a_short_buffer_and_leaves_it_alone),
+	        cmocka_unit_test(public_half_matches_the_token_key_and_cannot_sign),
 	        cmocka_unit_test(pin_from_the_environment_logs_in),
 	        cmocka_unit_test(alg_check_finds_every_mechanism),
 	        cmocka_unit_test(each_algorithm_is_generated_checked_and_found_again_after_restart),

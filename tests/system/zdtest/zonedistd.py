@@ -28,7 +28,8 @@ class Zonedistd:
     def __init__(self, pg, zones=("tld.",), notify=(), acl=("127.0.0.0/8",), tsig=None,
                  serial_policy="increment", limits=None, log_level="info", apex=None,
                  ipv6=False, env=None, hsm=None, dnssec=None, soa=None, build=None,
-                 api_token="test-token-0123456789", extra_config=(), hsm_backup=None):
+                 api_token="test-token-0123456789", extra_config=(), hsm_backup=None,
+                 hsm_ksk_token=None):
         """notify: [(port, keyname-or-None)]; acl: prefixes, or (prefix, key)
         pairs; tsig: [(name, algorithm, secret)]; hsm: a zdtest.softhsm.SoftHsm
         (its token and PIN file); dnssec: "on", "off" or a dict of dnssec:
@@ -36,7 +37,9 @@ class Zonedistd:
         build: the build tree to run (default: $ZD_BUILD, else build/);
         api_token: the API's state-change token (None: no token-file);
         extra_config: top-level YAML lines added to the configuration;
-        hsm_backup: a dict of hsm backup: settings (docs/KEYS.md "Backups")."""
+        hsm_backup: a dict of hsm backup: settings (docs/KEYS.md "Backups");
+        hsm_ksk_token: a dict of hsm ksk-token: settings (docs/KEYS.md
+        "Offline KSK")."""
         self.pg = pg
         self.dir = tempfile.mkdtemp(prefix="zd-zonedistd-")
         self.conf = os.path.join(self.dir, "zonedistd.yaml")
@@ -61,6 +64,7 @@ class Zonedistd:
         self.api_token = api_token
         self.extra_config = list(extra_config)
         self.hsm_backup = hsm_backup
+        self.hsm_ksk_token = hsm_ksk_token
         self.api_socket = os.path.join(self.dir, "api.sock")
         self.daemon = None
 
@@ -87,6 +91,9 @@ class Zonedistd:
             if self.hsm_backup:
                 backup = ", backup: {" + ", ".join(f"{k}: {v}" for k, v in
                                                    self.hsm_backup.items()) + "}"
+            if self.hsm_ksk_token:
+                backup += ", ksk-token: {" + ", ".join(f"{k}: {v}" for k, v in
+                                                       self.hsm_ksk_token.items()) + "}"
             lines.append(f"hsm: {{module: {self.hsm.module}, token-label: {self.hsm.label}, "
                          f"pin-file: {self.hsm.pin_file}{backup}}}")
         lines.append("zones:")
