@@ -996,6 +996,18 @@ cmd_keys_plan(struct ctl *x, char **args, int n)
 		       at > 0 ? "due at " : "as soon as it can (docs/KEYS.md)",
 		       at > 0 ? date_text(json_object_get(ar, "next_at"), b[4], CELL_BYTES) : "");
 	}
+	const json_t *ok = json_object_get(d, "offline_ksk");
+	if (json_is_object(ok)) {
+		char b[3][CELL_BYTES];
+		printf("offline KSK: %s DNSKEY RRsets pre-signed at %s, fresh signatures until "
+		       "%s%s\n",
+		       val(json_object_get(ok, "keysets"), b[0], CELL_BYTES),
+		       date_text(json_object_get(ok, "made_at"), b[1], CELL_BYTES),
+		       date_text(json_object_get(ok, "until"), b[2], CELL_BYTES),
+		       json_is_true(json_object_get(ok, "running_out"))
+		               ? ": run the ceremony (zonedistctl ksk-ceremony)"
+		               : "");
+	}
 	table_add(&t, head);
 	json_array_foreach(json_object_get(d, "steps"), i, st)
 	{

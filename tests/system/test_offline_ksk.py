@@ -104,6 +104,9 @@ def test_offline_ksk_presigned_quarter_runs_with_the_ksk_token_removed(
     publishes = sum(s["event"] == "publish" for s in plan)
     assert publishes >= 3 and generated_zsks(zd) == 1 + publishes, plan
     assert not [s for s in offline_view(zd)["steps"] if s["role"] == "KSK"]
+    p = ctl("keys", "plan", ZONE, "--days", "90", zd=zd)
+    assert p.returncode == 0 and f"offline KSK: {keysets} DNSKEY RRsets pre-signed at" in p.stdout \
+        and "run the ceremony" not in p.stdout and "KSK #" not in p.stdout, p.stdout
     step = (30 * DAY - 24 * DAY) // 2  # (signature-validity - refresh) / 2
     assert slots >= keysets and slots <= keysets * (PERIOD // step + 2), slots
     presigned = bundle_sigs(pg)
