@@ -14,6 +14,7 @@ import pytest
 from test_ctl import ctl, ctl_json
 from zdtest import dnssec
 from zdtest.env import Chain
+from zdtest.proc import wait_until
 from zdtest.softhsm import SoftHsm
 
 ZONE = "tld."
@@ -207,6 +208,68 @@ def test_a_new_token_without_the_zones_keys_is_refused(pg, spawn, softhsm):
     c.registry.add_domain("after.tld.", ns=["ns1.extern.example."])
     c.zd.wait_serial_change(before, ZONE)
     assert private_keys(softhsm) == keys and key_rows(pg) == rows
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    assert "after.tld." in text
+    ok, out = dnssec.ldns_verify_zone(text, ZONE)
+    assert ok, out
+
+
+def algroll_rows(pg):
+    return pg.psql("SELECT from_alg, to_alg, ksk, zsk, signed, published FROM zonedist.algroll "
+                   "WHERE zone = 'tld.'").splitlines()
+
+
+def test_an_algorithm_changed_again_half_way_or_a_stray_algorithm_row_is_refused(
+        pg, spawn, softhsm):
+    """An algorithm rollover is not called off or redirected half-way: with
+    RSASHA256 to ECDSAP256SHA256 begun, a start with ED25519 in the policy is
+    refused and changes nothing; a zonedist.key row of a third algorithm that
+    is not removed is refused too; with both put right the rollover resumes
+    in the stage it was in, with the keys it made (none generated again)."""
+    c = Chain(pg, spawn, secondaries=(),
+              zonedistd_kw=dict(hsm=softhsm, dnssec={"algorithm": "rsasha256"}))
+    c.registry.bulk_fill(ZONE, 20, seed=6, triggers=False)
+    c.start()
+    c.settle()
+    c.zd.stop()
+    c.zd.dnssec = {"algorithm": "ecdsap256sha256"}
+    c.zd.start()
+    wait_until(lambda: len(algroll_rows(pg)) == 1, 30, "the algorithm rollover's alg-sign")
+    c.settle()
+    began, rows = algroll_rows(pg), key_rows(pg)
+    assert began[0].split("|")[:2] == ["8", "13"] and began[0].split("|")[5] == "", began
+    c.zd.stop()
+    keys = private_keys(softhsm)
+    assert len(keys) == 4, keys  # the RSA pair and the ECDSA pair
+
+    c.zd.dnssec = {"algorithm": "ed25519"}
+    with pytest.raises(RuntimeError):
+        c.zd.start(deadline=10)
+    log = c.zd.log_text()
+    assert "an algorithm rollover from RSASHA256 to ECDSAP256SHA256 is in progress" in log \
+        and "set dnssec algorithm back to ECDSAP256SHA256 (a rollover is not called off " \
+            "half-way)" in log, log[-3000:]
+    assert (algroll_rows(pg), key_rows(pg), private_keys(softhsm)) == (began, rows, keys)
+
+    c.zd.dnssec = {"algorithm": "ecdsap256sha256"}
+    pg.psql("INSERT INTO zonedist.key (zone, role, algorithm, tag, state, active) "
+            "VALUES ('tld.', 'ZSK', 15, 4242, 'active', now())")
+    with pytest.raises(RuntimeError):
+        c.zd.start(deadline=10)
+    log = c.zd.log_text()
+    assert "zonedist.key says ZSK 4242 of the zone is ED25519 and active, beside active keys " \
+           "of RSASHA256" in log, log[-3000:]
+    assert (algroll_rows(pg), private_keys(softhsm)) == (began, keys)
+
+    pg.psql("UPDATE zonedist.key SET state = 'removed', removed = now() WHERE tag = 4242")
+    c.zd.start()
+    before = c.zd.serial(ZONE)
+    c.registry.add_host("ns1.extern.example.", ())
+    c.registry.add_domain("after.tld.", ns=["ns1.extern.example."])
+    c.zd.wait_serial_change(before, ZONE)
+    status, v = c.zd.api_get("/api/v1/zones/tld/keys")
+    assert status == 200 and v["algorithm_roll"]["stage"] == "signed", v["algorithm_roll"]
+    assert algroll_rows(pg) == began and private_keys(softhsm) == keys
     text = dnssec.axfr_text(c.zd.port, ZONE)
     assert "after.tld." in text
     ok, out = dnssec.ldns_verify_zone(text, ZONE)
