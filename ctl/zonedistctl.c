@@ -1161,8 +1161,11 @@ cmd_ksk_ceremony(struct ctl *x, char **args, int n)
 		json_decref(body);
 		return too_long();
 	}
+	int json = x->json; /* --json: the offline_ksk object once it is made */
+	x->json = 0;
 	int rc = ask(x, "POST", path, body, &d);
 	json_decref(body);
+	x->json = json;
 	if (rc || d == NULL)
 		return rc;
 	json_int_t before = json_integer_value(json_object_get(d, "ceremonies"));
@@ -1171,7 +1174,10 @@ cmd_ksk_ceremony(struct ctl *x, char **args, int n)
 		struct timespec ts = {0, 100 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		d = NULL;
-		if ((rc = ask(x, "GET", kpath, NULL, &d)) != 0 || d == NULL)
+		x->json = 0;
+		rc = ask(x, "GET", kpath, NULL, &d);
+		x->json = json;
+		if (rc != 0 || d == NULL)
 			return rc;
 		const json_t *o = json_object_get(d, "offline_ksk");
 		if (json_integer_value(json_object_get(o, "ceremonies")) > before) {
@@ -1180,6 +1186,13 @@ cmd_ksk_ceremony(struct ctl *x, char **args, int n)
 				fprintf(stderr, "zonedistctl: ksk-ceremony: %s\n", why);
 				json_decref(d);
 				return 1;
+			}
+			if (json) {
+				char *t = json_dumps(o, JSON_COMPACT);
+				printf("%s\n", t ? t : "{}");
+				free(t);
+				json_decref(d);
+				return 0;
 			}
 			printf("KSK ceremony made: %" JSON_INTEGER_FORMAT
 			       " DNSKEY RRsets pre-signed in %" JSON_INTEGER_FORMAT

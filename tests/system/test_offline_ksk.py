@@ -11,6 +11,7 @@ passes ldns-verify-zone at the simulated time.  The run-out warning appears
 at the first tick on or after the bundles' end minus bundle-warn, not
 before.  Real zonedistd, PostgreSQL, SoftHSMv2, NSD, Unbound."""
 
+import json
 import os
 import shutil
 import time
@@ -191,10 +192,12 @@ def test_offline_ksk_presigned_quarter_runs_with_the_ksk_token_removed(
     assert p.returncode == 1 and f"the KSK token '{KSK_TOKEN}'" in p.stderr, (p.stdout, p.stderr)
     assert ceremony_row(pg)[0] == made
     shutil.move(tmp_path / "ksk-token-away", os.path.join(softhsm.tokens, ksk_dir))
-    p = ctl("--token-file", token_file(zd), "ksk-ceremony", ZONE, zd=zd)
+    p = ctl("--json", "--token-file", token_file(zd), "ksk-ceremony", ZONE, zd=zd)
     assert p.returncode == 0, (p.stdout, p.stderr)
-    made2, until2, _, _ = ceremony_row(pg)
+    made2, until2, slots2, _ = ceremony_row(pg)
     assert (made2, until2) == (sim.clock.now, sim.clock.now + PERIOD)
+    out = json.loads(p.stdout)
+    assert (out["made_at"], out["until"], out["slots"]) == (made2, until2, slots2), out
     v = offline_view(zd)["offline_ksk"]
     assert v["running_out"] is False and v["last_error"] is None and v["until"] == until2, v
     sim.tick_n = (sim.clock.now - sim.start) // (2 * DAY)  # the next tick is after now
