@@ -471,6 +471,20 @@ kskb_ceremony(struct signer *sg, const struct zd_zone_config *zc, const struct z
 	*out = NULL;
 	if (steps == NULL)
 		return ZD_ENOMEM;
+	/* the KSK token, and the KSK the zone signs with: first, so that a
+	 * ceremony without them changes nothing */
+	if ((e = ksk_token_open(sg, hc, &h, err, errlen)) != ZD_OK)
+		goto out;
+	uint16_t ksk_tag = 0, zsk_tag = 0;
+	uint8_t alg = 0;
+	signer_keys_get(sg, &ksk_tag, &zsk_tag, &alg);
+	const struct hsm_key *ksk = ksk_find(h, zc->name, ksk_tag, &keys, &n_keys);
+	if (ksk == NULL) {
+		snprintf(err, errlen, "the KSK token '%s' has no KSK %u of zone %s",
+		         hc->ksk_token->token_label, ksk_tag, zc->name);
+		e = ZD_ENOTFOUND;
+		goto out;
+	}
 	/* the schedule: the DNSKEY RRsets it makes, with their planned starts */
 	struct zd_zsk_now zn = {.active = roll->active_at,
 	                        .published = roll->extra == 1 ? roll->extra_at : 0,
@@ -544,19 +558,6 @@ kskb_ceremony(struct signer *sg, const struct zd_zone_config *zc, const struct z
 			keyset_del(k, tag);
 		}
 		n_sets++;
-	}
-	/* the KSK token, and the KSK the zone signs with */
-	if ((e = ksk_token_open(sg, hc, &h, err, errlen)) != ZD_OK)
-		goto out;
-	uint16_t ksk_tag = 0, zsk_tag = 0;
-	uint8_t alg = 0;
-	signer_keys_get(sg, &ksk_tag, &zsk_tag, &alg);
-	const struct hsm_key *ksk = ksk_find(h, zc->name, ksk_tag, &keys, &n_keys);
-	if (ksk == NULL) {
-		snprintf(err, errlen, "the KSK token '%s' has no KSK %u of zone %s",
-		         hc->ksk_token->token_label, ksk_tag, zc->name);
-		e = ZD_ENOTFOUND;
-		goto out;
 	}
 	struct hsm_session *sess = NULL;
 	if ((e = hsm_session_open(h, &sess, err, errlen)) != ZD_OK)

@@ -188,9 +188,10 @@ def test_offline_ksk_presigned_quarter_runs_with_the_ksk_token_removed(
 
     # A ceremony without the KSK token fails and says why; with it back,
     # the next quarter is pre-signed and the warning goes.
+    generated = generated_zsks(zd)
     p = ctl("--token-file", token_file(zd), "ksk-ceremony", ZONE, zd=zd)
     assert p.returncode == 1 and f"the KSK token '{KSK_TOKEN}'" in p.stderr, (p.stdout, p.stderr)
-    assert ceremony_row(pg)[0] == made
+    assert ceremony_row(pg)[0] == made and generated_zsks(zd) == generated  # nothing changed
     shutil.move(tmp_path / "ksk-token-away", os.path.join(softhsm.tokens, ksk_dir))
     p = ctl("--json", "--token-file", token_file(zd), "ksk-ceremony", ZONE, zd=zd)
     assert p.returncode == 0, (p.stdout, p.stderr)
