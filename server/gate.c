@@ -7,10 +7,12 @@
  * line, and stops: the caller keeps the last good version published. */
 #include "server/gate.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ldns/ldns.h>
 
@@ -30,6 +32,8 @@ struct gkey {
 	struct hsm_verify_key *vk;
 };
 
+struct vpool;
+
 struct gate {
 	struct store *s;
 	const struct gate_policy *p;
@@ -48,6 +52,7 @@ struct gate {
 	ldns_rdf *maxname; /* sorts after every owner of the zone but pathological ones */
 	/* txn mode: hash owners the changed names need, NSEC3 owners added */
 	ldns_rr_list *expect, *added; /* owner-only RRs; deep-freed */
+	struct vpool *vp;             /* zone mode: the verifying threads, or NULL */
 };
 
 /* What one name holds. */
@@ -430,6 +435,208 @@ serial_le(uint32_t a, uint32_t b)
 	return (int32_t)(b - a) >= 0;
 }
 
+/* --- verifying threads (zone mode) -------------------------------------
+ *
+ * A whole zone's check spends most of its time in the signature
+ * verifications; in zone mode they go to one thread per core while the
+ * walk goes on.  A job holds copies of what it needs (signing input,
+ * signature, owner), so the walk's records may go; the zone keys are read
+ * only until the threads are joined.  The first signature that does not
+ * verify stops the walk at its next signature and is the gate's reason. */
+
+#define VPOOL_THREADS_MAX 8
+#define VPOOL_QUEUE       512 /* jobs waiting, bounded: the walk waits when full */
+
+struct vjob {
+	uint8_t *mem; /* data, then sig, then owner (wire); one allocation */
+	size_t data_len, sig_len, owner_len;
+	uint16_t type, tag;
+	uint8_t alg;
+};
+
+struct vpool {
+	pthread_mutex_t mu;
+	pthread_cond_t work, room;
+	struct vjob q[VPOOL_QUEUE];
+	size_t head, n, busy;
+	int stop;             /* no more jobs: the threads end once the queue is empty */
+	const struct gate *g; /* its keys */
+	pthread_t th[VPOOL_THREADS_MAX];
+	size_t n_threads;
+	size_t checked;  /* verified */
+	int failed;      /* the first failure, kept below; later jobs are dropped */
+	zd_err fail_e;   /* ZD_EMALFORMED: does not verify; else the error */
+	struct vjob bad; /* its job (mem kept for the owner) */
+};
+
+static int
+vjob_verify(const struct gate *g, const struct vjob *j, zd_err *err)
+{
+	*err = ZD_EMALFORMED;
+	for (size_t i = 0; i < g->n_keys; i++) {
+		if (g->keys[i].tag != j->tag || g->keys[i].alg != j->alg)
+			continue;
+		zd_err e = hsm_verify_key_check(g->keys[i].vk, j->mem, j->data_len,
+		                                j->mem + j->data_len, j->sig_len);
+		if (e == ZD_OK)
+			return 1;
+		if (e == ZD_ENOMEM)
+			*err = e;
+	}
+	return 0;
+}
+
+static void *
+vpool_main(void *arg)
+{
+	struct vpool *vp = arg;
+
+	pthread_mutex_lock(&vp->mu);
+	for (;;) {
+		while (vp->n == 0 && !vp->stop)
+			pthread_cond_wait(&vp->work, &vp->mu);
+		if (vp->n == 0)
+			break; /* stopped and drained */
+		struct vjob j = vp->q[vp->head];
+		vp->head = (vp->head + 1) % VPOOL_QUEUE;
+		vp->n--;
+		vp->busy++;
+		int skip = vp->failed;
+		pthread_cond_signal(&vp->room);
+		pthread_mutex_unlock(&vp->mu);
+		zd_err e = ZD_OK;
+		int ok = skip || vjob_verify(vp->g, &j, &e);
+		pthread_mutex_lock(&vp->mu);
+		vp->busy--;
+		if (ok && !skip) {
+			vp->checked++;
+		} else if (!ok && !vp->failed) {
+			vp->failed = 1;
+			vp->fail_e = e;
+			vp->bad = j;
+			j.mem = NULL; /* kept for the reason */
+		}
+		free(j.mem);
+	}
+	pthread_mutex_unlock(&vp->mu);
+	return NULL;
+}
+
+/* Threads for g when the machine has more than one core; none is not an
+ * error (the checks are then made in the walk). */
+static void
+vpool_start(struct gate *g)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores < 2)
+		return;
+	struct vpool *vp = calloc(1, sizeof *vp);
+	if (vp == NULL)
+		return;
+	pthread_mutex_init(&vp->mu, NULL);
+	pthread_cond_init(&vp->work, NULL);
+	pthread_cond_init(&vp->room, NULL);
+	vp->g = g;
+	size_t want = cores > VPOOL_THREADS_MAX ? VPOOL_THREADS_MAX : (size_t)cores;
+	for (size_t i = 0; i < want; i++) {
+		if (pthread_create(&vp->th[i], NULL, vpool_main, vp) != 0)
+			break;
+		vp->n_threads++;
+	}
+	if (vp->n_threads == 0) {
+		pthread_cond_destroy(&vp->room);
+		pthread_cond_destroy(&vp->work);
+		pthread_mutex_destroy(&vp->mu);
+		free(vp);
+		return;
+	}
+	g->vp = vp;
+}
+
+/* The pool's first failure as the gate's reason. */
+static zd_err
+vpool_reason(struct gate *g)
+{
+	struct vpool *vp = g->vp;
+	const struct vjob *b = &vp->bad;
+	ldns_rdf *owner = NULL;
+
+	if (b->mem != NULL)
+		owner = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_DNAME, b->owner_len,
+		                              b->mem + b->data_len + b->sig_len);
+	zd_err e = vp->fail_e != ZD_EMALFORMED
+	                   ? serr(g, vp->fail_e, owner, "verifying")
+	                   : fail(g, owner, b->type, "RRSIG %u/%u does not verify", b->alg, b->tag);
+	ldns_rdf_deep_free(owner);
+	return e;
+}
+
+/* Hand one verification to the pool (waits while the queue is full).
+ * ZD_OK, or the reason of a failure found meanwhile. */
+static zd_err
+vpool_submit(struct gate *g, const ldns_rdf *owner, uint16_t type, uint8_t alg, uint16_t tag,
+             const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len)
+{
+	struct vpool *vp = g->vp;
+	struct vjob j = {.data_len = data_len,
+	                 .sig_len = sig_len,
+	                 .owner_len = ldns_rdf_size(owner),
+	                 .type = type,
+	                 .tag = tag,
+	                 .alg = alg};
+
+	j.mem = malloc(data_len + sig_len + j.owner_len);
+	if (j.mem == NULL)
+		return serr(g, ZD_ENOMEM, owner, "verifying");
+	memcpy(j.mem, data, data_len);
+	memcpy(j.mem + data_len, sig, sig_len);
+	memcpy(j.mem + data_len + sig_len, ldns_rdf_data(owner), j.owner_len);
+	pthread_mutex_lock(&vp->mu);
+	while (vp->n == VPOOL_QUEUE && !vp->failed)
+		pthread_cond_wait(&vp->room, &vp->mu);
+	int failed = vp->failed;
+	if (!failed) {
+		vp->q[(vp->head + vp->n) % VPOOL_QUEUE] = j;
+		vp->n++;
+		pthread_cond_signal(&vp->work);
+	}
+	pthread_mutex_unlock(&vp->mu);
+	if (failed) {
+		free(j.mem);
+		return vpool_reason(g);
+	}
+	return ZD_OK;
+}
+
+/* Wait for every job, end the threads; the count of signatures verified
+ * goes to the gate.  ZD_OK, or the reason of the first failure (when
+ * report is set). */
+static zd_err
+vpool_end(struct gate *g, int report)
+{
+	struct vpool *vp = g->vp;
+	zd_err e = ZD_OK;
+
+	if (vp == NULL)
+		return ZD_OK;
+	pthread_mutex_lock(&vp->mu);
+	vp->stop = 1;
+	pthread_cond_broadcast(&vp->work);
+	pthread_mutex_unlock(&vp->mu);
+	for (size_t i = 0; i < vp->n_threads; i++)
+		pthread_join(vp->th[i], NULL);
+	g->n_checked += vp->checked;
+	if (vp->failed && report)
+		e = vpool_reason(g);
+	free(vp->bad.mem);
+	pthread_cond_destroy(&vp->room);
+	pthread_cond_destroy(&vp->work);
+	pthread_mutex_destroy(&vp->mu);
+	free(vp);
+	g->vp = NULL;
+	return e;
+}
+
 /* One RRSIG over rrset (owner, type, ttl).  is_new: not in the version
  * before, so it must last min_remaining more seconds. */
 static zd_err
@@ -483,6 +690,12 @@ sig_check(struct gate *g, const ldns_rdf *owner, uint16_t type, const ldns_rr_li
 		if (g->keys[i].tag != tag || g->keys[i].alg != alg)
 			continue;
 		known = 1;
+		if (g->vp != NULL) { /* verified by the pool; a failure comes back later */
+			*alg_out = alg;
+			return vpool_submit(g, owner, type, alg, tag, ldns_buffer_begin(g->buf),
+			                    ldns_buffer_position(g->buf), ldns_rdf_data(sigdata),
+			                    ldns_rdf_size(sigdata));
+		}
 		e = hsm_verify_key_check(g->keys[i].vk, ldns_buffer_begin(g->buf),
 		                         ldns_buffer_position(g->buf), ldns_rdf_data(sigdata),
 		                         ldns_rdf_size(sigdata));
@@ -1359,6 +1572,7 @@ gate_init(struct gate *g, struct store *s, uint64_t v, uint64_t from, const stru
 static void
 gate_clear(struct gate *g, size_t *n_checked)
 {
+	vpool_end(g, 0); /* before the keys go */
 	for (size_t i = 0; i < g->n_keys; i++)
 		hsm_verify_key_free(g->keys[i].vk);
 	ldns_buffer_free(g->buf);
@@ -1638,6 +1852,7 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 		goto out;
 	if ((e = keys_load(&g)) != ZD_OK)
 		goto out;
+	vpool_start(&g);
 	while (!cur.done) {
 		ldns_rr_list_deep_free(chunk);
 		if ((chunk = ldns_rr_list_new()) == NULL) {
@@ -1673,7 +1888,10 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 			i = j;
 		}
 	}
-	e = zone_end(&g, &z);
+	/* every signature's verdict first: a bad one is the reason even when
+	 * the end of the walk finds something else */
+	if ((e = vpool_end(&g, 1)) == ZD_OK)
+		e = zone_end(&g, &z);
 out:
 	ldns_rr_list_deep_free(chunk);
 	zstate_clear(&z);
