@@ -458,7 +458,7 @@ struct vpool {
 	pthread_mutex_t mu;
 	pthread_cond_t work, room;
 	struct vjob q[VPOOL_QUEUE];
-	size_t head, n, busy;
+	size_t head, n;
 	int stop;             /* no more jobs: the threads end once the queue is empty */
 	const struct gate *g; /* its keys */
 	pthread_t th[VPOOL_THREADS_MAX];
@@ -469,20 +469,32 @@ struct vpool {
 	struct vjob bad; /* its job (mem kept for the owner) */
 };
 
-static int
-vjob_verify(const struct gate *g, const struct vjob *j, zd_err *err)
+/* Some zone key with this tag and algorithm verifies sig over data: ZD_OK;
+ * ZD_ENOMEM; else ZD_EMALFORMED.  Reads only g's keys (so the pool's
+ * threads may call it). */
+static zd_err
+keys_verify(const struct gate *g, uint16_t tag, uint8_t alg, const uint8_t *data, size_t data_len,
+            const uint8_t *sig, size_t sig_len)
 {
-	*err = ZD_EMALFORMED;
+	zd_err r = ZD_EMALFORMED;
 	for (size_t i = 0; i < g->n_keys; i++) {
-		if (g->keys[i].tag != j->tag || g->keys[i].alg != j->alg)
+		if (g->keys[i].tag != tag || g->keys[i].alg != alg)
 			continue;
-		zd_err e = hsm_verify_key_check(g->keys[i].vk, j->mem, j->data_len,
-		                                j->mem + j->data_len, j->sig_len);
+		zd_err e = hsm_verify_key_check(g->keys[i].vk, data, data_len, sig, sig_len);
 		if (e == ZD_OK)
-			return 1;
+			return ZD_OK;
 		if (e == ZD_ENOMEM)
-			*err = e;
+			r = e;
 	}
+	return r;
+}
+
+static int
+key_known(const struct gate *g, uint16_t tag, uint8_t alg)
+{
+	for (size_t i = 0; i < g->n_keys; i++)
+		if (g->keys[i].tag == tag && g->keys[i].alg == alg)
+			return 1;
 	return 0;
 }
 
@@ -500,17 +512,16 @@ vpool_main(void *arg)
 		struct vjob j = vp->q[vp->head];
 		vp->head = (vp->head + 1) % VPOOL_QUEUE;
 		vp->n--;
-		vp->busy++;
 		int skip = vp->failed;
 		pthread_cond_signal(&vp->room);
 		pthread_mutex_unlock(&vp->mu);
-		zd_err e = ZD_OK;
-		int ok = skip || vjob_verify(vp->g, &j, &e);
+		zd_err e = skip ? ZD_OK
+		                : keys_verify(vp->g, j.tag, j.alg, j.mem, j.data_len,
+		                              j.mem + j.data_len, j.sig_len);
 		pthread_mutex_lock(&vp->mu);
-		vp->busy--;
-		if (ok && !skip) {
+		if (e == ZD_OK && !skip) {
 			vp->checked++;
-		} else if (!ok && !vp->failed) {
+		} else if (e != ZD_OK && !vp->failed) {
 			vp->failed = 1;
 			vp->fail_e = e;
 			vp->bad = j;
@@ -520,6 +531,16 @@ vpool_main(void *arg)
 	}
 	pthread_mutex_unlock(&vp->mu);
 	return NULL;
+}
+
+static void
+vpool_free(struct vpool *vp)
+{
+	free(vp->bad.mem);
+	pthread_cond_destroy(&vp->room);
+	pthread_cond_destroy(&vp->work);
+	pthread_mutex_destroy(&vp->mu);
+	free(vp);
 }
 
 /* Threads for g when the machine has more than one core; none is not an
@@ -544,10 +565,7 @@ vpool_start(struct gate *g)
 		vp->n_threads++;
 	}
 	if (vp->n_threads == 0) {
-		pthread_cond_destroy(&vp->room);
-		pthread_cond_destroy(&vp->work);
-		pthread_mutex_destroy(&vp->mu);
-		free(vp);
+		vpool_free(vp);
 		return;
 	}
 	g->vp = vp;
@@ -628,11 +646,7 @@ vpool_end(struct gate *g, int report)
 	g->n_checked += vp->checked;
 	if (vp->failed && report)
 		e = vpool_reason(g);
-	free(vp->bad.mem);
-	pthread_cond_destroy(&vp->room);
-	pthread_cond_destroy(&vp->work);
-	pthread_mutex_destroy(&vp->mu);
-	free(vp);
+	vpool_free(vp);
 	g->vp = NULL;
 	return e;
 }
@@ -682,34 +696,26 @@ sig_check(struct gate *g, const ldns_rdf *owner, uint16_t type, const ldns_rr_li
 		return fail(g, owner, type, "RRSIG %u/%u: new signature expires in %u s (< %u s)",
 		            alg, tag, expire - p->now, p->min_remaining);
 
-	int known = 0;
 	zd_err e = sig_input(g, sig, rrset, orig_ttl);
 	if (e != ZD_OK)
 		return serr(g, e, owner, "building the signing input");
-	for (size_t i = 0; i < g->n_keys; i++) {
-		if (g->keys[i].tag != tag || g->keys[i].alg != alg)
-			continue;
-		known = 1;
-		if (g->vp != NULL) { /* verified by the pool; a failure comes back later */
-			*alg_out = alg;
-			return vpool_submit(g, owner, type, alg, tag, ldns_buffer_begin(g->buf),
-			                    ldns_buffer_position(g->buf), ldns_rdf_data(sigdata),
-			                    ldns_rdf_size(sigdata));
-		}
-		e = hsm_verify_key_check(g->keys[i].vk, ldns_buffer_begin(g->buf),
-		                         ldns_buffer_position(g->buf), ldns_rdf_data(sigdata),
-		                         ldns_rdf_size(sigdata));
-		if (e == ZD_OK) {
-			g->n_checked++;
-			*alg_out = alg;
-			return ZD_OK;
-		}
-		if (e == ZD_ENOMEM)
-			return serr(g, e, owner, "verifying");
-	}
-	if (!known)
+	if (!key_known(g, tag, alg))
 		return fail(g, owner, type,
 		            "RRSIG %u/%u: no zone key with this tag in the DNSKEY RRset", alg, tag);
+	const uint8_t *data = ldns_buffer_begin(g->buf);
+	size_t data_len = ldns_buffer_position(g->buf);
+	*alg_out = alg;
+	if (g->vp != NULL) /* verified by the pool; a failure comes back later */
+		return vpool_submit(g, owner, type, alg, tag, data, data_len,
+		                    ldns_rdf_data(sigdata), ldns_rdf_size(sigdata));
+	e = keys_verify(g, tag, alg, data, data_len, ldns_rdf_data(sigdata),
+	                ldns_rdf_size(sigdata));
+	if (e == ZD_OK) {
+		g->n_checked++;
+		return ZD_OK;
+	}
+	if (e == ZD_ENOMEM)
+		return serr(g, e, owner, "verifying");
 	return fail(g, owner, type, "RRSIG %u/%u does not verify", alg, tag);
 }
 

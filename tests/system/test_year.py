@@ -47,7 +47,7 @@ def test_a_simulated_year_of_rollovers_with_no_bogus_answer(pg, spawn, softhsm,
               zd_kw={"limits": {"poll-interval-ms": 20}})
     zd, parent = sim.c.zd, sim.parent
     parent_ds = parent.ds()
-    verified, ds_changes, zsk_tags, answers = set(), [], set(), 0
+    verified, ds_changes, zsk_tags, answers, last_version = set(), [], set(), 0, 0
     db = pg.connect()  # one connection: a psql per tick would cost more than the tick
     db.autocommit = True
 
@@ -60,6 +60,7 @@ def test_a_simulated_year_of_rollovers_with_no_bogus_answer(pg, spawn, softhsm,
         """The registry's changes taken, zonedistd done with the hour, NSD
         serving what zonedistd serves; returns the serials journalled since
         the last call (the refresh walk may make several in an hour)."""
+        nonlocal last_version
         wait_until(lambda: sql("SELECT count(*) FROM zonedist.change WHERE zone = %s")[0][0]
                    == 0, 60, "outbox drained")
         wait_until(lambda: roll_view(zd)["checked_at"] >= sim.clock.now, 60,
@@ -67,9 +68,9 @@ def test_a_simulated_year_of_rollovers_with_no_bogus_answer(pg, spawn, softhsm,
         serial = wait_until(lambda: zd.serial(ZONE), 60, "zonedistd serial")
         sim.c.secondaries["nsd"].wait_serial_at_least(ZONE, serial, deadline=60)
         rows = sql("SELECT version, serial FROM zonedist.journal WHERE zone = %s AND "
-                   "version > %s ORDER BY version", last_version[0])
+                   "version > %s ORDER BY version", last_version)
         if rows:
-            last_version[0] = rows[-1][0]
+            last_version = rows[-1][0]
         return [r[1] for r in rows]
 
     def verify(serial):
@@ -87,7 +88,7 @@ def test_a_simulated_year_of_rollovers_with_no_bogus_answer(pg, spawn, softhsm,
         verified.add(serial)
         return text
 
-    last_version, algs_seen, delegations = [0], [], set()
+    algs_seen, delegations = [], set()
 
     def ds_taken():
         v = keys_view(zd)
@@ -137,7 +138,6 @@ def test_a_simulated_year_of_rollovers_with_no_bogus_answer(pg, spawn, softhsm,
             delegations.add(sim.added[-1])
 
     hour(advance=False)
-    first_ksk = ksk_view(zd)["active"]
     while sim.tick_n < SPAN_H:
         if sim.tick_n == ALG_ROLL_H:
             # the operator changes the policy's algorithm: the rollover
