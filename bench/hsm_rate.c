@@ -9,13 +9,16 @@
  *
  *   hsm_rate [--module PATH] [--token LABEL (--pin-file PATH | --pin-env VAR)]
  *            [--alg ecdsa|ed25519|rsa2048|rsa4096] [--seconds N] [--threads 1,2,...]
- *            [--keys shared|per-thread] [--pool 1,2,...]
+ *            [--keys shared|per-thread] [--object token|copy] [--pool 1,2,...]
  *
  * Without --token it makes a throwaway SoftHSM token in a temporary
  * directory (SOFTHSM2_CONF points there) and removes it at the end.  With
  * --token it generates temporary keys "hsm_rate-<pid>" in that token and
  * destroys them at the end.  --threads defaults to "1,<online CPUs>".
  * --keys per-thread gives each thread its own key (default: all share one).
+ * --object copy makes the threads sign with an in-token session copy of the
+ * key (hsm_key_session_copy(), as the signing processes do) instead of the
+ * token object itself (the default).
  * --pool runs after the thread runs, all workers on the first key; the
  * pool's start (every worker logging in) is timed apart, not in the rate.
  * Limits: up to 256 threads per run, 16 runs, 3600 seconds per run,
@@ -202,7 +205,8 @@ usage(void)
 	                "--pin-env VAR)]\n"
 	                "                [--alg ecdsa|ed25519|rsa2048|rsa4096] [--seconds N] "
 	                "[--threads 1,2,...]\n"
-	                "                [--keys shared|per-thread] [--pool 1,2,...]\n");
+	                "                [--keys shared|per-thread] [--object token|copy] "
+	                "[--pool 1,2,...]\n");
 }
 
 /* "1,2,4" -> counts[], each 1..max; 0 on a bad list. */
@@ -246,7 +250,7 @@ main(int argc, char **argv)
 	struct hsm *h = NULL;
 	struct hsm_key *keys[THREADS_MAX] = {NULL};
 	unsigned nkeys = 1, max_threads = 0;
-	int per_thread = 0;
+	int per_thread = 0, copy = 0;
 	int status = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -269,6 +273,9 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--keys") == 0 &&
 		         (strcmp(v, "shared") == 0 || strcmp(v, "per-thread") == 0))
 			per_thread = strcmp(v, "per-thread") == 0;
+		else if (strcmp(a, "--object") == 0 &&
+		         (strcmp(v, "token") == 0 || strcmp(v, "copy") == 0))
+			copy = strcmp(v, "copy") == 0;
 		else if (strcmp(a, "--seconds") == 0 && zd_parse_u32(v, 1, 3600, &seconds) == ZD_OK)
 			continue;
 		else if (strcmp(a, "--threads") == 0 &&
@@ -342,6 +349,10 @@ main(int argc, char **argv)
 			fprintf(stderr, "hsm_rate: %s\n", hsm_error_get(h));
 			goto out;
 		}
+		if (copy && hsm_key_session_copy(keys[i]) != ZD_OK) {
+			fprintf(stderr, "hsm_rate: %s\n", hsm_error_get(h));
+			goto out;
+		}
 	}
 
 	printf("{\"module\": ");
@@ -349,9 +360,10 @@ main(int argc, char **argv)
 	printf(", \"token\": ");
 	json_str(token);
 	printf(", \"temporary_token\": %s, \"algorithm\": \"%s\", \"seconds\": %u, "
-	       "\"online_cpus\": %ld, \"keys\": \"%s\", \"runs\": [",
+	       "\"online_cpus\": %ld, \"keys\": \"%s\", \"object\": \"%s\", \"runs\": [",
 	       dir[0] ? "true" : "false", hsm_alg_name(spec.alg), seconds,
-	       sysconf(_SC_NPROCESSORS_ONLN), per_thread ? "per-thread" : "shared");
+	       sysconf(_SC_NPROCESSORS_ONLN), per_thread ? "per-thread" : "shared",
+	       copy ? "session copy" : "token object");
 	for (unsigned r = 0; r < nruns; r++) {
 		uint64_t total = 0, ms = 0;
 		if (!run(h, keys, per_thread, counts[r], seconds, &total, &ms))

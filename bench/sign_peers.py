@@ -661,18 +661,25 @@ def run_zonedist(ctx, out, log):
 # -- the token's raw rate ------------------------------------------------------------
 
 def hsm_rate(ctx):
+    """C_Sign per second with 1 and all threads, through the token object
+    (as the peers sign) and through an in-token session copy of the key (as
+    zonedist's signing processes sign)."""
     path = os.path.join(ctx.args.build, "bench", "hsm_rate")
     if not os.path.exists(path):
         return {"error": f"{path} is not built (ninja -C {ctx.args.build} bench/hsm_rate)"}
     h = ctx.hsm
-    r = subprocess.run([path, "--module", h.module, "--token", h.label, "--pin-file",
-                        h.pin_file, "--alg", ctx.alg["rate"], "--seconds",
-                        str(ctx.args.rate_seconds), "--threads", f"1,{CORES}"],
-                       env=h.env, capture_output=True, text=True)
-    if r.returncode != 0:
-        return {"error": r.stderr.strip()}
-    j = json.loads(r.stdout)
-    return {f"threads_{x['threads']}_per_s": x["per_second"] for x in j["runs"]}
+    out = {}
+    for obj, prefix in (("token", ""), ("copy", "copy_")):
+        r = subprocess.run([path, "--module", h.module, "--token", h.label, "--pin-file",
+                            h.pin_file, "--alg", ctx.alg["rate"], "--seconds",
+                            str(ctx.args.rate_seconds), "--threads", f"1,{CORES}",
+                            "--object", obj],
+                           env=h.env, capture_output=True, text=True)
+        if r.returncode != 0:
+            return {"error": r.stderr.strip()}
+        j = json.loads(r.stdout)
+        out.update({f"{prefix}threads_{x['threads']}_per_s": x["per_second"] for x in j["runs"]})
+    return out
 
 
 # -- driver ---------------------------------------------------------------------------

@@ -506,6 +506,13 @@ hsm_session_close(struct hsm_session *s)
 	free(s);
 }
 
+void
+hsm_session_recheck(struct hsm_session *s)
+{
+	if (s != NULL)
+		s->checked_ms = 0;
+}
+
 const char *
 hsm_session_error_get(const struct hsm_session *s)
 {
@@ -594,7 +601,22 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *data, si
 		if (zd_check_failed(0))
 			return ZD_EBUG;
 	}
-	rv = h->f->C_SignInit(s->sh, &mech, k->priv);
+	CK_OBJECT_HANDLE key = k->priv;
+	if (k->copy != 0) {
+		/* The copy signs even with the token gone: look that it is there. */
+		uint64_t now = zd_now_ms();
+		if (s->checked_ms == 0 || now - s->checked_ms >= HSM_COPY_CHECK_MS) {
+			CK_BBOOL b = CK_FALSE;
+			CK_ATTRIBUTE a = {CKA_SIGN, &b, sizeof b};
+			rv = h->f->C_GetAttributeValue(s->sh, k->priv, &a, 1);
+			if (rv != CKR_OK)
+				return sign_fail(s, k, "C_GetAttributeValue (is the key there)",
+				                 rv);
+			s->checked_ms = now;
+		}
+		key = k->copy;
+	}
+	rv = h->f->C_SignInit(s->sh, &mech, key);
 	if (rv != CKR_OK)
 		return sign_fail(s, k, "C_SignInit", rv);
 	/* out holds any signature of ours, so CKR_BUFFER_TOO_SMALL (which would

@@ -149,6 +149,20 @@ void hsm_key_list_free(struct hsm_key **keys, size_t n);
  * pub is not a public key of alg. */
 zd_err hsm_key_public_new(uint8_t alg, const uint8_t *pub, size_t len, const char *label,
                           struct hsm_key **out);
+/* Sign with an in-token session copy of k's private key from now on
+ * (C_CopyObject with CKA_TOKEN false: the copy is as sensitive and as
+ * unextractable as the key, lives in the token until h disconnects, and
+ * spares SoftHSM reading the key's file at every signature).  hsm_sign()
+ * then looks every HSM_COPY_CHECK_MS that the token object is still there,
+ * so a token that goes away still stops the signing.  ZD_EHSM when the
+ * module refuses the copy (message in hsm_error_get(); k signs as before).
+ * Control thread, before any session signs with k. */
+zd_err hsm_key_session_copy(struct hsm_key *k);
+#define HSM_COPY_CHECK_MS 10
+/* The next hsm_sign() on s with a session copy looks that the token is
+ * there first, whenever the last look was (a signer calls it when new work
+ * comes after a pause). */
+void hsm_session_recheck(struct hsm_session *s);
 /* Forget k (the token keeps the key).  NULL does nothing.  Control thread;
  * no session may be signing with k. */
 void hsm_key_free(struct hsm_key *k);

@@ -83,6 +83,8 @@ struct hsm_key {
 	size_t id_len;
 	char label[HSM_LABEL_MAX + 1];
 	CK_OBJECT_HANDLE priv, pub;
+	CK_OBJECT_HANDLE
+	        copy; /* session copy of priv in the token, or 0 (hsm_key_session_copy()) */
 	uint64_t gen; /* handles valid while gen == h->gen */
 	uint8_t pubkey[HSM_PUBKEY_MAX];
 	size_t pubkey_len;
@@ -92,7 +94,8 @@ struct hsm_key {
 struct hsm_session {
 	struct hsm *h;
 	CK_SESSION_HANDLE sh;
-	uint64_t gen; /* h->gen when opened */
+	uint64_t gen;        /* h->gen when opened */
+	uint64_t checked_ms; /* last look that the token is there (signing with a copy) */
 	int lost;
 	char err[HSM_ERR_MAX];
 };

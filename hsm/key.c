@@ -392,6 +392,7 @@ hsm_key_reload(struct hsm_key *k)
 	}
 	k->priv = now.priv;
 	k->pub = now.pub;
+	k->copy = 0; /* gone with the old connection */
 	k->gen = h->gen;
 	return ZD_OK;
 }
@@ -750,6 +751,47 @@ hsm_key_protection_get(struct hsm_key *k, struct hsm_key_protection *out)
 	out->extractable = b[1] == CK_TRUE;
 	out->always_sensitive = b[2] == CK_TRUE;
 	out->never_extractable = b[3] == CK_TRUE;
+	return ZD_OK;
+}
+
+zd_err
+hsm_key_session_copy(struct hsm_key *k)
+{
+	struct hsm *h = k->h;
+	CK_BBOOL no = CK_FALSE, b[2] = {CK_FALSE, CK_TRUE};
+	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
+	CK_ATTRIBUTE a[] = {{CKA_SENSITIVE, &b[0], sizeof b[0]},
+	                    {CKA_EXTRACTABLE, &b[1], sizeof b[1]}};
+	CK_OBJECT_HANDLE copy = 0;
+
+	if (zd_check_failed(h != NULL))
+		return ZD_EBUG;
+	if (!hsm_connected_or_fail(h))
+		return ZD_EHSM;
+	if (k->copy != 0 && k->gen == h->gen)
+		return ZD_OK;
+	k->copy = 0;
+	CK_RV rv = h->f->C_CopyObject(h->ctl, k->priv, tmpl, 1, &copy);
+	if (rv != CKR_OK) {
+		hsm_err_rv(h->err, sizeof h->err, rv, "C_CopyObject (session copy of key '%s')",
+		           k->label);
+		return ZD_EHSM;
+	}
+	/* A copy can only be made more protected; check that it is not less. */
+	rv = h->f->C_GetAttributeValue(h->ctl, copy, a, 2);
+	if (rv != CKR_OK || b[0] != CK_TRUE || b[1] != CK_FALSE) {
+		if (rv != CKR_OK)
+			hsm_err_rv(h->err, sizeof h->err, rv,
+			           "C_GetAttributeValue (session copy of key '%s')", k->label);
+		else
+			hsm_err_set(h->err, sizeof h->err,
+			            "the session copy of key '%s' is not sensitive and "
+			            "unextractable; not using it",
+			            k->label);
+		h->f->C_DestroyObject(h->ctl, copy);
+		return ZD_EHSM;
+	}
+	k->copy = copy;
 	return ZD_OK;
 }
 

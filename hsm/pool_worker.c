@@ -104,7 +104,8 @@ startup_failed(struct worker *w, const char *what, const char *why)
 	return EXIT_STARTUP;
 }
 
-/* hsm_new + hsm_connect, every key by CKA_ID, one session; then POOL_READY. */
+/* hsm_new + hsm_connect, every key by CKA_ID (a session copy of each where
+ * the module makes one), one session; then POOL_READY. */
 static int
 startup(struct worker *w, char **args, int nargs)
 {
@@ -131,6 +132,10 @@ startup(struct worker *w, char **args, int nargs)
 			return startup_failed(w, args[i], hsm_error_get(w->h));
 		if (k == NULL)
 			return startup_failed(w, args[i], "no key with this CKA_ID in the token");
+		/* Sign with a session copy where the module allows one (else with
+		 * the token object, as before): SoftHSM then does not read and
+		 * lock the key's file at every signature. */
+		(void)hsm_key_session_copy(k);
 		w->keys[w->n_keys] = k;
 		ready[3 * w->n_keys] = hsm_key_alg_get(k);
 		pool_put16(ready + 3 * w->n_keys + 1, (uint16_t)hsm_key_siglen_get(k));
@@ -210,6 +215,10 @@ serve(struct worker *w)
 			        (long)getpid());
 			return EXIT_MALFORMED;
 		}
+		/* New work after a pause: the first signature of it looks that
+		 * the token is still there (signing with session copies). */
+		if (w->in_len == 0)
+			hsm_session_recheck(w->s);
 		w->in_len += (size_t)got;
 	}
 }

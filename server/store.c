@@ -1169,8 +1169,28 @@ rrset_put_packed(struct store_txn *t, const uint8_t *key, uint16_t keylen, uint1
 		return ZD_ENOMEM;
 	}
 	h = chain_find(n, type, covered);
-	/* A second put of the same RRset in this txn: undo the first, so a
-	 * change records the published state against the final one. */
+	/* A second put of the same RRset in this txn that fits where the first
+	 * one is: only this txn sees h, so it is rewritten in place and its
+	 * change stays as it is (finding that change is a walk back over the
+	 * txn's changes: a full signing rewrites every NSEC3 record once its
+	 * next owner is known, with millions of changes in the txn).  Not when
+	 * the RRset goes back to what is published: the change goes then. */
+	if (h != NULL && h->from == t->version && count > 0 && len <= h->len &&
+	    !(h->older != NULL && h->older->to == t->version &&
+	      rrver_same(h->older, ttl, data, len, count))) {
+		if (rrver_same(h, ttl, data, len, count))
+			return ZD_OK;
+		pthread_rwlock_wrlock(&s->lock);
+		s->bytes -= h->len - len;
+		h->ttl = ttl;
+		h->count = count;
+		h->len = len;
+		memcpy(h->data, data, len);
+		pthread_rwlock_unlock(&s->lock);
+		return ZD_OK;
+	}
+	/* Else a second put undoes the first, so a change records the
+	 * published state against the final one. */
 	if (h != NULL && h->from == t->version) {
 		for (size_t i = t->n_changes; i-- > 0;)
 			if (t->changes[i].name == n && t->changes[i].added == h) {

@@ -1191,6 +1191,82 @@ token_removed_mid_run_fails_signing_and_reconnect_recovers(void **state)
 	hsm_free(h);
 }
 
+/* A session copy (what the signing processes sign with) signs for each
+ * algorithm with the key's own signature, and a token that goes away still
+ * stops the signing within HSM_COPY_CHECK_MS, though the copy itself would
+ * go on signing; after a reconnect the key signs again and can be copied
+ * again. */
+static void
+session_copy_signs_and_stops_when_the_token_goes(void **state)
+{
+	char gone[PATH_MAX], err[256];
+	struct hsm_session *s = NULL;
+	uint8_t sig[HSM_SIG_MAX];
+	size_t siglen, len = 0;
+	const uint8_t data[] = "signing input";
+	const struct {
+		uint8_t alg;
+		uint16_t bits;
+	} algs[] = {{HSM_ALG_ECDSAP256SHA256, 0}, {HSM_ALG_ED25519, 0}, {HSM_ALG_RSASHA256, 2048}};
+	struct hsm_key *keys[3];
+	(void)state;
+	path_join(gone, "tokens.gone");
+
+	struct hsm *h = hsm_up();
+	assert_int_equal(hsm_session_open(h, &s, err, sizeof err), ZD_OK);
+	for (size_t i = 0; i < 3; i++) {
+		keys[i] = key_make(h, algs[i].alg, algs[i].bits, "copied");
+		zd_err e = hsm_key_session_copy(keys[i]);
+		if (e != ZD_OK)
+			fprintf(stderr, "# copy: %s\n", hsm_error_get(h));
+		assert_int_equal(e, ZD_OK);
+		assert_int_equal(hsm_key_session_copy(keys[i]), ZD_OK); /* once is enough */
+		const uint8_t *pub = hsm_key_pubkey_get(keys[i], &len);
+		siglen = sizeof sig;
+		assert_int_equal(hsm_sign(s, keys[i], data, sizeof data, sig, &siglen), ZD_OK);
+		assert_int_equal(hsm_verify(algs[i].alg, pub, len, data, sizeof data, sig, siglen),
+		                 ZD_OK);
+		sig[siglen / 2] ^= 1;
+		assert_int_not_equal(
+		        hsm_verify(algs[i].alg, pub, len, data, sizeof data, sig, siglen), ZD_OK);
+	}
+
+	struct hsm_key *k = keys[0];
+	assert_int_equal(rename(tokens, gone), 0);
+	/* Within HSM_COPY_CHECK_MS of the last look the copy may still sign;
+	 * after it, no signature. */
+	struct timespec pause = {0, (HSM_COPY_CHECK_MS + 5) * 1000000L};
+	nanosleep(&pause, NULL);
+	siglen = sizeof sig;
+	assert_int_equal(hsm_sign(s, k, data, sizeof data, sig, &siglen), ZD_EHSM);
+	fprintf(stderr, "# token removed, copy: %s\n", hsm_session_error_get(s));
+	assert_true(contains(hsm_session_error_get(s), "is the key there"));
+	assert_true(contains(hsm_session_error_get(s), "copied"));
+	assert_true(hsm_session_lost(s));
+	hsm_session_close(s);
+	s = NULL;
+	assert_int_equal(rename(gone, tokens), 0);
+	zd_err e = hsm_reconnect(h);
+	if (e != ZD_OK)
+		fprintf(stderr, "# reconnect: %s\n", hsm_error_get(h));
+	assert_int_equal(e, ZD_OK);
+	assert_int_equal(hsm_session_open(h, &s, err, sizeof err), ZD_OK);
+	for (int copy = 0; copy < 2; copy++) {
+		const uint8_t *pub = hsm_key_pubkey_get(k, &len);
+		if (copy)
+			assert_int_equal(hsm_key_session_copy(k), ZD_OK);
+		siglen = sizeof sig;
+		assert_int_equal(hsm_sign(s, k, data, sizeof data, sig, &siglen), ZD_OK);
+		assert_int_equal(hsm_verify(HSM_ALG_ECDSAP256SHA256, pub, len, data, sizeof data,
+		                            sig, siglen),
+		                 ZD_OK);
+	}
+	hsm_session_close(s);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(hsm_key_destroy(&keys[i]), ZD_OK);
+	hsm_free(h);
+}
+
 /* A backup: each algorithm's wrappable key wrapped in one token, written out
  * and read back as a backup file, unwrapped into the other token, where it
  * signs with the same key tag; a second restore finds it there.  A key not
@@ -1386,6 +1462,7 @@ main(void)
 	        cmocka_unit_test(ksk_tag_must_stay_free_once_revoked),
 	        cmocka_unit_test(keys_are_backed_up_wrapped_and_restored_into_another_token),
 	        cmocka_unit_test(token_removed_mid_run_fails_signing_and_reconnect_recovers),
+	        cmocka_unit_test(session_copy_signs_and_stops_when_the_token_goes),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -399,6 +399,48 @@ unchanged_and_repeated_puts_record_only_the_net_change(void **state)
 	store_free(s);
 }
 
+/* A second put of an RRset the txn added fits in place: one change, the
+ * last contents published, an abort restores the published state. */
+static void
+rewrites_in_one_txn_keep_one_change_and_the_last_contents(void **state)
+{
+	struct store *s = zone_v1();
+	struct store_txn *t = NULL;
+	struct text v2, v1;
+	(void)state;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	put1(t, "b.tld. 86400 IN NS xx.example.net.");
+	put1(t, "b.tld. 86400 IN NS ns.example.net."); /* same length, back to published */
+	assert_int_equal(store_txn_changes_get(t), 0);
+	put1(t, "b.tld. 86400 IN NS xx.example.net.");
+	put1(t, "b.tld. 300 IN NS yy.example.net."); /* in place: TTL and data */
+	put1(t, "b.tld. 300 IN NS z.example.net.");  /* shorter: in place too */
+	put1(t, "zz.tld. 86400 IN NS ns1.example.net.");
+	put1(t, "zz.tld. 86400 IN NS ns2.example.net."); /* new RRset rewritten */
+	assert_int_equal(store_txn_changes_get(t), 2);
+	store_txn_abort(&t);
+	walk_all(s, 1, &v1, 100);
+	assert_non_null(strstr(v1.buf, "ns.example.net."));
+	assert_null(strstr(v1.buf, "zz.tld."));
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	put1(t, "b.tld. 86400 IN NS xx.example.net.");
+	put1(t, "b.tld. 300 IN NS z.example.net.");
+	put1(t, "zz.tld. 86400 IN NS ns1.example.net.");
+	put1(t, "zz.tld. 86400 IN NS ns2.example.net.");
+	assert_int_equal(store_txn_changes_get(t), 3);
+	assert_int_equal(store_txn_publish(&t, 2, 0), ZD_OK);
+	walk_all(s, 2, &v2, 100);
+	assert_non_null(strstr(v2.buf, "b.tld.\t300\tIN\tNS\tz.example.net."));
+	assert_null(strstr(v2.buf, "xx.example.net."));
+	assert_non_null(strstr(v2.buf, "ns2.example.net."));
+	assert_null(strstr(v2.buf, "ns1.example.net."));
+	walk_all(s, 1, &v1, 100);
+	assert_non_null(strstr(v1.buf, "b.tld.\t86400\tIN\tNS\tns.example.net."));
+	assert_null(strstr(v1.buf, "zz.tld."));
+	store_free(s);
+}
+
 static void
 name_set_replaces_all_but_kept_types(void **state)
 {
@@ -759,6 +801,7 @@ main(void)
 	        cmocka_unit_test(diff_lists_exactly_the_changed_records),
 	        cmocka_unit_test(abort_restores_the_published_state),
 	        cmocka_unit_test(unchanged_and_repeated_puts_record_only_the_net_change),
+	        cmocka_unit_test(rewrites_in_one_txn_keep_one_change_and_the_last_contents),
 	        cmocka_unit_test(name_set_replaces_all_but_kept_types),
 	        cmocka_unit_test(delta_replays_into_an_identical_store),
 	        cmocka_unit_test(prune_refuses_while_a_txn_is_open),
