@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "common/zd_buf.h"
-#include "common/zd_config.h"
 #include "common/zd_log.h"
+#include "common/zd_config.h"
 #include "common/zd_parse.h"
 #include "registry-adapter/row.h"
 
@@ -62,6 +62,9 @@ struct ra_batch {
 	size_t n_names;
 	size_t n_rejected;
 	ldns_rr_list *pending; /* full load: records of the owner not yet complete */
+	uint64_t first_ms;     /* full load: the first FETCH (the database runs the query) */
+	uint64_t fetch_ms;     /* full load: every FETCH, the first included */
+	uint64_t check_ms;     /* full load: parsing and checking the rows */
 };
 
 /* ---- errors and statements --------------------------------------------- */
@@ -1292,8 +1295,13 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 	}
 	orig = ldns_rr_list_rr_count(out);
 	snprintf(sql, sizeof sql, "FETCH FORWARD %zu FROM zd_full", max);
+	uint64_t t0 = zd_now_ms();
 	if ((e = exec(ra, "fetch zone_rrs", sql, 0, NULL, PGRES_TUPLES_OK, &res)) != ZD_OK)
 		goto out;
+	uint64_t t1 = zd_now_ms();
+	if (b->fetch_ms == 0 && b->first_ms == 0)
+		b->first_ms = t1 - t0 ? t1 - t0 : 1;
+	b->fetch_ms += t1 - t0;
 	if ((e = result_shape(ra, "fetch zone_rrs", res, 4)) != ZD_OK)
 		goto out;
 	n = (size_t)PQntuples(res);
@@ -1337,6 +1345,7 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 		b->cursor_done = 1;
 	}
 	*done = b->cursor_done;
+	b->check_ms += zd_now_ms() - t1;
 out:
 	PQclear(res);
 	if (e != ZD_OK) {
@@ -1347,4 +1356,13 @@ out:
 		ldns_rr_list_set_rr_count(out, orig);
 	}
 	return e;
+}
+
+void
+ra_full_times_get(const struct ra_batch *b, uint64_t *first_ms, uint64_t *fetch_ms,
+                  uint64_t *check_ms)
+{
+	*first_ms = b->first_ms;
+	*fetch_ms = b->fetch_ms;
+	*check_ms = b->check_ms;
 }

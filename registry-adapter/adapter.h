@@ -125,5 +125,10 @@ zd_err ra_full_begin(struct ra *ra, const char *zone, struct ra_batch **out);
  * not be done.  *done = 1 when the cursor is exhausted and everything is in
  * out.  On failure out is as it was, and the batch can only be aborted. */
 zd_err ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done);
+/* Where a full load's time went so far, in ms: the first FETCH (the
+ * database runs zone_rrs() and sorts it), every FETCH (the first
+ * included), and parsing and checking the rows here. */
+void ra_full_times_get(const struct ra_batch *b, uint64_t *first_ms, uint64_t *fetch_ms,
+                       uint64_t *check_ms);
 
 #endif

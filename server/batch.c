@@ -15,12 +15,14 @@
 #include "server/gate.h"
 #include "server/journal.h"
 #include "server/keyroll.h"
+#include "server/loadpipe.h"
 #include "server/kskbundle.h"
 #include "server/serial.h"
 #include "server/signer.h"
 
 #define CHECKPOINT_CHUNK_BYTES ((size_t)8 << 20)
-#define FULL_FETCH_ROWS        50000
+#define FULL_FETCH_ROWS        25000
+#define FULL_READ_AHEAD        2 /* chunks the reader may be ahead */
 #define BACKOFF_MIN_MS         100
 #define BACKOFF_MAX_MS         30000
 #define BACKOFF_HSM_MS         3000 /* retry pause while the token is away */
@@ -1030,31 +1032,36 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	const char *zname = z->cfg->name;
 	struct ra_batch *rb = NULL;
 	struct store_txn *t = NULL;
+	struct loadpipe *lp = NULL;
 	ldns_rr_list *all = NULL, *group = NULL, *extra = NULL;
-	int done = 0;
-	uint64_t t0 = zd_now_ms();
+	uint64_t t0 = zd_now_ms(), put_ms = 0;
 	zd_err e;
 
 	if ((e = ra_full_begin(b->ra, zname, &rb)) != ZD_OK) {
 		snprintf(err, errlen, "zone %s: full load: %s", zname, ra_error_get(b->ra));
 		return e;
 	}
-	all = ldns_rr_list_new();
 	group = ldns_rr_list_new();
 	extra = ldns_rr_list_new();
-	if (all == NULL || group == NULL || extra == NULL) {
+	if (group == NULL || extra == NULL) {
 		e = ZD_ENOMEM;
 		goto fail;
 	}
 	if ((e = store_txn_begin(z->store, &t)) != ZD_OK)
 		goto fail;
-	while (!done) {
-		/* ra_full_next hands up whole names in owner order; all is empty
-		 * at each turn (the records are freed once put). */
-		if ((e = ra_full_next(rb, FULL_FETCH_ROWS, all, &done)) != ZD_OK) {
-			snprintf(err, errlen, "zone %s: full load: %s", zname, ra_error_get(b->ra));
+	/* The rows are fetched and checked on the reader's thread while this
+	 * one puts the names it has into the store. */
+	if ((e = loadpipe_start(b->ra, rb, FULL_FETCH_ROWS, FULL_READ_AHEAD, &lp)) != ZD_OK)
+		goto fail;
+	for (;;) {
+		/* whole names in owner order; the records are freed once put */
+		if ((e = loadpipe_next(lp, &all)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: full load: %s", zname, loadpipe_error(lp));
 			goto fail;
 		}
+		if (all == NULL)
+			break;
+		uint64_t p0 = zd_now_ms();
 		size_t n = ldns_rr_list_rr_count(all);
 		for (size_t i = 0; i < n;) {
 			ldns_rr *first = ldns_rr_list_rr(all, i);
@@ -1078,10 +1085,14 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 		}
 		/* The store holds its own copies (extra its clones). */
 		ldns_rr_list_set_rr_count(group, 0);
-		for (size_t i = 0; i < n; i++)
-			ldns_rr_free(ldns_rr_list_rr(all, i));
-		ldns_rr_list_set_rr_count(all, 0);
+		ldns_rr_list_deep_free(all);
+		all = NULL;
+		put_ms += zd_now_ms() - p0;
 	}
+	loadpipe_free(lp); /* the reader is done: rb is this thread's again */
+	lp = NULL;
+	uint64_t load_ms = zd_now_ms() - t0, first_ms, fetch_ms, check_ms;
+	ra_full_times_get(rb, &first_ms, &fetch_ms, &check_ms);
 	if ((e = config_names_set(z, t, extra)) != ZD_OK)
 		goto fail;
 	uint32_t serial = serial_first(z->cfg->serial_policy, zd_wallclock_s());
@@ -1106,10 +1117,11 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)
 		goto fail;
 	ttl_capped_log(z, serial);
-	uint64_t version = store_published_get(z->store);
+	uint64_t version = store_published_get(z->store), c0 = zd_now_ms();
 	if ((e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
 	                                  CHECKPOINT_CHUNK_BYTES, err, errlen)) != ZD_OK)
 		goto fail;
+	uint64_t ckpt_ms = zd_now_ms() - c0;
 	size_t consumed = ra_batch_changes_get(rb);
 	if ((e = ra_batch_commit(&rb)) != ZD_OK) {
 		snprintf(err, errlen, "zone %s: committing the first version: %s", zname,
@@ -1122,10 +1134,16 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	store_stats_get(z->store, &st);
 	zd_log(ZD_LOG_NOTICE, "batch", zname,
 	       "first version loaded from the registry: serial %" PRIu32 ", %zu names, %zu "
-	       "RRsets, %zu store bytes, %zu change rows consumed, %" PRIu64 " ms",
-	       serial, st.names, st.rrsets_live, st.bytes, consumed, zd_now_ms() - t0);
+	       "RRsets, %zu store bytes, %zu change rows consumed, %" PRIu64 " ms (reading "
+	       "%" PRIu64 " ms: the query's first rows %" PRIu64 " ms, fetches %" PRIu64
+	       " ms, row checks %" PRIu64 " ms, store %" PRIu64 " ms beside them; checkpoint "
+	       "%" PRIu64 " ms)",
+	       serial, st.names, st.rrsets_live, st.bytes, consumed, zd_now_ms() - t0, load_ms,
+	       first_ms, fetch_ms, check_ms, put_ms, ckpt_ms);
 	goto out;
 fail:
+	loadpipe_free(lp); /* before rb goes */
+	lp = NULL;
 	store_txn_abort(&t);
 	ra_batch_abort(&rb);
 out:

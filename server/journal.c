@@ -278,24 +278,36 @@ ckpt_rr(void *arg, const ldns_rr *rr)
 	return e;
 }
 
+/* Send one chunk's INSERT without waiting for it: the database stores it
+ * while the next chunk is put together.  libpq has copied b when this
+ * returns.  chunk_wait() reads the answer before anything else is sent. */
 static zd_err
-chunk_insert(PGconn *c, const char *zone, const char *vbuf, int seq, const struct zd_buf *b,
-             char *err, size_t errlen)
+chunk_send(PGconn *c, const char *zone, const char *vbuf, int seq, const struct zd_buf *b,
+           char *err, size_t errlen)
 {
 	char sbuf[16];
 	snprintf(sbuf, sizeof sbuf, "%d", seq);
 	const char *params[4] = {zone, vbuf, sbuf, (const char *)b->data};
 	int lens[4] = {0, 0, 0, (int)b->len};
 	int formats[4] = {0, 0, 0, 1};
-	PGresult *r =
-	        PQexecParams(c,
-	                     "INSERT INTO zonedist.checkpoint_chunk (zone, version, seq, data) "
-	                     "VALUES ($1, $2, $3, $4)",
-	                     4, NULL, params, lens, formats, 0);
+	if (!PQsendQueryParams(c,
+	                       "INSERT INTO zonedist.checkpoint_chunk (zone, version, seq, data) "
+	                       "VALUES ($1, $2, $3, $4)",
+	                       4, NULL, params, lens, formats, 0))
+		return db_fail(c, NULL, "inserting a checkpoint chunk", err, errlen);
+	return ZD_OK;
+}
+
+static zd_err
+chunk_wait(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r;
 	zd_err e = ZD_OK;
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		e = db_fail(c, r, "inserting a checkpoint chunk", err, errlen);
-	PQclear(r);
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && e == ZD_OK)
+			e = db_fail(c, r, "inserting a checkpoint chunk", err, errlen);
+		PQclear(r);
+	}
 	return e;
 }
 
@@ -307,7 +319,7 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 	struct store_cursor cur = STORE_CURSOR_INIT;
 	uint32_t serial;
 	char vbuf[24], sbuf[16], nbuf[16];
-	int seq = 0;
+	int seq = 0, in_flight = 0;
 	zd_err e;
 	PGresult *r;
 
@@ -341,11 +353,20 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 		if (e != ZD_OK)
 			goto out;
 		if (k.buf.len >= chunk_bytes || (cur.done && k.buf.len > 0)) {
-			if ((e = chunk_insert(c, zone, vbuf, seq++, &k.buf, err, errlen)) != ZD_OK)
+			if (in_flight && (e = chunk_wait(c, err, errlen)) != ZD_OK) {
+				in_flight = 0;
 				goto out;
+			}
+			in_flight = 0;
+			if ((e = chunk_send(c, zone, vbuf, seq++, &k.buf, err, errlen)) != ZD_OK)
+				goto out;
+			in_flight = 1;
 			zd_buf_reset(&k.buf);
 		}
 	}
+	in_flight = 0;
+	if ((e = chunk_wait(c, err, errlen)) != ZD_OK)
+		goto out;
 	snprintf(nbuf, sizeof nbuf, "%d", seq);
 	const char *p3b[3] = {zone, vbuf, nbuf};
 	r = PQexecParams(c,
@@ -356,6 +377,10 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 		e = db_fail(c, r, "completing the checkpoint", err, errlen);
 	PQclear(r);
 out:
+	if (in_flight) { /* drain the answer; the first failure is the reason */
+		char ignored[256];
+		chunk_wait(c, ignored, sizeof ignored);
+	}
 	zd_buf_clear(&k.buf);
 	return e;
 }
