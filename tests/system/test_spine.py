@@ -7,7 +7,7 @@ import re
 import pytest
 
 from zdtest.env import Chain, SOURCES, axfr_text, journal_rows, zone_rrs_plus_table
-from zdtest.proc import wait_until
+from zdtest.proc import SANITIZER_MARKS, wait_until
 
 ZONE = "tld."
 N_DOMAINS = 10000
@@ -619,3 +619,35 @@ def test_a_commit_with_an_unknown_outcome_is_settled_by_the_journal(pg, spawn):
     assert ("next.tld.", "NS", 86400, "ns1.dns1.bulk.example.") in got
     assert got == chain.expected()
     assert "not journalled" not in chain.zd.log_text()
+
+
+def test_a_first_load_failing_midway_stores_nothing_and_the_next_start_loads(pg, spawn):
+    """The first load reads and checks rows on a thread of its own
+    (server/loadpipe.c) while the batch thread fills the store.  A failure
+    of that reader after it has handed over several chunks fails the start
+    with the reader's reason, consumes no change row and writes no
+    checkpoint; with the rows put right the next start loads the zone."""
+    chain = Chain(pg, spawn, secondaries=())
+    chain.registry.bulk_fill(ZONE, 30000, seed=3)
+    zone_rrs_plus_table(pg, "test_big")
+    # one more record at one name than a name may have (RA_NAME_RRS_MAX),
+    # at a name that sorts after the 30,000 delegations (> 60,000 rows,
+    # more than two chunks of 25,000)
+    pg.psql("INSERT INTO test_big SELECT 'zzzz.tld.', 'TXT', 60, '\"' || g || '\"' "
+            "FROM generate_series(1, 65537) g")
+    changes = pg.psql("SELECT count(*) FROM zonedist.change").strip()
+    assert int(changes) > 0
+    chain.zd.write_config()
+    r = chain.zd.run(check=False)
+    assert r.returncode != 0, r
+    assert "more than 65536 records for one name" in r.stderr, r.stderr
+    assert not any(m in r.stderr for m in SANITIZER_MARKS), r.stderr
+    assert pg.psql("SELECT count(*) FROM zonedist.change").strip() == changes
+    assert pg.psql("SELECT count(*) FROM zonedist.checkpoint").strip() == "0"
+    pg.psql("DELETE FROM test_big WHERE rdata <> '\"1\"'")
+    chain.start()
+    chain.settle()
+    rrs = axfr_text(chain.zd.port, ZONE)
+    assert len([x for x in rrs if x[1] == "NS" and x[0] != ZONE]) == 60000
+    assert len([x for x in rrs if x[0] == "zzzz.tld." and x[1] == "TXT"]) == 1
+    assert pg.psql("SELECT count(*) FROM zonedist.change").strip() == "0"
