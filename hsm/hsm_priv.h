@@ -83,9 +83,8 @@ struct hsm_key {
 	size_t id_len;
 	char label[HSM_LABEL_MAX + 1];
 	CK_OBJECT_HANDLE priv, pub;
-	CK_OBJECT_HANDLE
-	        copy; /* session copy of priv in the token, or 0 (hsm_key_session_copy()) */
-	uint64_t gen; /* handles valid while gen == h->gen */
+	CK_OBJECT_HANDLE copy; /* in-token session copy of priv, or 0 */
+	uint64_t gen;          /* handles valid while gen == h->gen */
 	uint8_t pubkey[HSM_PUBKEY_MAX];
 	size_t pubkey_len;
 	size_t sig_len;

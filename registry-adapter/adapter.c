@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "common/zd_buf.h"
-#include "common/zd_log.h"
 #include "common/zd_config.h"
+#include "common/zd_log.h"
 #include "common/zd_parse.h"
 #include "registry-adapter/row.h"
 
@@ -62,6 +62,7 @@ struct ra_batch {
 	size_t n_names;
 	size_t n_rejected;
 	ldns_rr_list *pending; /* full load: records of the owner not yet complete */
+	size_t n_fetches;      /* full load: FETCHes so far */
 	uint64_t first_ms;     /* full load: the first FETCH (the database runs the query) */
 	uint64_t fetch_ms;     /* full load: every FETCH, the first included */
 	uint64_t check_ms;     /* full load: parsing and checking the rows */
@@ -1299,8 +1300,8 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 	if ((e = exec(ra, "fetch zone_rrs", sql, 0, NULL, PGRES_TUPLES_OK, &res)) != ZD_OK)
 		goto out;
 	uint64_t t1 = zd_now_ms();
-	if (b->fetch_ms == 0 && b->first_ms == 0)
-		b->first_ms = t1 - t0 ? t1 - t0 : 1;
+	if (b->n_fetches++ == 0)
+		b->first_ms = t1 - t0;
 	b->fetch_ms += t1 - t0;
 	if ((e = result_shape(ra, "fetch zone_rrs", res, 4)) != ZD_OK)
 		goto out;

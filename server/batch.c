@@ -15,8 +15,8 @@
 #include "server/gate.h"
 #include "server/journal.h"
 #include "server/keyroll.h"
-#include "server/loadpipe.h"
 #include "server/kskbundle.h"
+#include "server/loadpipe.h"
 #include "server/serial.h"
 #include "server/signer.h"
 

@@ -23,12 +23,6 @@ struct loadpipe {
 	char err[LOADPIPE_ERR_MAX];
 };
 
-static void
-list_free(ldns_rr_list *l)
-{
-	ldns_rr_list_deep_free(l);
-}
-
 static void *
 reader_main(void *arg)
 {
@@ -56,7 +50,7 @@ reader_main(void *arg)
 			pthread_cond_wait(&lp->cv, &lp->mu);
 		if (lp->stop) {
 			pthread_mutex_unlock(&lp->mu);
-			list_free(l);
+			ldns_rr_list_deep_free(l);
 			break;
 		}
 		lp->q[(lp->head + lp->n) % lp->depth] = l;
@@ -144,7 +138,7 @@ loadpipe_free(struct loadpipe *lp)
 	pthread_mutex_unlock(&lp->mu);
 	pthread_join(lp->thread, NULL);
 	for (size_t i = 0; i < lp->n; i++)
-		list_free(lp->q[(lp->head + i) % lp->depth]);
+		ldns_rr_list_deep_free(lp->q[(lp->head + i) % lp->depth]);
 	pthread_cond_destroy(&lp->cv);
 	pthread_mutex_destroy(&lp->mu);
 	free(lp);
