@@ -225,16 +225,21 @@ check_secondary(const struct check_opts *o, const struct check_target *t, json_t
 
 	/* 2. What it serves, and under which serial (the AXFR's own SOA: the
 	 * secondary may have moved on since the SOA query). */
-	/* A secondary that answered its SOA but drops a transfer may be busy
-	 * (NSD ends transfers in progress when it reloads a new serial): try
-	 * again twice before calling it unreachable. */
+	/* A secondary that answered its SOA but drops a transfer may be busy:
+	 * NSD ends the transfers in progress each time it reloads a new serial,
+	 * and one that reloads after every transfer (xfrd-reload-timeout 0) in
+	 * a zone that changes several times a second drops most of them. Try
+	 * again, waiting longer each time (0.2, 0.5, 1, 2 s), before calling it
+	 * unreachable. */
+	static const useconds_t axfr_wait_us[] = {200000, 500000, 1000000, 2000000};
 	int attempts = 0;
-	do {
-		if (attempts > 0)
-			usleep(attempts == 1 ? 200000 : 1000000);
+	for (;;) {
 		e = xfrin_axfr(&t->peer, apex, &got, &bytes, why, sizeof why);
-		attempts++;
-	} while (e == ZD_EIO && attempts < 3);
+		if (e != ZD_EIO || attempts == (int)(sizeof axfr_wait_us / sizeof axfr_wait_us[0]))
+			break;
+		usleep(axfr_wait_us[attempts++]);
+	}
+	attempts++;
 	json_object_set_new(r, "axfr_attempts", json_integer(attempts));
 	t_axfr = zd_now_ms() - t0;
 	if (e != ZD_OK) {
