@@ -1,10 +1,13 @@
 /* tests/fuzz/row_fuzz.c -- libFuzzer target for ra_row_parse(): the input is
  * split at NUL bytes into owner, type, ttl and rdata (missing fields are SQL
  * NULL), parsed against the zone "tld.", and every record that comes out is
- * printed and put through ra_rrs_check().  Must never crash, leak, assert or
+ * printed, compared with what ldns_rr_new_frm_str() makes of the same rdata
+ * (ra_row_parse() builds the common records field by field: the two must
+ * agree), and put through ra_rrs_check().  Must never crash, leak, assert or
  * reach a zd_check_failed().  Built by tests/fuzz/meson.build (-Dfuzz=true). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,35 @@
 #include "tests/fuzz/fuzz_log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The record ldns_rr_new_frm_str() makes of rr's type and this rdata text
+ * must have rr's rdata, field for field. */
+static void
+same_as_ldns(const ldns_rr *rr, const char *rdata)
+{
+	char *type = ldns_rr_type2str(ldns_rr_get_type(rr));
+	size_t len = strlen(rdata) + 64;
+	char *line = malloc(len);
+	ldns_rr *want = NULL;
+
+	if (type == NULL || line == NULL)
+		abort();
+	snprintf(line, len, ". 0 IN %s %s", type, rdata);
+	if (ldns_rr_new_frm_str(&want, line, 0, NULL, NULL) != LDNS_STATUS_OK)
+		abort(); /* ra_row_parse() took text ldns refuses */
+	ldns_rr2canonical(want);
+	if (ldns_rr_get_type(want) != ldns_rr_get_type(rr) ||
+	    ldns_rr_rd_count(want) != ldns_rr_rd_count(rr))
+		abort();
+	for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {
+		const ldns_rdf *a = ldns_rr_rdf(rr, i), *b = ldns_rr_rdf(want, i);
+		if (ldns_rdf_get_type(a) != ldns_rdf_get_type(b) || ldns_rdf_compare(a, b) != 0)
+			abort();
+	}
+	ldns_rr_free(want);
+	free(line);
+	free(type);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -48,6 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *s = ldns_rr2str(rr);
 
 		free(s);
+		same_as_ldns(rr, field[3]);
 		if (l != NULL && ldns_rr_list_push_rr(l, rr)) {
 			ldns_rr *again = ldns_rr_clone(rr); /* a duplicate for the check */
 			if (again != NULL && !ldns_rr_list_push_rr(l, again))

@@ -449,6 +449,18 @@ row_parse_builds_canonical_records(void **state)
 	assert_accepted("example.tld.", "TLSA", "300", "3 1 1 abcd", NULL);
 	assert_accepted("a\\.b.tld.", "A", "300", "192.0.2.1", NULL);
 	assert_accepted("a\\065.tld.", "A", "300", "192.0.2.1", NULL);
+	/* Built field by field (one token per field) and by ldns' whole-line
+	 * parser (a field in several tokens, an escape): the same records. */
+	assert_accepted("example.tld.", "DS", "3600", "60000 ECDSAP256SHA256 2 ABCDEF01",
+	                "example.tld.\t3600\tIN\tDS\t60000 13 2 abcdef01");
+	assert_accepted("example.tld.", "DS", "3600", "60000 13 2 AB CDEF01",
+	                "example.tld.\t3600\tIN\tDS\t60000 13 2 abcdef01");
+	assert_accepted("example.tld.", "MX", "300", "10 Mail.Example.",
+	                "example.tld.\t300\tIN\tMX\t10 mail.example.");
+	assert_accepted("_x._tcp.example.tld.", "SRV", "300", "1 2 443 Srv.Example.",
+	                "_x._tcp.example.tld.\t300\tIN\tSRV\t1 2 443 srv.example.");
+	assert_accepted("example.tld.", "NS", "86400", "NS\\046x.Example.",
+	                "example.tld.\t86400\tIN\tNS\tns\\.x.example.");
 }
 
 static void
