@@ -592,6 +592,7 @@ alarms_start(struct alarms *al)
 	if (pthread_create(&al->thread, NULL, loop, al) != 0)
 		return ZD_ENOMEM;
 	al->running = 1;
+	pthread_setname_np(al->thread, "zd-alarm"); /* top -H, perf */
 	return ZD_OK;
 }
 

@@ -1085,7 +1085,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 		}
 		/* The store holds its own copies (extra its clones). */
 		ldns_rr_list_set_rr_count(group, 0);
-		ldns_rr_list_deep_free(all);
+		loadpipe_done(lp, all);
 		all = NULL;
 		put_ms += zd_now_ms() - p0;
 	}
@@ -1317,6 +1317,7 @@ batch_start(struct batch *b)
 	if (pthread_create(&b->thread, NULL, loop, b) != 0)
 		return ZD_ENOMEM;
 	b->running = 1;
+	pthread_setname_np(b->thread, "zd-batch"); /* top -H, perf */
 	return ZD_OK;
 }
 

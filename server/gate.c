@@ -562,6 +562,7 @@ vpool_start(struct gate *g)
 	for (size_t i = 0; i < want; i++) {
 		if (pthread_create(&vp->th[i], NULL, vpool_main, vp) != 0)
 			break;
+		pthread_setname_np(vp->th[i], "zd-verify");
 		vp->n_threads++;
 	}
 	if (vp->n_threads == 0) {

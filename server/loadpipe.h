@@ -30,6 +30,10 @@ zd_err loadpipe_start(struct ra *ra, struct ra_batch *rb, size_t rows, size_t de
  * On the reader's failure its error, with the message in loadpipe_error(),
  * and rb can only be aborted. */
 zd_err loadpipe_next(struct loadpipe *lp, ldns_rr_list **out);
+/* Hand back a list loadpipe_next() gave (NULL does nothing): the reader
+ * frees it and its records on its own thread, where they were allocated.
+ * After the reader ended the list is freed at once. */
+void loadpipe_done(struct loadpipe *lp, ldns_rr_list *l);
 const char *loadpipe_error(const struct loadpipe *lp);
 /* Stop the reader if it still reads, wait for it, free what was read
  * ahead.  NULL does nothing.  rb is the caller's again afterwards. */

@@ -820,6 +820,7 @@ opdb_start(struct opdb *o)
 	if (pthread_create(&o->thread, NULL, loop, o) != 0)
 		return ZD_ENOMEM;
 	o->running = 1;
+	pthread_setname_np(o->thread, "zd-opdb"); /* top -H, perf */
 	return ZD_OK;
 }
 

@@ -408,6 +408,7 @@ probe_start(struct probe *p)
 	if (pthread_create(&p->thread, NULL, loop, p) != 0)
 		return ZD_ENOMEM;
 	p->running = 1;
+	pthread_setname_np(p->thread, "zd-probe"); /* top -H, perf */
 	return ZD_OK;
 }
 
