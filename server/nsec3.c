@@ -414,7 +414,7 @@ signer_chain_full(struct work *w)
 		if (e == ZD_OK)
 			e = signer_job_push(w, x, type);
 		if (e == ZD_OK && w->n_jobs >= 4096)
-			e = signer_jobs_flush(w);
+			e = signer_jobs_flush_async(w);
 		ldns_rdf_deep_free(x);
 		x = next;
 		if (e != ZD_OK || wrapped)

@@ -3,6 +3,7 @@
 #include "server/signer.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1280,57 +1281,6 @@ input_build(struct work *w, const struct job *j, ldns_buffer *buf, struct zd_buf
 	return e;
 }
 
-/* Sign the prepared inputs: in the worker processes of the pool when there
- * is one (but for those by a second signing key, which the pool does not
- * hold), else with the batch thread's session. */
-static zd_err
-inputs_sign(struct work *w, const struct zd_buf *all, struct prepared *pr, size_t n)
-{
-	struct signer *sg = w->sg;
-	const uint8_t *base = all->data;
-	zd_err e = ZD_OK;
-
-	if (sg->pool != NULL) {
-		struct hsm_pool_job *jobs = calloc(n ? n : 1, sizeof *jobs);
-		size_t k = 0;
-		if (jobs == NULL)
-			return ZD_ENOMEM;
-		for (size_t i = 0; i < n; i++)
-			if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL)
-				jobs[k++] = (struct hsm_pool_job){.data = base + pr[i].off,
-				                                  .len = pr[i].len,
-				                                  .key = pr[i].ksk ? 1 : 0,
-				                                  .sig = pr[i].sig};
-		e = hsm_pool_sign(sg->pool, jobs, k, POOL_TIMEOUT_MS, w->err, w->errlen);
-		if (e == ZD_OK) {
-			k = 0;
-			for (size_t i = 0; i < n; i++)
-				if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL)
-					pr[i].siglen = jobs[k++].siglen;
-		} else if (hsm_pool_lost(sg->pool)) {
-			sg->tk->up = 0; /* the batch thread's session goes the same way */
-		}
-		free(jobs);
-		if (e != ZD_OK)
-			return e;
-	}
-	for (size_t i = 0; i < n && e == ZD_OK; i++) {
-		if (pr[i].skip || pr[i].bundled != NULL || (sg->pool != NULL && pr[i].idx == 0))
-			continue;
-		pr[i].siglen = sizeof pr[i].sig;
-		e = token_sign(sg->tk, pr[i].key, base + pr[i].off, pr[i].len, pr[i].sig,
-		               &pr[i].siglen, w->err, w->errlen);
-		if (e != ZD_OK) {
-			char *o = ldns_rdf2str(w->jobs[i].owner);
-			size_t l = strlen(w->err);
-			snprintf(w->err + l, w->errlen > l ? w->errlen - l : 0, " (signing %s %u)",
-			         o ? o : "?", w->jobs[i].type);
-			free(o);
-		}
-	}
-	return e;
-}
-
 /* Offline KSK: the pre-signed RRSIG over j's RRset, unless the version
  * has that one already (a refresh with no fresher bundle changes nothing). */
 static zd_err
@@ -1360,44 +1310,147 @@ bundled_put(struct work *w, const struct job *j, const ldns_rr *sig)
 	return e;
 }
 
-/* Sign the queued jobs: build each input, sign them all, put the RRSIGs. */
-zd_err
-signer_jobs_flush(struct work *w)
+/* One flush's jobs, from their inputs to their RRSIGs in the txn. */
+struct signing {
+	struct job *jobs; /* owned, with their owners */
+	size_t n;
+	struct zd_buf all;       /* the signing inputs, one after the other */
+	struct prepared *pr;     /* [n] */
+	struct hsm_pool_job *pj; /* the pool's share of the jobs */
+	size_t n_pj;
+	struct hsm_pool *pool; /* the signer's, or NULL */
+	pthread_t th;          /* signing pj, for signer_jobs_flush_async() */
+	zd_err e;              /* of hsm_pool_sign() on th */
+	char err[HSM_POOL_ERR_MAX];
+};
+
+static void
+signing_free(struct signing *sn)
+{
+	if (sn == NULL)
+		return;
+	for (size_t i = 0; i < sn->n; i++)
+		ldns_rdf_deep_free(sn->jobs[i].owner);
+	free(sn->jobs);
+	free(sn->pr);
+	free(sn->pj);
+	zd_buf_clear(&sn->all);
+	free(sn);
+}
+
+/* The queued jobs, taken from w, with their inputs built: on ZD_OK *out
+ * is new (signing_free()); w's queue is empty afterwards either way. */
+static zd_err
+signing_prepare(struct work *w, struct signing **out)
 {
 	struct signer *sg = w->sg;
+	struct signing *sn = calloc(1, sizeof *sn);
 	ldns_buffer *buf = NULL;
-	struct zd_buf all;
-	struct prepared *pr = NULL;
-	uint8_t rd[18 + 256 + HSM_SIG_MAX];
 	zd_err e = ZD_OK;
 
-	if (w->n_jobs == 0)
-		return ZD_OK;
-	zd_buf_init(&all, SIZE_MAX);
-	if ((buf = ldns_buffer_new(4096)) == NULL ||
-	    (pr = malloc(w->n_jobs * sizeof *pr)) == NULL) {
+	*out = NULL;
+	if (sn == NULL) {
 		e = ZD_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < w->n_jobs && e == ZD_OK; i++)
-		if ((e = input_build(w, &w->jobs[i], buf, &all, &pr[i])) == ZD_ENOTFOUND &&
+	zd_buf_init(&sn->all, SIZE_MAX);
+	sn->pool = sg->pool;
+	sn->jobs = w->jobs;
+	sn->n = w->n_jobs;
+	w->jobs = NULL;
+	w->n_jobs = w->cap_jobs = 0;
+	if ((buf = ldns_buffer_new(4096)) == NULL ||
+	    (sn->pr = malloc(sn->n * sizeof *sn->pr)) == NULL ||
+	    (sn->pj = calloc(sn->n, sizeof *sn->pj)) == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < sn->n && e == ZD_OK; i++)
+		if ((e = input_build(w, &sn->jobs[i], buf, &sn->all, &sn->pr[i])) == ZD_ENOTFOUND &&
 		    sg->offline) {
 			e = ZD_EHSM; /* no pre-signed RRSIG; w->err says so */
 		} else if (e != ZD_OK) {
-			char *o = ldns_rdf2str(w->jobs[i].owner);
+			char *o = ldns_rdf2str(sn->jobs[i].owner);
 			snprintf(w->err, w->errlen, "the signing input of %s type %u: %s",
-			         o ? o : "?", w->jobs[i].type, zd_strerror(e));
+			         o ? o : "?", sn->jobs[i].type, zd_strerror(e));
 			free(o);
 		}
+	/* The pool signs by the first key of each RRset (the others, during a
+	 * roll, are not in the pool); none without a pool. */
+	for (size_t i = 0; i < sn->n && e == ZD_OK && sg->pool != NULL; i++)
+		if (!sn->pr[i].skip && sn->pr[i].idx == 0 && sn->pr[i].bundled == NULL)
+			sn->pj[sn->n_pj++] =
+			        (struct hsm_pool_job){.data = sn->all.data + sn->pr[i].off,
+			                              .len = sn->pr[i].len,
+			                              .key = sn->pr[i].ksk ? 1 : 0,
+			                              .sig = sn->pr[i].sig};
+out:
+	ldns_buffer_free(buf);
 	if (e == ZD_OK)
-		e = inputs_sign(w, &all, pr, w->n_jobs);
-	for (size_t i = 0; i < w->n_jobs && e == ZD_OK;) {
-		const struct job *j = &w->jobs[i];
+		*out = sn;
+	else
+		signing_free(sn);
+	return e;
+}
+
+/* The pool's share (the inputs are not touched meanwhile). */
+static zd_err
+signing_pool(struct signing *sn)
+{
+	if (sn->n_pj == 0)
+		return ZD_OK;
+	return hsm_pool_sign(sn->pool, sn->pj, sn->n_pj, POOL_TIMEOUT_MS, sn->err, sizeof sn->err);
+}
+
+/* The pool is this thread's until it is joined (inflight_end()). */
+static void *
+signing_main(void *arg)
+{
+	struct signing *sn = arg;
+	sn->e = signing_pool(sn);
+	return NULL;
+}
+
+/* After the pool's share (e its result): the rest signed with the batch
+ * thread's session, then every RRSIG RRset put in the txn. */
+static zd_err
+signing_finish(struct work *w, struct signing *sn, zd_err e)
+{
+	struct signer *sg = w->sg;
+	const uint8_t *base = sn->all.data;
+	struct prepared *pr = sn->pr;
+	uint8_t rd[18 + 256 + HSM_SIG_MAX];
+
+	if (e != ZD_OK) {
+		snprintf(w->err, w->errlen, "%s", sn->err);
+		if (sg->pool != NULL && hsm_pool_lost(sg->pool))
+			sg->tk->up = 0; /* the batch thread's session goes the same way */
+		return e;
+	}
+	for (size_t i = 0, k = 0; i < sn->n; i++)
+		if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL && sg->pool != NULL)
+			pr[i].siglen = sn->pj[k++].siglen;
+	for (size_t i = 0; i < sn->n && e == ZD_OK; i++) {
+		if (pr[i].skip || pr[i].bundled != NULL || (sg->pool != NULL && pr[i].idx == 0))
+			continue;
+		pr[i].siglen = sizeof pr[i].sig;
+		e = token_sign(sg->tk, pr[i].key, base + pr[i].off, pr[i].len, pr[i].sig,
+		               &pr[i].siglen, w->err, w->errlen);
+		if (e != ZD_OK) {
+			char *o = ldns_rdf2str(sn->jobs[i].owner);
+			size_t l = strlen(w->err);
+			snprintf(w->err + l, w->errlen > l ? w->errlen - l : 0, " (signing %s %u)",
+			         o ? o : "?", sn->jobs[i].type);
+			free(o);
+		}
+	}
+	for (size_t i = 0; i < sn->n && e == ZD_OK;) {
+		const struct job *j = &sn->jobs[i];
 		/* the jobs of one RRset, one per signing key, are in a row: their
 		 * RRSIGs make one RRSIG RRset */
 		size_t end = i + 1;
-		while (end < w->n_jobs && w->jobs[end].idx > 0 && w->jobs[end].type == j->type &&
-		       ldns_dname_compare(w->jobs[end].owner, j->owner) == 0)
+		while (end < sn->n && sn->jobs[end].idx > 0 && sn->jobs[end].type == j->type &&
+		       ldns_dname_compare(sn->jobs[end].owner, j->owner) == 0)
 			end++;
 		if (pr[i].skip) {
 			i = end;
@@ -1424,7 +1477,7 @@ signer_jobs_flush(struct work *w)
 		}
 		for (size_t k = i; k < end && e == ZD_OK; k++) {
 			const struct prepared *q = &pr[k];
-			memcpy(rd, all.data + q->off, q->head_len);
+			memcpy(rd, base + q->off, q->head_len);
 			memcpy(rd + q->head_len, q->sig, q->siglen);
 			ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, q->ttl, rd,
 			                             q->head_len + q->siglen);
@@ -1448,14 +1501,79 @@ signer_jobs_flush(struct work *w)
 			w->st->signatures += end - i;
 		i = end;
 	}
-out:
-	free(pr);
-	zd_buf_clear(&all);
-	ldns_buffer_free(buf);
-	for (size_t i = 0; i < w->n_jobs; i++)
-		ldns_rdf_deep_free(w->jobs[i].owner);
-	w->n_jobs = 0;
 	return e;
+}
+
+/* The flush still signing in the pool, if any: wait for it and put its
+ * RRSIGs (report) or throw them away (!report, after a failure). */
+static zd_err
+inflight_end(struct work *w, int report)
+{
+	struct signing *sn = w->inflight;
+	zd_err e = ZD_OK;
+
+	if (sn == NULL)
+		return ZD_OK;
+	w->inflight = NULL;
+	pthread_join(sn->th, NULL);
+	if (report)
+		e = signing_finish(w, sn, sn->e);
+	signing_free(sn);
+	return e;
+}
+
+void
+signer_jobs_abandon(struct work *w)
+{
+	(void)inflight_end(w, 0);
+}
+
+/* Sign the queued jobs: build each input, sign them all, put the RRSIGs;
+ * the flush signing in the pool before (signer_jobs_flush_async()) is put
+ * first. */
+zd_err
+signer_jobs_flush(struct work *w)
+{
+	struct signing *sn = NULL;
+	zd_err e;
+
+	if ((e = inflight_end(w, 1)) != ZD_OK || w->n_jobs == 0)
+		return e;
+	if ((e = signing_prepare(w, &sn)) != ZD_OK)
+		return e;
+	e = signing_finish(w, sn, signing_pool(sn));
+	signing_free(sn);
+	return e;
+}
+
+/* As signer_jobs_flush(), but with a pool the queued jobs are left
+ * signing in it on a thread of their own while the caller goes on (the
+ * batch thread builds the next inputs while the pool signs these): their
+ * RRSIGs are put at the next flush, before that flush's own. Jobs read
+ * the records they sign when they are flushed, so what the caller puts
+ * meanwhile is seen by later jobs only; and the RRSIGs of one RRset are
+ * put in the order of their flushes, the last one last. */
+zd_err
+signer_jobs_flush_async(struct work *w)
+{
+	struct signing *sn = NULL;
+	zd_err e;
+
+	if (w->sg->pool == NULL || w->n_jobs == 0)
+		return signer_jobs_flush(w);
+	if ((e = signing_prepare(w, &sn)) != ZD_OK)
+		return e;
+	if ((e = inflight_end(w, 1)) != ZD_OK) {
+		signing_free(sn);
+		return e;
+	}
+	if (pthread_create(&sn->th, NULL, signing_main, sn) != 0) {
+		e = signing_finish(w, sn, signing_pool(sn)); /* here, then */
+		signing_free(sn);
+		return e;
+	}
+	w->inflight = sn;
+	return ZD_OK;
 }
 
 /* ---- names ------------------------------------------------------------------ */
@@ -1777,7 +1895,7 @@ sign_full(struct work *w)
 			e = name_reconcile(w, names.v[i]);
 			w->st->names++;
 			if (e == ZD_OK && w->n_jobs >= JOBS_FLUSH)
-				e = signer_jobs_flush(w);
+				e = signer_jobs_flush_async(w);
 		}
 		namevec_clear(&names);
 	}
@@ -1790,6 +1908,8 @@ sign_full(struct work *w)
 		e = signer_chain_full(w);
 	if (e == ZD_OK)
 		e = signer_jobs_flush(w);
+	else
+		signer_jobs_abandon(w);
 	namevec_clear(&chunk);
 	namevec_clear(&names);
 	return e;
@@ -1862,6 +1982,7 @@ out:
 	for (size_t i = 0; i < w.n_chg; i++)
 		ldns_rdf_deep_free(w.chg[i].owner);
 	free(w.chg);
+	signer_jobs_abandon(&w); /* none left but after a failure */
 	for (size_t i = 0; i < w.n_jobs; i++)
 		ldns_rdf_deep_free(w.jobs[i].owner);
 	free(w.jobs);

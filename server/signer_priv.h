@@ -72,6 +72,8 @@ struct chg {
 	uint16_t type;
 };
 
+struct signing;
+
 struct job {
 	ldns_rdf *owner;
 	uint16_t type;
@@ -92,6 +94,7 @@ struct work {
 	size_t n_chg, cap_chg;
 	struct job *jobs;
 	size_t n_jobs, cap_jobs;
+	struct signing *inflight;     /* a flush signing in the pool meanwhile, or NULL */
 	struct namevec chain_touched; /* chain owners added or rewritten */
 	struct namevec chain_removed; /* chain owners deleted */
 	struct namevec chain_dirty;   /* chain owners whose RRSIG must be checked */
@@ -132,7 +135,14 @@ void signer_signing_keys(const struct signer *sg, uint16_t type, struct signing_
  * longer than the refresh period, and no other. */
 int signer_rrsigs_ok(const struct work *w, const ldns_rr_list *all, uint16_t type, uint32_t ttl);
 zd_err signer_job_push(struct work *w, const ldns_rdf *owner, uint16_t type);
+/* Sign the queued jobs and put their RRSIGs (and those of a flush still
+ * signing), before returning. */
 zd_err signer_jobs_flush(struct work *w);
+/* The same, but with a pool the jobs go on signing while the caller walks
+ * on; their RRSIGs are put by the next flush.  A walk that stops on a
+ * failure calls signer_jobs_abandon(), which waits for them and drops them. */
+zd_err signer_jobs_flush_async(struct work *w);
+void signer_jobs_abandon(struct work *w);
 int signer_type_is_dnssec(uint16_t type);
 zd_err signer_occluded(struct work *w, uint64_t v, const ldns_rdf *name, int *out);
 int signer_changed(const struct work *w, const ldns_rdf *owner, uint16_t type);
