@@ -245,10 +245,20 @@ ttl_capped_log(struct zone *z, uint32_t serial)
 	z->ttl_capped = 0;
 }
 
+static int
+has_ns(const ldns_rr_list *l)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++)
+		if (ldns_rr_get_type(ldns_rr_list_rr(l, i)) == LDNS_RR_TYPE_NS)
+			return 1;
+	return 0;
+}
+
 /* Make each configured name hold its configured records plus extra's records
- * at that name (registry rows for a configured name, e.g. a nic. host). */
+ * at that name (registry rows for a configured name, e.g. a nic. host);
+ * *n_deleg (NULL: not counted) counts those below the apex that have NS. */
 static zd_err
-config_names_set(struct zone *z, struct store_txn *t, const ldns_rr_list *extra)
+config_names_set(struct zone *z, struct store_txn *t, const ldns_rr_list *extra, uint64_t *n_deleg)
 {
 	ldns_rdf **names = NULL;
 	size_t n = 0;
@@ -266,6 +276,9 @@ config_names_set(struct zone *z, struct store_txn *t, const ldns_rr_list *extra)
 		if ((e = borrow_all(l, z->config_rrs, names[i])) == ZD_OK &&
 		    (e = borrow_all(l, extra, names[i])) == ZD_OK)
 			e = name_set(z, t, names[i], l);
+		if (e == ZD_OK && n_deleg != NULL && has_ns(l) &&
+		    ldns_dname_compare(names[i], store_apex_get(z->store)) != 0)
+			(*n_deleg)++;
 	}
 out:
 	borrowed_list_free(l);
@@ -977,7 +990,7 @@ batch_one(struct batch *b, size_t zi, size_t *taken)
 		    (e = name_set(z, t, owner, l)) != ZD_OK)
 			goto fail;
 	}
-	if (b->sync_config[zi] && (e = config_names_set(z, t, extra)) != ZD_OK)
+	if (b->sync_config[zi] && (e = config_names_set(z, t, extra, NULL)) != ZD_OK)
 		goto fail;
 	if (b->unsign[zi] || step == KEYROLL_UNSIGN_REMOVE) {
 		size_t removed = 0;
@@ -1034,7 +1047,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	struct store_txn *t = NULL;
 	struct loadpipe *lp = NULL;
 	ldns_rr_list *all = NULL, *group = NULL, *extra = NULL;
-	uint64_t t0 = zd_now_ms(), put_ms = 0;
+	uint64_t t0 = zd_now_ms(), put_ms = 0, n_deleg = 0;
 	zd_err e;
 
 	if ((e = ra_full_begin(b->ra, zname, &rb)) != ZD_OK) {
@@ -1075,10 +1088,13 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 				}
 				j++;
 			}
-			if (zone_name_is_configured(z, ldns_rr_owner(first)))
+			if (zone_name_is_configured(z, ldns_rr_owner(first))) {
 				e = clone_all(extra, group);
-			else
+			} else {
+				/* below the apex (the apex is configured) */
 				e = name_set(z, t, ldns_rr_owner(first), group);
+				n_deleg += e == ZD_OK && has_ns(group);
+			}
 			if (e != ZD_OK)
 				goto fail;
 			i = j;
@@ -1093,7 +1109,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	lp = NULL;
 	uint64_t load_ms = zd_now_ms() - t0, first_ms, fetch_ms, check_ms;
 	ra_full_times_get(rb, &first_ms, &fetch_ms, &check_ms);
-	if ((e = config_names_set(z, t, extra)) != ZD_OK)
+	if ((e = config_names_set(z, t, extra, &n_deleg)) != ZD_OK)
 		goto fail;
 	uint32_t serial = serial_first(z->cfg->serial_policy, zd_wallclock_s());
 	if ((e = soa_put(z, t, serial)) != ZD_OK)
@@ -1130,6 +1146,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	}
 	atomic_store(&z->serial, serial);
 	atomic_store(&z->last_batch_ms, zd_wallclock_ms());
+	atomic_store(&z->delegations, n_deleg); /* counted as they were put */
 	struct store_stats st;
 	store_stats_get(z->store, &st);
 	zd_log(ZD_LOG_NOTICE, "batch", zname,
@@ -1182,6 +1199,11 @@ batch_load(struct batch *b, char *err, size_t errlen)
 			e = zone_init(b, z, err, errlen);
 			continue;
 		}
+		if ((e = delegations_count(z)) != ZD_OK) {
+			snprintf(err, errlen, "zone %s: counting delegations: %s", z->cfg->name,
+			         zd_strerror(e));
+			break;
+		}
 		uint32_t serial = 0;
 		store_serial_find(z->store, store_published_get(z->store), &serial);
 		atomic_store(&z->serial, serial);
@@ -1203,10 +1225,6 @@ batch_load(struct batch *b, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < b->n_zones && e == ZD_OK; i++)
 		e = dnssec_state_check(b->zones[i], &b->unsign[i], err, errlen);
-	for (size_t i = 0; i < b->n_zones && e == ZD_OK; i++)
-		if ((e = delegations_count(b->zones[i])) != ZD_OK)
-			snprintf(err, errlen, "zone %s: counting delegations: %s",
-			         b->zones[i]->cfg->name, zd_strerror(e));
 	if (e == ZD_OK)
 		atomic_store(&b->db_up, 1);
 out:

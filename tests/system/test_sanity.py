@@ -86,3 +86,38 @@ def test_release_needs_a_known_zone_and_a_name(pg, spawn):
     assert r.returncode != 0 and "not in the configuration" in r.stderr
     r = c.zd.run("--release", ZONE, check=False)
     assert r.returncode != 0 and "--by" in r.stderr
+
+
+def _delegations(c):
+    status, zones = c.zd.api_get("/api/v1/zones")
+    assert status == 200, zones
+    return next(z["delegations"] for z in zones["zones"] if z["zone"] == ZONE)
+
+
+def _ns_owners(c):
+    return {o for o, t, *_ in axfr_text(c.zd.port, ZONE) if t == "NS" and o != ZONE}
+
+
+def test_the_delegation_count_the_limits_use_is_the_served_one(pg, spawn):
+    """A first load counts the delegations as it stores them, a start from
+    the checkpoint counts them in the store, batches move the count: each
+    time it is the number of NS owners below the apex that zonedistd
+    serves (the hold limits judge removals against it)."""
+    c = Chain(pg, spawn, secondaries=())
+    c.registry.bulk_fill(ZONE, 300, seed=1, triggers=False)
+    c.registry.add_host("ns1.extern.example.", ())
+    for i in range(3):  # delegations with names sorted before and after the bulk ones
+        c.registry.add_domain(f"a{i}.{ZONE}", ns=["ns1.extern.example."])
+        c.registry.add_domain(f"z{i}.{ZONE}", ns=["ns1.extern.example."])
+    c.start()
+    c.settle()
+    first = _delegations(c)
+    assert first == len(_ns_owners(c)) and first > 300, first
+    c.zd.stop()
+    c.zd.start()
+    c.settle()
+    assert _delegations(c) == first
+    c.registry._tx([("DELETE FROM registry.domain WHERE name = %s", [f"z{i}.{ZONE}"])
+                    for i in range(3)])
+    wait_until(lambda: _delegations(c) == first - 3, 30, "three delegations fewer")
+    assert len(_ns_owners(c)) == first - 3
