@@ -205,6 +205,38 @@ def test_a_corrupted_signature_is_caught_by_the_gate_and_never_served(pg, spawn,
     assert [s for _, s, _ in rows][-1] == after
 
 
+def test_a_first_version_the_gate_refuses_leaves_no_checkpoint_and_the_next_start_signs(
+        pg, spawn, softhsm):
+    """The first load writes its checkpoint while the gate checks the same
+    version; a refused first version fails the start and rolls it back: no
+    checkpoint, no change row consumed.  The next start signs and serves."""
+    from zdtest.zonedistd import binary
+    victim = "corrupt-first.tld."
+    c = signed_chain(pg, spawn, softhsm, secondaries=(), n=500)
+    c.registry.add_host("ns1.extern.example.", ())
+    c.registry.add_domain(victim, ns=["ns1.extern.example."], ds=[(1, 13, 2, "CD" * 32)])
+    changes = c.pg.psql("SELECT count(*) FROM zonedist.change").strip()
+    assert int(changes) > 0
+    c.zd.write_config()
+    env = dict(os.environ, ZD_TEST_CORRUPT_SIGNATURE=victim, SOFTHSM2_CONF=softhsm.conf)
+    r = subprocess.run([binary(build=c.zd.build), "--config", c.zd.conf], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0, r
+    assert "the first signing failed" in r.stderr, r.stderr
+    assert re.search(r"ALARM: version \d+ refused by the validation gate.*corrupt-first\.tld\.",
+                     r.stderr), r.stderr[-3000:]
+    assert c.pg.psql("SELECT count(*) FROM zonedist.checkpoint").strip() == "0"
+    assert c.pg.psql("SELECT count(*) FROM zonedist.change").strip() == changes
+    c.start()
+    serial = drained(c)
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    assert victim.upper() in text.upper()
+    dnssec.verify_all(text, ZONE)
+    assert c.pg.psql("SELECT count(*) FROM zonedist.checkpoint WHERE complete").strip() == "1"
+    assert re.search(r"first version loaded .*checkpoint \d+ ms beside the gate", log_text(c))
+    assert serial == c.zd.serial(ZONE)
+
+
 def test_losing_the_token_stops_publishing_and_it_resumes_when_it_is_back(pg, spawn, softhsm):
     c = signed_chain(pg, spawn, softhsm, n=300)
     c.start()
