@@ -659,37 +659,8 @@ ceremony_run(struct batch *b, struct zone *z)
 /* Sign the version t builds (a zone without a signer: nothing to do), then
  * let the validation gate look at it.  On failure the version must not be
  * committed; the reason is logged here. */
-/* A first load's checkpoint, written on a thread of its own while the gate
- * checks the same (unpublished) version: both only read the store, and the
- * batch's transaction that holds the checkpoint is rolled back if the gate
- * refuses it. */
-struct beside_ckpt {
-	PGconn *conn; /* the batch's, this thread's while it runs */
-	const char *zone;
-	struct store *s;
-	uint64_t version;
-	uint32_t serial;
-	int written; /* tried (e says how it went) */
-	zd_err e;
-	uint64_t ms;
-	char err[512];
-};
-
-static void *
-beside_ckpt_main(void *arg)
-{
-	struct beside_ckpt *k = arg;
-	uint64_t t0 = zd_now_ms();
-	k->e = journal_checkpoint_write_at(k->conn, k->zone, k->s, k->version, k->serial,
-	                                   CHECKPOINT_CHUNK_BYTES, k->err, sizeof k->err);
-	k->ms = zd_now_ms() - t0;
-	k->written = 1;
-	return NULL;
-}
-
 static zd_err
-version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct signer_stats *st,
-             struct beside_ckpt *ck)
+version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct signer_stats *st)
 {
 	struct zone *z = b->zones[zi];
 	const char *zname = z->cfg->name;
@@ -744,15 +715,9 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	gp.unpublished_keys = unpublished;
 	size_t checked = 0;
 	uint64_t g0 = zd_now_ms();
-	pthread_t ck_thread;
-	int ck_running = ck != NULL && pthread_create(&ck_thread, NULL, beside_ckpt_main, ck) == 0;
-	if (ck_running)
-		pthread_setname_np(ck_thread, "zd-checkpoint");
 	e = full ? gate_zone_check(z->store, store_txn_version_get(t), &gp, &checked, err,
 	                           sizeof err)
 	         : gate_txn_check(z->store, t, &gp, &checked, err, sizeof err);
-	if (ck_running)
-		pthread_join(ck_thread, NULL);
 	ldns_rr_list_deep_free(unpublished);
 	st->gate_ms = zd_now_ms() - g0;
 	st->gate_checked = checked;
@@ -790,7 +755,7 @@ version_commit(struct batch *b, size_t zi, struct ra_batch **rb, struct store_tx
 		goto fail;
 	if ((e = soa_put(z, *t, serial)) != ZD_OK)
 		goto fail;
-	if ((e = version_sign(b, zi, *t, full, &sst, NULL)) != ZD_OK)
+	if ((e = version_sign(b, zi, *t, full, &sst)) != ZD_OK)
 		goto fail;
 	changed = store_txn_changes_get(*t);
 	if ((e = store_txn_delta_wire(*t, &delta, &len)) != ZD_OK)
@@ -1153,12 +1118,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	size_t zi = 0;
 	while (zi < b->n_zones && b->zones[zi] != z)
 		zi++;
-	struct beside_ckpt ck = {.conn = ra_batch_conn_get(rb),
-	                         .zone = zname,
-	                         .s = z->store,
-	                         .version = store_txn_version_get(t),
-	                         .serial = serial};
-	if ((e = version_sign(b, zi, t, 1, &sst, &ck)) != ZD_OK) {
+	if ((e = version_sign(b, zi, t, 1, &sst)) != ZD_OK) {
 		snprintf(err, errlen, "zone %s: the first signing failed (see the log)", zname);
 		goto fail;
 	}
@@ -1168,30 +1128,16 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 		       "%" PRIu64 " ms; gate: %zu signatures checked, %" PRIu64 " ms",
 		       sst.signatures, sst.names, sst.chain_changed, sst.ms, sst.gate_checked,
 		       sst.gate_ms);
-	if (ck.written && ck.e != ZD_OK) { /* written beside the gate */
-		e = ck.e;
-		snprintf(err, errlen, "%s", ck.err);
-		goto fail;
-	}
-	/* Nothing serves yet: publish in memory first so the checkpoint (of an
-	 * unsigned zone: no gate to write it beside) can be read from the
-	 * store; a failed commit fails the start-up. */
+	/* Nothing serves yet: publish in memory first so the checkpoint can be
+	 * read from the store; a failed commit fails the start-up. */
 	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)
 		goto fail;
 	ttl_capped_log(z, serial);
 	uint64_t version = store_published_get(z->store), c0 = zd_now_ms();
-	if (ck.written && version != ck.version) {
-		snprintf(err, errlen,
-		         "zone %s: version %" PRIu64 " published, %" PRIu64 " checkpointed", zname,
-		         version, ck.version);
-		e = ZD_EBUG;
-		goto fail;
-	}
-	if (!ck.written &&
-	    (e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
+	if ((e = journal_checkpoint_write(ra_batch_conn_get(rb), zname, z->store, version,
 	                                  CHECKPOINT_CHUNK_BYTES, err, errlen)) != ZD_OK)
 		goto fail;
-	uint64_t ckpt_ms = ck.written ? ck.ms : zd_now_ms() - c0;
+	uint64_t ckpt_ms = zd_now_ms() - c0;
 	size_t consumed = ra_batch_changes_get(rb);
 	if ((e = ra_batch_commit(&rb)) != ZD_OK) {
 		snprintf(err, errlen, "zone %s: committing the first version: %s", zname,
@@ -1208,9 +1154,9 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	       "RRsets, %zu store bytes, %zu change rows consumed, %" PRIu64 " ms (reading "
 	       "%" PRIu64 " ms: the query's first rows %" PRIu64 " ms, fetches %" PRIu64
 	       " ms, row checks %" PRIu64 " ms, store %" PRIu64 " ms beside them; checkpoint "
-	       "%" PRIu64 " ms%s)",
+	       "%" PRIu64 " ms)",
 	       serial, st.names, st.rrsets_live, st.bytes, consumed, zd_now_ms() - t0, load_ms,
-	       first_ms, fetch_ms, check_ms, put_ms, ckpt_ms, ck.written ? " beside the gate" : "");
+	       first_ms, fetch_ms, check_ms, put_ms, ckpt_ms);
 	goto out;
 fail:
 	loadpipe_free(lp); /* before rb goes */

@@ -315,27 +315,18 @@ zd_err
 journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t version,
                          size_t chunk_bytes, char *err, size_t errlen)
 {
-	uint32_t serial;
-	zd_err e;
-
-	if ((e = store_serial_find(s, version, &serial)) != ZD_OK) {
-		snprintf(err, errlen, "version %" PRIu64 " is not in memory", version);
-		return e;
-	}
-	return journal_checkpoint_write_at(c, zone, s, version, serial, chunk_bytes, err, errlen);
-}
-
-zd_err
-journal_checkpoint_write_at(PGconn *c, const char *zone, struct store *s, uint64_t version,
-                            uint32_t serial, size_t chunk_bytes, char *err, size_t errlen)
-{
 	struct ckpt k;
 	struct store_cursor cur = STORE_CURSOR_INIT;
+	uint32_t serial;
 	char vbuf[24], sbuf[16], nbuf[16];
 	int seq = 0, in_flight = 0;
 	zd_err e;
 	PGresult *r;
 
+	if ((e = store_serial_find(s, version, &serial)) != ZD_OK) {
+		snprintf(err, errlen, "version %" PRIu64 " is not in memory", version);
+		return e;
+	}
 	snprintf(vbuf, sizeof vbuf, "%" PRIu64, version);
 	snprintf(sbuf, sizeof sbuf, "%" PRIu32, serial);
 	const char *p3[3] = {zone, vbuf, sbuf};

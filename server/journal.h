@@ -50,12 +50,6 @@ zd_err journal_release_use(PGconn *c, const char *zone, uint64_t version, int *f
  * partial checkpoint is never loaded. */
 zd_err journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t version,
                                 size_t chunk_bytes, char *err, size_t errlen);
-/* The same for a version not published yet whose serial the caller gives
- * (the txn's version, readable in s while the txn is open): the first load
- * writes it beside the gate, and rolls the transaction back if the gate
- * refuses the version. */
-zd_err journal_checkpoint_write_at(PGconn *c, const char *zone, struct store *s, uint64_t version,
-                                   uint32_t serial, size_t chunk_bytes, char *err, size_t errlen);
 
 /* Fill an empty store: the oldest complete checkpoint, then every journal row
  * after it, in version order, each published with its serial and time.
