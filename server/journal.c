@@ -353,11 +353,11 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 		if (e != ZD_OK)
 			goto out;
 		if (k.buf.len >= chunk_bytes || (cur.done && k.buf.len > 0)) {
-			if (in_flight && (e = chunk_wait(c, err, errlen)) != ZD_OK) {
+			if (in_flight) {
 				in_flight = 0;
-				goto out;
+				if ((e = chunk_wait(c, err, errlen)) != ZD_OK)
+					goto out;
 			}
-			in_flight = 0;
 			if ((e = chunk_send(c, zone, vbuf, seq++, &k.buf, err, errlen)) != ZD_OK)
 				goto out;
 			in_flight = 1;

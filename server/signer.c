@@ -1338,6 +1338,15 @@ signing_free(struct signing *sn)
 	free(sn);
 }
 
+/* The job whose input is pr signs in the pool: by the first key of its
+ * RRset (the others, during a roll, are not in the pool), not pre-signed;
+ * none without a pool. */
+static int
+by_pool(const struct signing *sn, const struct prepared *pr)
+{
+	return sn->pool != NULL && !pr->skip && pr->idx == 0 && pr->bundled == NULL;
+}
+
 /* The queued jobs, taken from w, with their inputs built: on ZD_OK *out
  * is new (signing_free()); w's queue is empty afterwards either way. */
 static zd_err
@@ -1361,7 +1370,7 @@ signing_prepare(struct work *w, struct signing **out)
 	w->n_jobs = w->cap_jobs = 0;
 	if ((buf = ldns_buffer_new(4096)) == NULL ||
 	    (sn->pr = malloc(sn->n * sizeof *sn->pr)) == NULL ||
-	    (sn->pj = calloc(sn->n, sizeof *sn->pj)) == NULL) {
+	    (sn->pool != NULL && (sn->pj = calloc(sn->n, sizeof *sn->pj)) == NULL)) {
 		e = ZD_ENOMEM;
 		goto out;
 	}
@@ -1375,10 +1384,8 @@ signing_prepare(struct work *w, struct signing **out)
 			         o ? o : "?", sn->jobs[i].type, zd_strerror(e));
 			free(o);
 		}
-	/* The pool signs by the first key of each RRset (the others, during a
-	 * roll, are not in the pool); none without a pool. */
-	for (size_t i = 0; i < sn->n && e == ZD_OK && sg->pool != NULL; i++)
-		if (!sn->pr[i].skip && sn->pr[i].idx == 0 && sn->pr[i].bundled == NULL)
+	for (size_t i = 0; i < sn->n && e == ZD_OK; i++)
+		if (by_pool(sn, &sn->pr[i]))
 			sn->pj[sn->n_pj++] =
 			        (struct hsm_pool_job){.data = sn->all.data + sn->pr[i].off,
 			                              .len = sn->pr[i].len,
@@ -1423,15 +1430,15 @@ signing_finish(struct work *w, struct signing *sn, zd_err e)
 
 	if (e != ZD_OK) {
 		snprintf(w->err, w->errlen, "%s", sn->err);
-		if (sg->pool != NULL && hsm_pool_lost(sg->pool))
+		if (sn->pool != NULL && hsm_pool_lost(sn->pool))
 			sg->tk->up = 0; /* the batch thread's session goes the same way */
 		return e;
 	}
 	for (size_t i = 0, k = 0; i < sn->n; i++)
-		if (!pr[i].skip && pr[i].idx == 0 && pr[i].bundled == NULL && sg->pool != NULL)
+		if (by_pool(sn, &pr[i]))
 			pr[i].siglen = sn->pj[k++].siglen;
 	for (size_t i = 0; i < sn->n && e == ZD_OK; i++) {
-		if (pr[i].skip || pr[i].bundled != NULL || (sg->pool != NULL && pr[i].idx == 0))
+		if (pr[i].skip || pr[i].bundled != NULL || by_pool(sn, &pr[i]))
 			continue;
 		pr[i].siglen = sizeof pr[i].sig;
 		e = token_sign(sg->tk, pr[i].key, base + pr[i].off, pr[i].len, pr[i].sig,
@@ -1909,7 +1916,7 @@ sign_full(struct work *w)
 	if (e == ZD_OK)
 		e = signer_jobs_flush(w);
 	else
-		signer_jobs_abandon(w);
+		signer_jobs_abandon(w); /* no flush signs on past here: the pool stops next */
 	namevec_clear(&chunk);
 	namevec_clear(&names);
 	return e;
@@ -1982,7 +1989,6 @@ out:
 	for (size_t i = 0; i < w.n_chg; i++)
 		ldns_rdf_deep_free(w.chg[i].owner);
 	free(w.chg);
-	signer_jobs_abandon(&w); /* none left but after a failure */
 	for (size_t i = 0; i < w.n_jobs; i++)
 		ldns_rdf_deep_free(w.jobs[i].owner);
 	free(w.jobs);
