@@ -3,6 +3,7 @@
 
 #include "hsm/dnskey.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,17 +13,35 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 #define EC_P256_COORD 32 /* bytes per coordinate and per r, s */
 #define ED25519_KEY   32 /* bytes */
 #define ED25519_SIG   64 /* bytes */
 #define RSA_EXP_MAX   8  /* bytes: larger public exponents are refused */
+#define DER_SIG_MAX   80 /* bytes: DER of two 32-octet INTEGERs is at most 72 */
+#define VERIFIER_KEYS 8  /* keys whose contexts one verifier keeps */
 
 struct hsm_verify_key {
+	uint64_t id; /* unique in the process: a verifier's cache key */
 	uint8_t alg;
 	size_t rsa_len; /* RSA: modulus bytes = signature bytes */
 	EVP_PKEY *pkey; /* owned; EVP_PKEY_free */
 };
+
+/* One thread's contexts, initialised for verifying once per key and then
+ * reused (EVP_PKEY_verify() may be called again with the same parameters):
+ * setting one up costs several times what checking one signature does. */
+struct hsm_verifier {
+	struct {
+		uint64_t id; /* 0: free */
+		EVP_PKEY_CTX *ctx;
+	} slot[VERIFIER_KEYS];
+	size_t next; /* the slot a new key replaces */
+};
+
+static atomic_uint_fast64_t key_ids;
 
 static EVP_PKEY *
 pkey_fromdata(const char *type, OSSL_PARAM *params)
@@ -160,6 +179,7 @@ hsm_verify_key_new(uint8_t alg, const uint8_t *pub, size_t pub_len, struct hsm_v
 	struct hsm_verify_key *vk = calloc(1, sizeof *vk);
 	if (vk == NULL)
 		return ZD_ENOMEM;
+	vk->id = atomic_fetch_add(&key_ids, 1) + 1;
 	vk->alg = alg;
 	switch (alg) {
 	case HSM_ALG_RSASHA256:
@@ -193,14 +213,13 @@ hsm_verify_key_free(struct hsm_verify_key *vk)
 }
 
 /* RFC 6605 s4: r | s, 32 octets each; OpenSSL wants DER (SEQUENCE of two
- * INTEGERs).  On ZD_OK *der is an OPENSSL_malloc'ed buffer of *der_len bytes. */
+ * INTEGERs), written to der (DER_SIG_MAX bytes). */
 static zd_err
-ecdsa_der(const uint8_t *sig, size_t sig_len, uint8_t **der, size_t *der_len)
+ecdsa_der(const uint8_t *sig, size_t sig_len, uint8_t *der, size_t *der_len)
 {
 	zd_err e = ZD_ENOMEM;
 	ECDSA_SIG *es = NULL;
 	BIGNUM *r = NULL, *s = NULL;
-	unsigned char *buf = NULL;
 
 	if (sig_len != 2 * EC_P256_COORD)
 		return ZD_EMALFORMED;
@@ -212,10 +231,14 @@ ecdsa_der(const uint8_t *sig, size_t sig_len, uint8_t **der, size_t *der_len)
 	if (ECDSA_SIG_set0(es, r, s) != 1)
 		goto out;
 	r = s = NULL; /* es owns them now */
-	int n = i2d_ECDSA_SIG(es, &buf);
+	if (i2d_ECDSA_SIG(es, NULL) > DER_SIG_MAX) {
+		e = ZD_EBUG;
+		goto out;
+	}
+	unsigned char *p = der;
+	int n = i2d_ECDSA_SIG(es, &p);
 	if (n <= 0)
 		goto out;
-	*der = buf;
 	*der_len = (size_t)n;
 	e = ZD_OK;
 out:
@@ -226,15 +249,80 @@ out:
 }
 
 zd_err
-hsm_verify_key_check(const struct hsm_verify_key *vk, const uint8_t *data, size_t data_len,
-                     const uint8_t *sig, size_t sig_len)
+hsm_verifier_new(struct hsm_verifier **out)
+{
+	*out = calloc(1, sizeof **out);
+	return *out != NULL ? ZD_OK : ZD_ENOMEM;
+}
+
+void
+hsm_verifier_free(struct hsm_verifier *v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < VERIFIER_KEYS; i++)
+		EVP_PKEY_CTX_free(v->slot[i].ctx);
+	free(v);
+}
+
+/* A context of v's set up to verify vk's signatures over a SHA-256 digest
+ * (RSA: PKCS #1 v1.5, RFC 5702 s3), or NULL (out of memory).  Without v a
+ * new one the caller frees (*own set). */
+static EVP_PKEY_CTX *
+verify_ctx(struct hsm_verifier *v, const struct hsm_verify_key *vk, int *own)
+{
+	*own = 0;
+	if (v != NULL)
+		for (size_t i = 0; i < VERIFIER_KEYS; i++)
+			if (v->slot[i].id == vk->id)
+				return v->slot[i].ctx;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, vk->pkey, NULL);
+	if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
+	    (vk->alg == HSM_ALG_RSASHA256 &&
+	     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
+	}
+	if (v == NULL) {
+		*own = 1;
+		return ctx;
+	}
+	size_t i = v->next;
+	v->next = (i + 1) % VERIFIER_KEYS;
+	EVP_PKEY_CTX_free(v->slot[i].ctx);
+	v->slot[i].id = vk->id; /* the context holds its own reference to the key */
+	v->slot[i].ctx = ctx;
+	return ctx;
+}
+
+/* PureEdDSA signs the message itself: one-shot, no digest first. */
+static zd_err
+check_ed25519(const struct hsm_verify_key *vk, const uint8_t *data, size_t data_len,
+              const uint8_t *sig, size_t sig_len)
 {
 	zd_err e = ZD_EMALFORMED;
-	EVP_MD_CTX *ctx = NULL;
-	uint8_t *der = NULL;
+	if (sig_len != ED25519_SIG)
+		return ZD_EMALFORMED;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return ZD_ENOMEM;
+	if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, vk->pkey) == 1 &&
+	    EVP_DigestVerify(ctx, sig, sig_len, data, data_len) == 1)
+		e = ZD_OK;
+	EVP_MD_CTX_free(ctx);
+	return e;
+}
+
+zd_err
+hsm_verifier_check(struct hsm_verifier *v, const struct hsm_verify_key *vk, const uint8_t *data,
+                   size_t data_len, const uint8_t *sig, size_t sig_len)
+{
+	zd_err e = ZD_EMALFORMED;
+	uint8_t der[DER_SIG_MAX], digest[SHA256_DIGEST_LENGTH];
 	const uint8_t *check = sig;
 	size_t check_len = sig_len;
-	const EVP_MD *md = EVP_sha256();
 
 	switch (vk->alg) {
 	case HSM_ALG_RSASHA256:
@@ -242,36 +330,45 @@ hsm_verify_key_check(const struct hsm_verify_key *vk, const uint8_t *data, size_
 			return ZD_EMALFORMED;
 		break;
 	case HSM_ALG_ECDSAP256SHA256:
-		e = ecdsa_der(sig, sig_len, &der, &check_len);
-		if (e != ZD_OK)
+		if ((e = ecdsa_der(sig, sig_len, der, &check_len)) != ZD_OK)
 			return e;
 		check = der;
-		e = ZD_EMALFORMED;
 		break;
 	case HSM_ALG_ED25519:
-		if (sig_len != ED25519_SIG)
-			return ZD_EMALFORMED;
-		md = NULL; /* PureEdDSA: the message itself */
-		break;
+		e = check_ed25519(vk, data, data_len, sig, sig_len);
+		goto out;
 	default:
 		return ZD_EMALFORMED;
 	}
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL) {
-		e = ZD_ENOMEM;
-		goto out;
+	int own;
+	EVP_PKEY_CTX *ctx = verify_ctx(v, vk, &own);
+	if (ctx == NULL)
+		return ZD_ENOMEM;
+	SHA256(data, data_len, digest);
+	int r = EVP_PKEY_verify(ctx, check, check_len, digest, sizeof digest);
+	e = r == 1 ? ZD_OK : ZD_EMALFORMED;
+	if (own) {
+		EVP_PKEY_CTX_free(ctx);
+	} else if (r < 0) {
+		/* not a mere mismatch: set the next one up anew */
+		for (size_t i = 0; i < VERIFIER_KEYS; i++)
+			if (v->slot[i].ctx == ctx) {
+				EVP_PKEY_CTX_free(ctx);
+				v->slot[i].ctx = NULL;
+				v->slot[i].id = 0;
+			}
 	}
-	/* RSA: PKCS #1 v1.5 padding is the default (RFC 5702 s3). */
-	if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, vk->pkey) != 1)
-		goto out;
-	if (EVP_DigestVerify(ctx, check, check_len, data, data_len) == 1)
-		e = ZD_OK;
 out:
 	if (e != ZD_OK)
 		ERR_clear_error(); /* this thread's queue: leave nothing for the next caller */
-	EVP_MD_CTX_free(ctx);
-	OPENSSL_free(der);
 	return e;
+}
+
+zd_err
+hsm_verify_key_check(const struct hsm_verify_key *vk, const uint8_t *data, size_t data_len,
+                     const uint8_t *sig, size_t sig_len)
+{
+	return hsm_verifier_check(NULL, vk, data, data_len, sig, sig_len);
 }
 
 zd_err

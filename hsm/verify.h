@@ -33,6 +33,19 @@ void hsm_verify_key_free(struct hsm_verify_key *vk);
 zd_err hsm_verify_key_check(const struct hsm_verify_key *vk, const uint8_t *data, size_t data_len,
                             const uint8_t *sig, size_t sig_len);
 
+/* One thread's reusable verifying contexts (for up to 8 keys at a time):
+ * for many signatures on one thread, hsm_verifier_check() with one costs
+ * less than hsm_verify_key_check().  A verifier is used by one thread at a
+ * time; it keeps its own references to the keys it saw, so they may be
+ * freed before it. */
+struct hsm_verifier;
+zd_err hsm_verifier_new(struct hsm_verifier **out);
+void hsm_verifier_free(struct hsm_verifier *v);
+/* hsm_verify_key_check() with v's contexts (NULL: none kept); the same
+ * results. */
+zd_err hsm_verifier_check(struct hsm_verifier *v, const struct hsm_verify_key *vk,
+                          const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len);
+
 /* One-shot: hsm_verify_key_new() + hsm_verify_key_check() + free, with the
  * same results.  Building the OpenSSL key costs more than checking one
  * signature: keep an hsm_verify_key for many signatures. */

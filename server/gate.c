@@ -53,6 +53,8 @@ struct gate {
 	/* txn mode: hash owners the changed names need, NSEC3 owners added */
 	ldns_rr_list *expect, *added; /* owner-only RRs; deep-freed */
 	struct vpool *vp;             /* zone mode: the verifying threads, or NULL */
+	struct hsm_verifier *ver;     /* this thread's verifying contexts, or NULL */
+	ldns_rr_list *set, *sigs;     /* name_check's RRset and its RRSIGs (borrowed RRs) */
 };
 
 /* What one name holds. */
@@ -404,26 +406,33 @@ bitmap_check(struct gate *g, const ldns_rdf *owner, uint16_t type, const ldns_rd
 static zd_err
 sig_input(struct gate *g, const ldns_rr *sig, const ldns_rr_list *rrset, uint32_t orig_ttl)
 {
-	ldns_rr *sc = ldns_rr_clone(sig);
-	ldns_rr_list *c = ldns_rr_list_clone(rrset);
-	zd_err e = ZD_ENOMEM;
+	ldns_buffer *b = g->buf;
+	size_t n = ldns_rr_list_rr_count(rrset);
 
-	ldns_buffer_clear(g->buf);
-	if (sc == NULL || c == NULL)
-		goto out;
-	ldns_dname2canonical(ldns_rr_rdf(sc, 7));
-	for (size_t i = 0; i < ldns_rr_list_rr_count(c); i++) {
+	ldns_buffer_clear(b);
+	/* The RRSIG rdata but the signature (the caller saw 9 fields), the
+	 * signer's name in canonical form. */
+	for (size_t i = 0; i < 7; i++)
+		(void)ldns_rdf2buffer_wire(b, ldns_rr_rdf(sig, i));
+	(void)ldns_rdf2buffer_wire_canonical(b, ldns_rr_rdf(sig, 7));
+	if (n == 1 && ldns_rr_ttl(ldns_rr_list_rr(rrset, 0)) == orig_ttl) {
+		/* one record: nothing to sort, written in canonical form as it is */
+		(void)ldns_rr2buffer_wire_canonical(b, ldns_rr_list_rr(rrset, 0),
+		                                    LDNS_SECTION_ANSWER);
+		return ldns_buffer_status_ok(b) ? ZD_OK : ZD_ENOMEM;
+	}
+	ldns_rr_list *c = ldns_rr_list_clone(rrset);
+	if (c == NULL)
+		return ZD_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
 		ldns_rr *r = ldns_rr_list_rr(c, i);
 		ldns_rr_set_ttl(r, orig_ttl);
 		ldns_rr2canonical(r);
 	}
 	ldns_rr_list_sort(c);
-	if (ldns_rrsig2buffer_wire(g->buf, sc) != LDNS_STATUS_OK ||
-	    ldns_rr_list2buffer_wire(g->buf, c) != LDNS_STATUS_OK || !ldns_buffer_status_ok(g->buf))
-		goto out;
-	e = ZD_OK;
-out:
-	ldns_rr_free(sc);
+	zd_err e = ldns_rr_list2buffer_wire(b, c) == LDNS_STATUS_OK && ldns_buffer_status_ok(b)
+	                   ? ZD_OK
+	                   : ZD_ENOMEM;
 	ldns_rr_list_deep_free(c);
 	return e;
 }
@@ -446,9 +455,12 @@ serial_le(uint32_t a, uint32_t b)
 
 #define VPOOL_THREADS_MAX 8
 #define VPOOL_QUEUE       512 /* jobs waiting, bounded: the walk waits when full */
+#define VPOOL_TAKE        16  /* jobs a thread takes at once */
+#define VPOOL_SPENT       (VPOOL_QUEUE + VPOOL_THREADS_MAX * VPOOL_TAKE) /* jobs in flight */
 
 struct vjob {
 	uint8_t *mem; /* data, then sig, then owner (wire); one allocation */
+	size_t cap;   /* bytes of mem */
 	size_t data_len, sig_len, owner_len;
 	uint16_t type, tag;
 	uint8_t alg;
@@ -459,6 +471,7 @@ struct vpool {
 	pthread_cond_t work, room;
 	struct vjob q[VPOOL_QUEUE];
 	size_t head, n;
+	size_t idle;          /* threads waiting for work */
 	int stop;             /* no more jobs: the threads end once the queue is empty */
 	const struct gate *g; /* its keys */
 	pthread_t th[VPOOL_THREADS_MAX];
@@ -467,20 +480,26 @@ struct vpool {
 	int failed;      /* the first failure, kept below; later jobs are dropped */
 	zd_err fail_e;   /* ZD_EMALFORMED: does not verify; else the error */
 	struct vjob bad; /* its job (mem kept for the owner) */
+	/* Buffers of verified jobs, for the walk to fill again: every job's
+	 * memory is allocated and freed on the walk's thread, and after the
+	 * first few hundred jobs not at all. */
+	struct vjob spent[VPOOL_SPENT];
+	size_t n_spent;
+	struct vjob spare; /* the walk's next buffer (mem may be NULL) */
 };
 
 /* Some zone key with this tag and algorithm verifies sig over data: ZD_OK;
  * ZD_ENOMEM; else ZD_EMALFORMED.  Reads only g's keys (so the pool's
  * threads may call it). */
 static zd_err
-keys_verify(const struct gate *g, uint16_t tag, uint8_t alg, const uint8_t *data, size_t data_len,
-            const uint8_t *sig, size_t sig_len)
+keys_verify(const struct gate *g, struct hsm_verifier *v, uint16_t tag, uint8_t alg,
+            const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len)
 {
 	zd_err r = ZD_EMALFORMED;
 	for (size_t i = 0; i < g->n_keys; i++) {
 		if (g->keys[i].tag != tag || g->keys[i].alg != alg)
 			continue;
-		zd_err e = hsm_verify_key_check(g->keys[i].vk, data, data_len, sig, sig_len);
+		zd_err e = hsm_verifier_check(v, g->keys[i].vk, data, data_len, sig, sig_len);
 		if (e == ZD_OK)
 			return ZD_OK;
 		if (e == ZD_ENOMEM)
@@ -498,38 +517,75 @@ key_known(const struct gate *g, uint16_t tag, uint8_t alg)
 	return 0;
 }
 
+/* A verified job's buffer back to the walk (under vp->mu).  There are never
+ * more buffers than jobs in flight; the check only keeps that a fact. */
+static void
+vpool_spend(struct vpool *vp, struct vjob *j)
+{
+	if (j->mem == NULL)
+		return;
+	if (vp->n_spent < VPOOL_SPENT)
+		vp->spent[vp->n_spent++] = *j;
+	else
+		free(j->mem);
+	j->mem = NULL;
+}
+
+/* A thread takes up to VPOOL_TAKE jobs per hold of the lock and reports
+ * them in one more. */
 static void *
 vpool_main(void *arg)
 {
 	struct vpool *vp = arg;
+	struct hsm_verifier *v = NULL;
+	struct vjob take[VPOOL_TAKE];
+	zd_err res[VPOOL_TAKE];
+	size_t n = 0;
 
+	(void)hsm_verifier_new(&v); /* without one, each check sets its context up */
 	pthread_mutex_lock(&vp->mu);
 	for (;;) {
+		/* the verdicts of the last jobs taken */
+		for (size_t i = 0; i < n; i++) {
+			if (res[i] == ZD_OK) {
+				vp->checked++;
+			} else if (!vp->failed) {
+				vp->failed = 1;
+				vp->fail_e = res[i];
+				vp->bad = take[i];
+				take[i].mem = NULL; /* kept for the reason */
+			}
+			vpool_spend(vp, &take[i]);
+		}
+		vp->idle++;
 		while (vp->n == 0 && !vp->stop)
 			pthread_cond_wait(&vp->work, &vp->mu);
+		vp->idle--;
 		if (vp->n == 0)
 			break; /* stopped and drained */
-		struct vjob j = vp->q[vp->head];
-		vp->head = (vp->head + 1) % VPOOL_QUEUE;
-		vp->n--;
 		int skip = vp->failed;
+		for (n = 0; n < VPOOL_TAKE && vp->n > 0; n++) {
+			take[n] = vp->q[vp->head];
+			vp->head = (vp->head + 1) % VPOOL_QUEUE;
+			vp->n--;
+		}
 		pthread_cond_signal(&vp->room);
 		pthread_mutex_unlock(&vp->mu);
-		zd_err e = skip ? ZD_OK
-		                : keys_verify(vp->g, j.tag, j.alg, j.mem, j.data_len,
-		                              j.mem + j.data_len, j.sig_len);
+		for (size_t i = 0; i < n; i++)
+			res[i] =
+			        skip ? ZD_OK
+			             : keys_verify(vp->g, v, take[i].tag, take[i].alg, take[i].mem,
+			                           take[i].data_len, take[i].mem + take[i].data_len,
+			                           take[i].sig_len);
 		pthread_mutex_lock(&vp->mu);
-		if (e == ZD_OK && !skip) {
-			vp->checked++;
-		} else if (e != ZD_OK && !vp->failed) {
-			vp->failed = 1;
-			vp->fail_e = e;
-			vp->bad = j;
-			j.mem = NULL; /* kept for the reason */
+		if (skip) { /* dropped, not counted: the gate failed already */
+			for (size_t i = 0; i < n; i++)
+				vpool_spend(vp, &take[i]);
+			n = 0;
 		}
-		free(j.mem);
 	}
 	pthread_mutex_unlock(&vp->mu);
+	hsm_verifier_free(v);
 	return NULL;
 }
 
@@ -537,6 +593,9 @@ static void
 vpool_free(struct vpool *vp)
 {
 	free(vp->bad.mem);
+	free(vp->spare.mem);
+	for (size_t i = 0; i < vp->n_spent; i++)
+		free(vp->spent[i].mem);
 	pthread_cond_destroy(&vp->room);
 	pthread_cond_destroy(&vp->work);
 	pthread_mutex_destroy(&vp->mu);
@@ -597,16 +656,23 @@ vpool_submit(struct gate *g, const ldns_rdf *owner, uint16_t type, uint8_t alg, 
              const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len)
 {
 	struct vpool *vp = g->vp;
-	struct vjob j = {.data_len = data_len,
-	                 .sig_len = sig_len,
-	                 .owner_len = ldns_rdf_size(owner),
-	                 .type = type,
-	                 .tag = tag,
-	                 .alg = alg};
+	struct vjob j = vp->spare; /* only this thread touches the spare */
+	size_t need = data_len + sig_len + ldns_rdf_size(owner);
 
-	j.mem = malloc(data_len + sig_len + j.owner_len);
-	if (j.mem == NULL)
-		return serr(g, ZD_ENOMEM, owner, "verifying");
+	if (j.cap < need) {
+		uint8_t *m = realloc(j.mem, need);
+		if (m == NULL)
+			return serr(g, ZD_ENOMEM, owner, "verifying");
+		j.mem = m;
+		j.cap = need;
+	}
+	vp->spare = (struct vjob){0};
+	j.data_len = data_len;
+	j.sig_len = sig_len;
+	j.owner_len = ldns_rdf_size(owner);
+	j.type = type;
+	j.tag = tag;
+	j.alg = alg;
 	memcpy(j.mem, data, data_len);
 	memcpy(j.mem + data_len, sig, sig_len);
 	memcpy(j.mem + data_len + sig_len, ldns_rdf_data(owner), j.owner_len);
@@ -617,7 +683,10 @@ vpool_submit(struct gate *g, const ldns_rdf *owner, uint16_t type, uint8_t alg, 
 	if (!failed) {
 		vp->q[(vp->head + vp->n) % VPOOL_QUEUE] = j;
 		vp->n++;
-		pthread_cond_signal(&vp->work);
+		if (vp->idle > 0)
+			pthread_cond_signal(&vp->work);
+		if (vp->n_spent > 0)
+			vp->spare = vp->spent[--vp->n_spent];
 	}
 	pthread_mutex_unlock(&vp->mu);
 	if (failed) {
@@ -709,7 +778,7 @@ sig_check(struct gate *g, const ldns_rdf *owner, uint16_t type, const ldns_rr_li
 	if (g->vp != NULL) /* verified by the pool; a failure comes back later */
 		return vpool_submit(g, owner, type, alg, tag, data, data_len,
 		                    ldns_rdf_data(sigdata), ldns_rdf_size(sigdata));
-	e = keys_verify(g, tag, alg, data, data_len, ldns_rdf_data(sigdata),
+	e = keys_verify(g, g->ver, tag, alg, data, data_len, ldns_rdf_data(sigdata),
 	                ldns_rdf_size(sigdata));
 	if (e == ZD_OK) {
 		g->n_checked++;
@@ -963,7 +1032,7 @@ static zd_err
 name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int occluded,
            struct ninfo *ni)
 {
-	ldns_rr_list *set = NULL, *sigs = NULL;
+	ldns_rr_list *set, *sigs;
 	zd_err e;
 
 	if ((e = ninfo_from_rrs(g, owner, rrs, ni)) != ZD_OK)
@@ -995,17 +1064,15 @@ name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int o
 		    (c == LDNS_RR_TYPE_RRSIG || !types_has(ni, c)))
 			return fail(g, owner, c, "RRSIG without the RRset it covers");
 	}
+	/* borrowed pointers in lists of the gate's, emptied for each type */
+	set = g->set;
+	sigs = g->sigs;
 	for (size_t t = 0; t < ni->n_types && e == ZD_OK; t++) {
 		uint16_t type = ni->types[t];
 		if (type == LDNS_RR_TYPE_RRSIG)
 			continue;
-		set = ldns_rr_list_new();
-		sigs = ldns_rr_list_new();
-		if (set == NULL || sigs == NULL) {
-			e = serr(g, ZD_ENOMEM, owner, "grouping");
-			break;
-		}
-		/* borrowed pointers: freed with ldns_rr_list_free, not deep */
+		ldns_rr_list_set_rr_count(set, 0);
+		ldns_rr_list_set_rr_count(sigs, 0);
 		for (size_t i = 0; i < ldns_rr_list_rr_count(rrs); i++) {
 			ldns_rr *r = ldns_rr_list_rr(rrs, i);
 			ldns_rr_type rt = ldns_rr_get_type(r);
@@ -1037,10 +1104,9 @@ name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int o
 			else
 				e = nsec3_fields_check(g, owner, ldns_rr_list_rr(set, 0));
 		}
-		ldns_rr_list_free(set);
-		ldns_rr_list_free(sigs);
-		set = sigs = NULL;
 	}
+	ldns_rr_list_set_rr_count(set, 0);
+	ldns_rr_list_set_rr_count(sigs, 0);
 	return e;
 }
 
@@ -1571,7 +1637,10 @@ gate_init(struct gate *g, struct store *s, uint64_t v, uint64_t from, const stru
 	} else {
 		g->maxname = ldns_rdf_clone(g->apex);
 	}
-	if (g->buf == NULL || g->expect == NULL || g->added == NULL || g->maxname == NULL)
+	g->set = ldns_rr_list_new();
+	g->sigs = ldns_rr_list_new();
+	if (g->buf == NULL || g->expect == NULL || g->added == NULL || g->maxname == NULL ||
+	    g->set == NULL || g->sigs == NULL || hsm_verifier_new(&g->ver) != ZD_OK)
 		return serr(g, ZD_ENOMEM, g->apex, "setting up");
 	return ZD_OK;
 }
@@ -1582,6 +1651,9 @@ gate_clear(struct gate *g, size_t *n_checked)
 	vpool_end(g, 0); /* before the keys go */
 	for (size_t i = 0; i < g->n_keys; i++)
 		hsm_verify_key_free(g->keys[i].vk);
+	hsm_verifier_free(g->ver);
+	ldns_rr_list_free(g->set); /* borrowed RRs */
+	ldns_rr_list_free(g->sigs);
 	ldns_buffer_free(g->buf);
 	ldns_rdf_deep_free(g->maxname);
 	ldns_rr_list_deep_free(g->expect);
@@ -1851,7 +1923,7 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 {
 	struct store_cursor cur = STORE_CURSOR_INIT;
 	struct zstate z = {0};
-	ldns_rr_list *chunk = NULL;
+	ldns_rr_list *chunk = NULL, *one = NULL;
 	struct gate g;
 	zd_err e;
 
@@ -1859,6 +1931,10 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 		goto out;
 	if ((e = keys_load(&g)) != ZD_OK)
 		goto out;
+	if ((one = ldns_rr_list_new()) == NULL) {
+		e = serr(&g, ZD_ENOMEM, g.apex, "walking");
+		goto out;
+	}
 	vpool_start(&g);
 	while (!cur.done) {
 		ldns_rr_list_deep_free(chunk);
@@ -1868,29 +1944,23 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 		}
 		/* Outside the walk's read lock from here: the checks read the
 		 * store themselves. */
-		if ((e = store_walk(s, v, &cur, WALK_CHUNK, collect_rr, chunk)) != ZD_OK) {
+		if ((e = store_walk_take(s, v, &cur, WALK_CHUNK, store_rr_list_take, chunk)) !=
+		    ZD_OK) {
 			e = serr(&g, e, g.apex, "walking");
 			goto out;
 		}
 		size_t n = ldns_rr_list_rr_count(chunk);
 		for (size_t i = 0; i < n;) {
 			const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(chunk, i));
-			ldns_rr_list *one = ldns_rr_list_new();
 			size_t j = i;
-			while (one != NULL && j < n &&
-			       ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(chunk, j)),
-			                          owner) == 0)
+			ldns_rr_list_set_rr_count(one, 0);
+			while (j < n && ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(chunk, j)),
+			                                   owner) == 0)
 				if (!ldns_rr_list_push_rr(one, ldns_rr_list_rr(chunk, j++))) {
-					ldns_rr_list_free(one); /* borrowed RRs */
-					one = NULL;
+					e = serr(&g, ZD_ENOMEM, owner, "grouping");
+					goto out;
 				}
-			if (one == NULL) {
-				e = serr(&g, ZD_ENOMEM, owner, "grouping");
-				goto out;
-			}
-			e = zone_name(&g, &z, owner, one);
-			ldns_rr_list_free(one);
-			if (e != ZD_OK)
+			if ((e = zone_name(&g, &z, owner, one)) != ZD_OK)
 				goto out;
 			i = j;
 		}
@@ -1900,6 +1970,10 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 	if ((e = vpool_end(&g, 1)) == ZD_OK)
 		e = zone_end(&g, &z);
 out:
+	if (one != NULL) {
+		ldns_rr_list_set_rr_count(one, 0); /* borrowed RRs */
+		ldns_rr_list_free(one);
+	}
 	ldns_rr_list_deep_free(chunk);
 	zstate_clear(&z);
 	gate_clear(&g, n_checked);

@@ -265,16 +265,23 @@ struct ckpt {
 	zd_err e;
 };
 
+/* One record as RFC 1035 s4.1.3 lays it out (owner uncompressed). */
 static zd_err
-ckpt_rr(void *arg, const ldns_rr *rr)
+ckpt_rr(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type, uint32_t ttl,
+        const uint8_t *rdata, uint16_t rdlen)
 {
-	struct ckpt *k = arg;
-	uint8_t *w = NULL;
-	size_t n = 0;
-	if (ldns_rr2wire(&w, rr, LDNS_SECTION_ANSWER, &n) != LDNS_STATUS_OK)
-		return ZD_ENOMEM;
-	zd_err e = zd_buf_append(&k->buf, w, n);
-	free(w);
+	struct zd_buf *b = &((struct ckpt *)arg)->buf;
+	zd_err e = zd_buf_append(b, owner, owner_len);
+	if (e == ZD_OK)
+		e = zd_buf_append_u16(b, type);
+	if (e == ZD_OK)
+		e = zd_buf_append_u16(b, LDNS_RR_CLASS_IN);
+	if (e == ZD_OK)
+		e = zd_buf_append_u32(b, ttl);
+	if (e == ZD_OK)
+		e = zd_buf_append_u16(b, rdlen);
+	if (e == ZD_OK)
+		e = zd_buf_append(b, rdata, rdlen);
 	return e;
 }
 
@@ -345,7 +352,7 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 	while (!cur.done) {
 		/* Names in small steps: the store's read lock is held per step
 		 * only, never across a database round trip. */
-		e = store_walk(s, version, &cur, 256, ckpt_rr, &k);
+		e = store_walk_wire(s, version, &cur, 256, ckpt_rr, &k);
 		if (e == ZD_ELIMIT && k.buf.len > 0) {
 			e = ZD_EBUG; /* one step of names did not fit twice a chunk */
 			snprintf(err, errlen, "checkpoint chunk overflow");

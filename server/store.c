@@ -436,10 +436,18 @@ store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out
 
 /* --- reading ------------------------------------------------------------ */
 
-/* Build the RRs of one rrver and hand them to fn. */
+/* Where built RRs go: lent to fn for the call, or given to take. */
+struct emit {
+	store_rr_fn fn;
+	store_rr_take_fn take;
+	store_wire_fn wire; /* emit_name() only: the records as they are kept */
+	void *arg;
+};
+
+/* Build the RRs of one rrver and hand them to em. */
 static zd_err
-emit_rrver(const ldns_rdf *owner, const struct rrver *r, store_rr_fn fn, void *arg,
-           const uint8_t *skip, uint32_t skip_len, uint32_t skip_ttl)
+emit_rrver(const ldns_rdf *owner, const struct rrver *r, const struct emit *em, const uint8_t *skip,
+           uint32_t skip_len, uint32_t skip_ttl)
 {
 	size_t pos = 0;
 	zd_err e = ZD_OK;
@@ -481,17 +489,23 @@ emit_rrver(const ldns_rdf *owner, const struct rrver *r, store_rr_fn fn, void *a
 			zd_check_failed(0);
 			return ZD_EBUG;
 		}
-		e = fn(arg, rr);
-		ldns_rr_free(rr);
+		if (em->take != NULL) {
+			e = em->take(em->arg, rr); /* em->take owns rr now */
+		} else {
+			e = em->fn(em->arg, rr);
+			ldns_rr_free(rr);
+		}
 	}
 	return e;
 }
 
 /* Emit every RRset of n visible at v; SOA first. */
 static zd_err
-emit_name(const struct sname *n, uint64_t v, store_rr_fn fn, void *arg)
+emit_name(const struct sname *n, uint64_t v, const struct emit *em)
 {
 	ldns_rdf *owner = NULL;
+	uint8_t wire[256];
+	size_t wire_len = 0;
 	zd_err e = ZD_OK;
 
 	for (int pass = 0; pass < 2 && e == ZD_OK; pass++) {
@@ -499,18 +513,29 @@ emit_name(const struct sname *n, uint64_t v, store_rr_fn fn, void *arg)
 			const struct rrver *r = chain_at(h, v);
 			if (r == NULL || (pass == 0) != (r->type == LDNS_RR_TYPE_SOA))
 				continue;
+			if (em->wire != NULL) {
+				if (wire_len == 0)
+					wire_len = key_to_wire(n->kb + 2, kb_len(n->kb), wire);
+				size_t pos = 0;
+				for (uint32_t i = 0; i < r->count && e == ZD_OK; i++) {
+					struct rd d = rrver_rd(r, &pos);
+					e = em->wire(em->arg, wire, wire_len, r->type, r->ttl, d.p,
+					             d.len);
+				}
+				continue;
+			}
 			if (owner == NULL && (owner = name_rdf(n)) == NULL)
 				return ZD_ENOMEM;
-			e = emit_rrver(owner, r, fn, arg, NULL, 0, 0);
+			e = emit_rrver(owner, r, em, NULL, 0, 0);
 		}
 	}
 	ldns_rdf_deep_free(owner);
 	return e;
 }
 
-zd_err
-store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-           store_rr_fn fn, void *arg)
+static zd_err
+walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+     const struct emit *em)
 {
 	zd_err e = ZD_OK;
 	ldns_rbnode_t *node;
@@ -539,7 +564,7 @@ store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max
 	}
 	for (; node != LDNS_RBTREE_NULL && done < max_names; node = ldns_rbtree_next(node)) {
 		struct sname *n = (struct sname *)node;
-		if ((e = emit_name(n, version, fn, arg)) != ZD_OK)
+		if ((e = emit_name(n, version, em)) != ZD_OK)
 			goto out;
 		c->keylen = kb_len(n->kb);
 		memcpy(c->key, n->kb + 2, c->keylen);
@@ -551,6 +576,30 @@ store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max
 out:
 	pthread_rwlock_unlock(&s->lock);
 	return e;
+}
+
+zd_err
+store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+           store_rr_fn fn, void *arg)
+{
+	struct emit em = {.fn = fn, .arg = arg};
+	return walk(s, version, c, max_names, &em);
+}
+
+zd_err
+store_walk_take(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                store_rr_take_fn fn, void *arg)
+{
+	struct emit em = {.take = fn, .arg = arg};
+	return walk(s, version, c, max_names, &em);
+}
+
+zd_err
+store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                store_wire_fn fn, void *arg)
+{
+	struct emit em = {.wire = fn, .arg = arg};
+	return walk(s, version, c, max_names, &em);
 }
 
 static int name_live(const struct sname *n, uint64_t v, uint16_t type);
@@ -605,18 +654,21 @@ out:
 	return e;
 }
 
-static zd_err
-collect_rr(void *arg, const ldns_rr *rr)
+zd_err
+store_rr_list_take(void *arg, ldns_rr *rr)
 {
-	ldns_rr_list *l = arg;
-	ldns_rr *c = ldns_rr_clone(rr);
-	if (c == NULL)
-		return ZD_ENOMEM;
-	if (!ldns_rr_list_push_rr(l, c)) { /* l owns c now; ldns_rr_list_deep_free(l) */
-		ldns_rr_free(c);
+	if (!ldns_rr_list_push_rr(arg, rr)) {
+		ldns_rr_free(rr);
 		return ZD_ENOMEM;
 	}
 	return ZD_OK;
+}
+
+static const struct emit *
+collect_into(struct emit *em, ldns_rr_list *l)
+{
+	*em = (struct emit){.take = store_rr_list_take, .arg = l};
+	return em;
 }
 
 /* The read lock, taken, and owner's node at a readable version (NULL when
@@ -656,7 +708,8 @@ store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner, uint1
 			goto out;
 		}
 		ldns_rdf *o = name_rdf(n);
-		e = o ? emit_rrver(o, r, collect_rr, l, NULL, 0, 0) : ZD_ENOMEM;
+		struct emit em;
+		e = o ? emit_rrver(o, r, collect_into(&em, l), NULL, 0, 0) : ZD_ENOMEM;
 		ldns_rdf_deep_free(o);
 		if (e != ZD_OK)
 			goto out;
@@ -677,8 +730,9 @@ store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_r
 
 	if ((e = read_name(s, version, owner, &n)) != ZD_OK)
 		return e;
+	struct emit em = {.fn = fn, .arg = arg};
 	if (n != NULL)
-		e = emit_name(n, version, fn, arg);
+		e = emit_name(n, version, &em);
 	pthread_rwlock_unlock(&s->lock);
 	return e;
 }
@@ -885,12 +939,11 @@ diff_chain(const ldns_rdf *owner, const struct rrver *a, const struct rrver *b, 
 	if (cost > *budget)
 		return ZD_ELIMIT;
 	*budget -= cost;
+	struct emit del = {.fn = del_fn, .arg = arg}, add = {.fn = add_fn, .arg = arg};
 	if (a != NULL)
-		e = emit_rrver(owner, a, del_fn, arg, b ? b->data : NULL, b ? b->len : 0,
-		               b ? b->ttl : 0);
+		e = emit_rrver(owner, a, &del, b ? b->data : NULL, b ? b->len : 0, b ? b->ttl : 0);
 	if (e == ZD_OK && b != NULL)
-		e = emit_rrver(owner, b, add_fn, arg, a ? a->data : NULL, a ? a->len : 0,
-		               a ? a->ttl : 0);
+		e = emit_rrver(owner, b, &add, a ? a->data : NULL, a ? a->len : 0, a ? a->ttl : 0);
 	return e;
 }
 
@@ -1545,7 +1598,8 @@ store_txn_delta_apply(struct store_txn *t, const uint8_t *wire, size_t len)
 		struct rrver *h = nm ? chain_find(nm, type, cov) : NULL;
 		if (h != NULL && h->to == STORE_LIVE) {
 			ldns_rdf *o = name_rdf(nm);
-			e = o ? emit_rrver(o, h, collect_rr, cur, NULL, 0, 0) : ZD_ENOMEM;
+			struct emit em;
+			e = o ? emit_rrver(o, h, collect_into(&em, cur), NULL, 0, 0) : ZD_ENOMEM;
 			ldns_rdf_deep_free(o);
 			if (e != ZD_OK)
 				goto out;

@@ -55,6 +55,11 @@ zd_err store_version_find(const struct store *s, uint32_t serial, uint64_t *vers
 /* Called once per RR; rr is borrowed for the call only.  Returning anything
  * but ZD_OK stops the walk and is passed back. */
 typedef zd_err (*store_rr_fn)(void *arg, const ldns_rr *rr);
+/* Called once per RR, which it owns from then on (also when it fails). */
+typedef zd_err (*store_rr_take_fn)(void *arg, ldns_rr *rr);
+/* A store_rr_take_fn: rr into the ldns_rr_list arg, which owns it then
+ * (ldns_rr_list_deep_free); ZD_ENOMEM (rr freed). */
+zd_err store_rr_list_take(void *arg, ldns_rr *rr);
 
 /* Position of a chunked walk; zero it (STORE_CURSOR_INIT) to start. */
 struct store_cursor {
@@ -74,6 +79,18 @@ struct store_cursor {
  * is not kept. */
 zd_err store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
                   store_rr_fn fn, void *arg);
+/* store_walk(), each RR given to fn rather than lent: for a caller that
+ * keeps them, a copy fewer. */
+zd_err store_walk_take(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                       store_rr_take_fn fn, void *arg);
+/* One record as it is kept: owner in uncompressed wire form, class IN, the
+ * rdata's wire form (uncompressed); all borrowed for the call only. */
+typedef zd_err (*store_wire_fn)(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type,
+                                uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
+/* store_walk() in wire form, no ldns_rr built: the same records in the same
+ * order, each what ldns_rr2wire() gives of store_walk()'s. */
+zd_err store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                       store_wire_fn fn, void *arg);
 
 /* The RRset (type, covered; covered = 0 unless type is RRSIG) at owner as of
  * version, as a new list the caller owns (ldns_rr_list_deep_free); NULL in

@@ -1018,6 +1018,78 @@ two_threads_sign_concurrently_with_their_own_sessions(void **state)
 	hsm_free(h);
 }
 
+/* A verifier keeps contexts for 8 keys: with 12 keys in turn (each context
+ * replaced before its key comes again), every result is hsm_verify_key_check()'s:
+ * good signatures pass, a flipped byte, another key's signature and another
+ * message fail; a key freed and another made in its place (perhaps at the
+ * same address) is never checked with the old key's context. */
+static void
+a_verifier_gives_the_one_shot_results_across_keys_and_algorithms(void **state)
+{
+	enum { N = 12 };
+	struct hsm_key *keys[N];
+	struct hsm_verify_key *vk[N];
+	struct hsm_session *s = NULL;
+	struct hsm_verifier *v = NULL;
+	uint8_t sig[N][HSM_SIG_MAX];
+	size_t siglen[N], len;
+	uint8_t data[] = "signing input", other[] = "signing input!";
+	char err[256];
+	(void)state;
+
+	struct hsm *h = hsm_up();
+	assert_int_equal(hsm_session_open(h, &s, err, sizeof err), ZD_OK);
+	for (size_t i = 0; i < N; i++) {
+		uint8_t alg = i == 3   ? HSM_ALG_ED25519
+		              : i == 7 ? HSM_ALG_RSASHA256
+		                       : HSM_ALG_ECDSAP256SHA256;
+		keys[i] = key_make(h, alg, alg == HSM_ALG_RSASHA256 ? 2048 : 0, "verifier");
+		const uint8_t *pub = hsm_key_pubkey_get(keys[i], &len);
+		assert_int_equal(hsm_verify_key_new(alg, pub, len, &vk[i]), ZD_OK);
+		siglen[i] = sizeof sig[i];
+		assert_int_equal(hsm_sign(s, keys[i], data, sizeof data, sig[i], &siglen[i]),
+		                 ZD_OK);
+	}
+	assert_int_equal(hsm_verifier_new(&v), ZD_OK);
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < N; i++) {
+			size_t j = (i + 1) % N; /* a key of another kind or the same */
+			assert_int_equal(
+			        hsm_verifier_check(v, vk[i], data, sizeof data, sig[i], siglen[i]),
+			        ZD_OK);
+			assert_int_equal(hsm_verifier_check(v, vk[i], other, sizeof other, sig[i],
+			                                    siglen[i]),
+			                 ZD_EMALFORMED);
+			assert_int_equal(
+			        hsm_verifier_check(v, vk[i], data, sizeof data, sig[j], siglen[j]),
+			        hsm_verify_key_check(vk[i], data, sizeof data, sig[j], siglen[j]));
+			assert_int_not_equal(
+			        hsm_verifier_check(v, vk[i], data, sizeof data, sig[j], siglen[j]),
+			        ZD_OK);
+			sig[i][siglen[i] / 2] ^= 1;
+			assert_int_equal(
+			        hsm_verifier_check(v, vk[i], data, sizeof data, sig[i], siglen[i]),
+			        ZD_EMALFORMED);
+			sig[i][siglen[i] / 2] ^= 1;
+		}
+	/* vk[0]'s context is in v; a new key in its place gets its own. */
+	hsm_verify_key_free(vk[0]);
+	const uint8_t *pub = hsm_key_pubkey_get(keys[1], &len);
+	assert_int_equal(hsm_verify_key_new(HSM_ALG_ECDSAP256SHA256, pub, len, &vk[0]), ZD_OK);
+	assert_int_equal(hsm_verifier_check(v, vk[0], data, sizeof data, sig[1], siglen[1]), ZD_OK);
+	assert_int_equal(hsm_verifier_check(v, vk[0], data, sizeof data, sig[0], siglen[0]),
+	                 ZD_EMALFORMED);
+	/* Keys freed before the verifier: its contexts hold their own references. */
+	for (size_t i = 0; i < N; i++) {
+		hsm_verify_key_free(vk[i]);
+		assert_int_equal(hsm_key_destroy(&keys[i]), ZD_OK);
+	}
+	hsm_verifier_free(v);
+	hsm_verifier_free(NULL);
+	hsm_session_close(s);
+	hsm_free(h);
+}
+
 static size_t
 keys_labelled(struct hsm *h, const char *prefix)
 {
@@ -1458,6 +1530,7 @@ main(void)
 	        cmocka_unit_test(alg_check_finds_every_mechanism),
 	        cmocka_unit_test(each_algorithm_is_generated_checked_and_found_again_after_restart),
 	        cmocka_unit_test(two_threads_sign_concurrently_with_their_own_sessions),
+	        cmocka_unit_test(a_verifier_gives_the_one_shot_results_across_keys_and_algorithms),
 	        cmocka_unit_test(colliding_key_tags_are_retried_then_refused),
 	        cmocka_unit_test(ksk_tag_must_stay_free_once_revoked),
 	        cmocka_unit_test(keys_are_backed_up_wrapped_and_restored_into_another_token),

@@ -130,6 +130,120 @@ zone_v1(void)
 
 /* --- tests ------------------------------------------------------------ */
 
+/* A taker: text like collect(), then the RR is its own to free; fails
+ * (ZD_ELIMIT) at its stop'th RR when stop is set. */
+struct taken {
+	struct text t;
+	size_t stop;
+};
+
+static zd_err
+take(void *arg, ldns_rr *r)
+{
+	struct taken *k = arg;
+	zd_err e = k->stop != 0 && k->t.count + 1 == k->stop ? ZD_ELIMIT : collect(&k->t, r);
+	ldns_rr_free(r);
+	return e;
+}
+
+/* Concatenated wire forms: of lent RRs (ldns_rr2wire) or of kept records. */
+struct wire {
+	uint8_t buf[1 << 16];
+	size_t len;
+};
+
+static zd_err
+wire_of_rr(void *arg, const ldns_rr *r)
+{
+	struct wire *w = arg;
+	uint8_t *d = NULL;
+	size_t n = 0;
+	assert_int_equal(ldns_rr2wire(&d, r, LDNS_SECTION_ANSWER, &n), LDNS_STATUS_OK);
+	assert_true(w->len + n <= sizeof w->buf);
+	memcpy(w->buf + w->len, d, n);
+	w->len += n;
+	free(d);
+	return ZD_OK;
+}
+
+static zd_err
+wire_kept(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type, uint32_t ttl,
+          const uint8_t *rdata, uint16_t rdlen)
+{
+	struct wire *w = arg;
+	uint8_t fixed[10] = {(uint8_t)(type >> 8),
+	                     (uint8_t)type,
+	                     0,
+	                     1,
+	                     (uint8_t)(ttl >> 24),
+	                     (uint8_t)(ttl >> 16),
+	                     (uint8_t)(ttl >> 8),
+	                     (uint8_t)ttl,
+	                     (uint8_t)(rdlen >> 8),
+	                     (uint8_t)rdlen};
+	assert_true(w->len + owner_len + 10 + rdlen <= sizeof w->buf);
+	memcpy(w->buf + w->len, owner, owner_len);
+	memcpy(w->buf + w->len + owner_len, fixed, 10);
+	memcpy(w->buf + w->len + owner_len + 10, rdata, rdlen);
+	w->len += owner_len + 10 + rdlen;
+	return ZD_OK;
+}
+
+static void
+walks_that_take_or_give_wire_match_a_lending_walk(void **state)
+{
+	struct store *s = zone_v1();
+	struct text lent;
+	static struct taken k;
+	(void)state;
+	walk_all(s, 1, &lent, 100);
+	assert_int_equal(lent.count, 8);
+	for (size_t chunk = 1; chunk <= 5; chunk += 4) {
+		struct store_cursor c = STORE_CURSOR_INIT;
+		memset(&k, 0, sizeof k);
+		while (!c.done)
+			assert_int_equal(store_walk_take(s, 1, &c, chunk, take, &k), ZD_OK);
+		assert_int_equal(k.t.count, lent.count);
+		assert_string_equal(k.t.buf, lent.buf);
+	}
+	/* A failing taker stops the walk with its error (and owned what it got). */
+	struct store_cursor c = STORE_CURSOR_INIT;
+	memset(&k, 0, sizeof k);
+	k.stop = 3;
+	assert_int_equal(store_walk_take(s, 1, &c, 100, take, &k), ZD_ELIMIT);
+	assert_int_equal(k.t.count, 2);
+	assert_int_equal(store_walk_take(s, 9, &c, 100, take, &k), ZD_ENOTFOUND);
+
+	/* The wire walk: byte for byte the wire form of the lent RRs, in order,
+	 * at every chunk size, on a version with changes since the first. */
+	struct store_txn *t = NULL;
+	assert_int_equal(store_txn_begin(s, &t), ZD_OK);
+	soa(t, 2);
+	put1(t, "c.tld. 7200 IN NS ns.example.org.");
+	put1(t, "b.tld. 3600 IN DS 2 13 2 eeff0011");
+	assert_int_equal(store_txn_publish(&t, 2, 2000), ZD_OK);
+	for (uint64_t v = 1; v <= 2; v++)
+		for (size_t chunk = 1; chunk <= 7; chunk += 3) {
+			static struct wire a, b;
+			struct store_cursor ca = STORE_CURSOR_INIT, cb = STORE_CURSOR_INIT;
+			memset(&a, 0, sizeof a);
+			memset(&b, 0, sizeof b);
+			while (!ca.done)
+				assert_int_equal(store_walk(s, v, &ca, chunk, wire_of_rr, &a),
+				                 ZD_OK);
+			while (!cb.done)
+				assert_int_equal(store_walk_wire(s, v, &cb, chunk, wire_kept, &b),
+				                 ZD_OK);
+			assert_true(a.len > 100);
+			assert_int_equal(a.len, b.len);
+			assert_memory_equal(a.buf, b.buf, a.len);
+		}
+	struct store_cursor cw = STORE_CURSOR_INIT;
+	static struct wire w;
+	assert_int_equal(store_walk_wire(s, 3, &cw, 10, wire_kept, &w), ZD_ENOTFOUND);
+	store_free(s);
+}
+
 static void
 reading_an_unknown_version_is_not_found(void **state)
 {
@@ -792,6 +906,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(reading_an_unknown_version_is_not_found),
+	        cmocka_unit_test(walks_that_take_or_give_wire_match_a_lending_walk),
 	        cmocka_unit_test(the_signers_reading_api_sees_versions_and_the_open_txn),
 	        cmocka_unit_test(delta_apply_rejects_garbage_and_absent_deletions),
 	        cmocka_unit_test(delta_wire_refuses_a_version_without_a_new_soa),
