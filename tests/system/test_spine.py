@@ -485,6 +485,12 @@ def test_checkpoints_are_written_in_the_background_and_serve_old_serials(pg, spa
 
     wait_until(lambda: complete() == [1, 5, 10], 30, "checkpoints of versions 1, 5 and 10")
     assert "checkpoint of version 10" in chain.zd.log_text()
+    # Chunks are compressed with LZ4 where the server has it (schema version 10).
+    lz4 = pg.psql("SELECT 'lz4' = ANY (enumvals) FROM pg_settings "
+                  "WHERE name = 'default_toast_compression'").strip() == "t"
+    methods = set(pg.psql("SELECT DISTINCT pg_column_compression(data) FROM "
+                          f"zonedist.checkpoint_chunk WHERE zone = '{ZONE}'").split())
+    assert methods == ({"lz4"} if lz4 else {"pglz"}), methods
     serial_of = {int(v): int(s) for v, s in (l.split("|") for l in pg.psql(
         f"SELECT version, serial FROM zonedist.journal WHERE zone = '{ZONE}'").split())}
     # With the journal before version 10 gone, serials from version 10 on are
