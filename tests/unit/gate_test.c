@@ -1428,6 +1428,63 @@ txn_accepts_nsec_changes(void **state)
 	fx_teardown(&f);
 }
 
+/* Names in the rdata upper-cased after signing, in the store as they are. */
+static void
+upper_rdata_names(ldns_rr_list *z, uint16_t type)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
+		ldns_rr *r = ldns_rr_list_rr(z, i);
+		if (ldns_rr_get_type(r) != type)
+			continue;
+		for (size_t k = 0; k < ldns_rr_rd_count(r); k++) {
+			ldns_rdf *d = ldns_rr_rdf(r, k);
+			if (ldns_rdf_get_type(d) != LDNS_RDF_TYPE_DNAME)
+				continue;
+			uint8_t *b = ldns_rdf_data(d);
+			for (size_t j = 0; j < ldns_rdf_size(d); j++) /* length octets are < 64 */
+				if (b[j] >= 'a' && b[j] <= 'z')
+					b[j] = (uint8_t)(b[j] - 'a' + 'A');
+		}
+	}
+}
+
+/* RFC 4034 s6.2: signing inputs hold the names in the rdata of NS, MX,
+ * CNAME and the others in lower case, whatever the case of the records the
+ * store holds; for a one-record RRset (written directly) and a larger one
+ * (copied, lowered, sorted) alike, in a txn and a whole-zone check.  A
+ * changed letter (not its case) still fails. */
+static void
+txn_and_zone_accept_upper_case_names_in_signed_rdata(void **state)
+{
+	static const char *const add[] = {
+	        "tld. 3600 IN MX 10 mail.tld.",
+	        "tld. 3600 IN MX 20 mx2.ext.net.",
+	        "www.tld. 3600 IN CNAME target.ext.net.",
+	};
+	struct fx f;
+	(void)state;
+	fx_setup(&f, &OPT_OUT, LDNS_SIGN_ECDSAP256SHA256, 0);
+	fx_change(&f, add, 3);
+	upper_rdata_names(f.z2, LDNS_RR_TYPE_MX);
+	upper_rdata_names(f.z2, LDNS_RR_TYPE_CNAME);
+	ldns_rr *cname = find(f.z2, "www.tld.", LDNS_RR_TYPE_CNAME, 0);
+	assert_memory_equal(ldns_rdf_data(ldns_rr_rdf(cname, 0)), "\6TARGET", 7);
+	zd_err e = fx_txn_check(&f);
+	if (e != ZD_OK)
+		fail_msg("%s", f.why);
+	e = zone_check_of(&f, f.z2);
+	if (e != ZD_OK)
+		fail_msg("%s", f.why);
+	assert_int_equal(f.n, rrsig_count(f.z2));
+	ldns_rdf_data(ldns_rr_rdf(cname, 0))[2] = 'B'; /* TBRGET */
+	expect_fail(&f, fx_txn_check(&f), "www.tld. CNAME", "does not verify");
+	ldns_rr *mx = find(f.z2, "tld.", LDNS_RR_TYPE_MX, 0);
+	ldns_rdf_data(ldns_rr_rdf(cname, 0))[2] = 'A';
+	ldns_rdf_data(ldns_rr_rdf(mx, 1))[1] ^= 0x01; /* a letter of one target */
+	expect_fail(&f, fx_txn_check(&f), "tld. MX", "does not verify");
+	fx_teardown(&f);
+}
+
 static void
 txn_accepts_first_version_as_whole_zone(void **state)
 {
@@ -1488,6 +1545,7 @@ main(void)
 	        cmocka_unit_test(txn_accepts_removed_delegations),
 	        cmocka_unit_test(txn_accepts_nsec_changes),
 	        cmocka_unit_test(txn_accepts_first_version_as_whole_zone),
+	        cmocka_unit_test(txn_and_zone_accept_upper_case_names_in_signed_rdata),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
