@@ -21,7 +21,7 @@
 #define HASH_LEN      20  /* NSEC3 SHA-1 (RFC 5155 s11) */
 #define HASH_B32_LEN  32  /* base32hex characters of a hash */
 #define ZONE_KEYS_MAX 64  /* zone keys in one DNSKEY RRset */
-#define WALK_CHUNK    64  /* names per store_walk call */
+#define WALK_CHUNK    64  /* names per step of a zone walk */
 #define DEPTH_MAX     128 /* labels of a name */
 #define KEY_ZONE      0x0100
 #define NSEC3_OPTOUT  0x01
@@ -107,19 +107,6 @@ hash_str(const uint8_t *h, size_t len, char *out, size_t cap)
 
 /* --- small helpers ---------------------------------------------------- */
 
-static zd_err
-collect_rr(void *arg, const ldns_rr *rr)
-{
-	ldns_rr *c = ldns_rr_clone(rr);
-	if (c == NULL)
-		return ZD_ENOMEM;
-	if (!ldns_rr_list_push_rr(arg, c)) { /* the list owns c now; deep-freed */
-		ldns_rr_free(c);
-		return ZD_ENOMEM;
-	}
-	return ZD_OK;
-}
-
 /* Every RR at owner as of g->v, as a new list the caller deep-frees. */
 static zd_err
 name_rrs(struct gate *g, const ldns_rdf *owner, ldns_rr_list **out)
@@ -127,7 +114,7 @@ name_rrs(struct gate *g, const ldns_rdf *owner, ldns_rr_list **out)
 	ldns_rr_list *l = ldns_rr_list_new();
 	if (l == NULL)
 		return serr(g, ZD_ENOMEM, owner, "reading the name");
-	zd_err e = store_name_rrs(g->s, g->v, owner, collect_rr, l);
+	zd_err e = store_name_rrs_take(g->s, g->v, owner, store_rr_list_take, l);
 	if (e != ZD_OK) {
 		ldns_rr_list_deep_free(l);
 		return serr(g, e, owner, "reading the name");
@@ -1026,17 +1013,16 @@ nsec3param_check(struct gate *g, const ldns_rr_list *rrs)
 
 /* --- one name ------------------------------------------------------- */
 
-/* Signatures and coverage of every RRset at owner; the shape of its own
- * NSEC3 (for a hash owner) or NSEC3PARAM (apex).  Fills *ni. */
+/* name_check() with the types in ni already: rrs holds the name's records,
+ * or none at all when ni says there is no RRSIG (nothing is verified then,
+ * and what must be signed fails for want of a signature). */
 static zd_err
-name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int occluded,
-           struct ninfo *ni)
+name_check_types(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int occluded,
+                 struct ninfo *ni)
 {
 	ldns_rr_list *set, *sigs;
-	zd_err e;
+	zd_err e = ZD_OK;
 
-	if ((e = ninfo_from_rrs(g, owner, rrs, ni)) != ZD_OK)
-		return e;
 	if (ni->n_types == 0)
 		return ZD_OK;
 	if (!ni->apex && !ldns_dname_is_subdomain(owner, g->apex))
@@ -1108,6 +1094,19 @@ name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int o
 	ldns_rr_list_set_rr_count(set, 0);
 	ldns_rr_list_set_rr_count(sigs, 0);
 	return e;
+}
+
+/* Signatures and coverage of every RRset at owner; the shape of its own
+ * NSEC3 (for a hash owner) or NSEC3PARAM (apex).  Fills *ni. */
+static zd_err
+name_check(struct gate *g, const ldns_rdf *owner, const ldns_rr_list *rrs, int occluded,
+           struct ninfo *ni)
+{
+	zd_err e;
+
+	if ((e = ninfo_from_rrs(g, owner, rrs, ni)) != ZD_OK)
+		return e;
+	return name_check_types(g, owner, rrs, occluded, ni);
 }
 
 /* --- neighbours (txn mode) ------------------------------------------- */
@@ -1801,7 +1800,8 @@ zone_ents(struct gate *g, struct zstate *z, const ldns_rdf *owner)
 
 /* One name of the walk, in canonical order. */
 static zd_err
-zone_name(struct gate *g, struct zstate *z, const ldns_rdf *owner, const ldns_rr_list *rrs)
+zone_name(struct gate *g, struct zstate *z, const ldns_rdf *owner, const ldns_rr_list *rrs,
+          const struct ninfo *types)
 {
 	struct ninfo ni;
 	int occ;
@@ -1813,7 +1813,10 @@ zone_name(struct gate *g, struct zstate *z, const ldns_rdf *owner, const ldns_rr
 			return fail(g, owner, 0, "first name of the zone is not the apex");
 	}
 	occ = z->cut != NULL && ldns_dname_is_subdomain(owner, z->cut);
-	if ((e = name_check(g, owner, rrs, occ, &ni)) != ZD_OK)
+	if (types != NULL)
+		ni = *types;
+	if ((e = types != NULL ? name_check_types(g, owner, rrs, occ, &ni)
+	                       : name_check(g, owner, rrs, occ, &ni)) != ZD_OK)
 		return e;
 	if (!occ && !ni.apex && ni.ns) {
 		ldns_rdf_deep_free(z->cut);
@@ -1917,13 +1920,53 @@ zone_end(struct gate *g, struct zstate *z)
 	return ZD_OK;
 }
 
+/* One step of the zone walk: names and their types, copied out of the
+ * store's read lock. */
+struct wname {
+	ldns_rdf *name;
+	uint16_t types[GATE_TYPES_MAX];
+	size_t n_types;
+	int over; /* more types than GATE_TYPES_MAX */
+};
+
+struct wchunk {
+	struct wname v[WALK_CHUNK];
+	size_t n;
+};
+
+static zd_err
+wchunk_add(void *arg, const ldns_rdf *name, const uint16_t *types, size_t n_types)
+{
+	struct wchunk *c = arg;
+	if (c->n == WALK_CHUNK)
+		return ZD_EBUG; /* the walk asked for no more */
+	struct wname *w = &c->v[c->n];
+	if ((w->name = ldns_rdf_clone(name)) == NULL)
+		return ZD_ENOMEM;
+	w->over = n_types > GATE_TYPES_MAX;
+	w->n_types = w->over ? 0 : n_types;
+	memcpy(w->types, types, w->n_types * sizeof *types);
+	c->n++;
+	return ZD_OK;
+}
+
+static void
+wchunk_clear(struct wchunk *c)
+{
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		ldns_rdf_deep_free(c->v[i].name);
+	if (c != NULL)
+		c->n = 0;
+}
+
 zd_err
 gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t *n_checked,
                 char *why, size_t whylen)
 {
 	struct store_cursor cur = STORE_CURSOR_INIT;
 	struct zstate z = {0};
-	ldns_rr_list *chunk = NULL, *one = NULL;
+	ldns_rr_list *none = NULL;
+	struct wchunk *wc = NULL;
 	struct gate g;
 	zd_err e;
 
@@ -1931,38 +1974,41 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 		goto out;
 	if ((e = keys_load(&g)) != ZD_OK)
 		goto out;
-	if ((one = ldns_rr_list_new()) == NULL) {
+	if ((none = ldns_rr_list_new()) == NULL || (wc = calloc(1, sizeof *wc)) == NULL) {
 		e = serr(&g, ZD_ENOMEM, g.apex, "walking");
 		goto out;
 	}
 	vpool_start(&g);
 	while (!cur.done) {
-		ldns_rr_list_deep_free(chunk);
-		if ((chunk = ldns_rr_list_new()) == NULL) {
-			e = serr(&g, ZD_ENOMEM, g.apex, "walking");
-			goto out;
-		}
+		wchunk_clear(wc);
 		/* Outside the walk's read lock from here: the checks read the
 		 * store themselves. */
-		if ((e = store_walk_take(s, v, &cur, WALK_CHUNK, store_rr_list_take, chunk)) !=
-		    ZD_OK) {
+		if ((e = store_names_types_walk(s, v, &cur, WALK_CHUNK, wchunk_add, wc)) != ZD_OK) {
 			e = serr(&g, e, g.apex, "walking");
 			goto out;
 		}
-		size_t n = ldns_rr_list_rr_count(chunk);
-		for (size_t i = 0; i < n;) {
-			const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(chunk, i));
-			size_t j = i;
-			ldns_rr_list_set_rr_count(one, 0);
-			while (j < n && ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(chunk, j)),
-			                                   owner) == 0)
-				if (!ldns_rr_list_push_rr(one, ldns_rr_list_rr(chunk, j++))) {
-					e = serr(&g, ZD_ENOMEM, owner, "grouping");
-					goto out;
-				}
-			if ((e = zone_name(&g, &z, owner, one)) != ZD_OK)
+		for (size_t i = 0; i < wc->n; i++) {
+			const struct wname *w = &wc->v[i];
+			if (w->over) {
+				e = fail(&g, w->name, 0, "more than %d RR types", GATE_TYPES_MAX);
 				goto out;
-			i = j;
+			}
+			/* Records only where there are signatures to verify (and at
+			 * the apex); elsewhere the types say all the checks need. */
+			struct ninfo ni = {.n_types = w->n_types};
+			memcpy(ni.types, w->types, w->n_types * sizeof *w->types);
+			ninfo_flags(&g, w->name, &ni);
+			ldns_rr_list *rrs = NULL;
+			if (ni.apex || types_has(&ni, LDNS_RR_TYPE_RRSIG)) {
+				if ((e = name_rrs(&g, w->name, &rrs)) != ZD_OK)
+					goto out;
+				e = zone_name(&g, &z, w->name, rrs, NULL);
+				ldns_rr_list_deep_free(rrs);
+			} else {
+				e = zone_name(&g, &z, w->name, none, &ni);
+			}
+			if (e != ZD_OK)
+				goto out;
 		}
 	}
 	/* every signature's verdict first: a bad one is the reason even when
@@ -1970,11 +2016,9 @@ gate_zone_check(struct store *s, uint64_t v, const struct gate_policy *p, size_t
 	if ((e = vpool_end(&g, 1)) == ZD_OK)
 		e = zone_end(&g, &z);
 out:
-	if (one != NULL) {
-		ldns_rr_list_set_rr_count(one, 0); /* borrowed RRs */
-		ldns_rr_list_free(one);
-	}
-	ldns_rr_list_deep_free(chunk);
+	ldns_rr_list_free(none);
+	wchunk_clear(wc);
+	free(wc);
 	zstate_clear(&z);
 	gate_clear(&g, n_checked);
 	return e;

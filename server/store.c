@@ -586,13 +586,6 @@ store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max
 	return walk(s, version, c, max_names, &em);
 }
 
-zd_err
-store_walk_take(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-                store_rr_take_fn fn, void *arg)
-{
-	struct emit em = {.take = fn, .arg = arg};
-	return walk(s, version, c, max_names, &em);
-}
 
 zd_err
 store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
@@ -604,10 +597,35 @@ store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_
 
 static int name_live(const struct sname *n, uint64_t v, uint16_t type);
 
-zd_err
-store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-                 store_name_fn fn, void *arg)
+/* The types of n's RRsets live at v into types[] (ascending, RRSIG once);
+ * ZD_ELIMIT past cap. */
+static zd_err
+types_at(const struct sname *sn, uint64_t v, uint16_t *types, size_t cap, size_t *n_out)
 {
+	size_t n = 0;
+	for (const struct rrver *h = sn->heads; h != NULL; h = h->next_type) {
+		if (chain_at(h, v) == NULL)
+			continue;
+		size_t i = 0;
+		while (i < n && types[i] < h->type)
+			i++;
+		if (i < n && types[i] == h->type)
+			continue; /* RRSIG: once */
+		if (n == cap)
+			return ZD_ELIMIT;
+		memmove(types + i + 1, types + i, (n - i) * sizeof *types);
+		types[i] = h->type;
+		n++;
+	}
+	*n_out = n;
+	return ZD_OK;
+}
+
+static zd_err
+names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+           store_name_fn fn, store_name_types_fn tfn, void *arg)
+{
+	uint16_t types[STORE_NAME_TYPES_MAX];
 	zd_err e = ZD_OK;
 	ldns_rbnode_t *node;
 	size_t done = 0;
@@ -636,12 +654,16 @@ store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size
 		c->started = 1;
 		if (!name_live(n, version, 0))
 			continue;
+		size_t n_types = 0;
+		if (tfn != NULL &&
+		    (e = types_at(n, version, types, STORE_NAME_TYPES_MAX, &n_types)) != ZD_OK)
+			goto out;
 		ldns_rdf *name = name_rdf(n);
 		if (name == NULL) {
 			e = ZD_ENOMEM;
 			goto out;
 		}
-		e = fn(arg, name);
+		e = tfn != NULL ? tfn(arg, name, types, n_types) : fn(arg, name);
 		ldns_rdf_deep_free(name);
 		if (e != ZD_OK)
 			goto out;
@@ -652,6 +674,20 @@ store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size
 out:
 	pthread_rwlock_unlock(&s->lock);
 	return e;
+}
+
+zd_err
+store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                 store_name_fn fn, void *arg)
+{
+	return names_walk(s, version, c, max_names, fn, NULL, arg);
+}
+
+zd_err
+store_names_types_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
+                       store_name_types_fn fn, void *arg)
+{
+	return names_walk(s, version, c, max_names, NULL, fn, arg);
 }
 
 zd_err
@@ -722,19 +758,33 @@ out:
 	return e;
 }
 
-zd_err
-store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn, void *arg)
+static zd_err
+name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, const struct emit *em)
 {
 	struct sname *n = NULL;
 	zd_err e;
 
 	if ((e = read_name(s, version, owner, &n)) != ZD_OK)
 		return e;
-	struct emit em = {.fn = fn, .arg = arg};
 	if (n != NULL)
-		e = emit_name(n, version, &em);
+		e = emit_name(n, version, em);
 	pthread_rwlock_unlock(&s->lock);
 	return e;
+}
+
+zd_err
+store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn, void *arg)
+{
+	struct emit em = {.fn = fn, .arg = arg};
+	return name_rrs(s, version, owner, &em);
+}
+
+zd_err
+store_name_rrs_take(struct store *s, uint64_t version, const ldns_rdf *owner,
+                    store_rr_take_fn fn, void *arg)
+{
+	struct emit em = {.take = fn, .arg = arg};
+	return name_rrs(s, version, owner, &em);
 }
 
 static int
@@ -801,24 +851,10 @@ store_name_types(struct store *s, uint64_t version, const ldns_rdf *owner, uint1
 
 	if ((e = read_name(s, version, owner, &sn)) != ZD_OK)
 		return e;
-	for (const struct rrver *h = sn ? sn->heads : NULL; h != NULL; h = h->next_type) {
-		if (chain_at(h, version) == NULL)
-			continue;
-		size_t i = 0;
-		while (i < n && types[i] < h->type)
-			i++;
-		if (i < n && types[i] == h->type)
-			continue; /* RRSIG: once */
-		if (n == cap) {
-			e = ZD_ELIMIT;
-			goto out;
-		}
-		memmove(types + i + 1, types + i, (n - i) * sizeof *types);
-		types[i] = h->type;
-		n++;
-	}
-	*n_out = n;
-out:
+	if (sn != NULL)
+		e = types_at(sn, version, types, cap, &n);
+	if (e == ZD_OK)
+		*n_out = n;
 	pthread_rwlock_unlock(&s->lock);
 	return e;
 }

@@ -79,10 +79,6 @@ struct store_cursor {
  * is not kept. */
 zd_err store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
                   store_rr_fn fn, void *arg);
-/* store_walk(), each RR given to fn rather than lent: for a caller that
- * keeps them, a copy fewer. */
-zd_err store_walk_take(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-                       store_rr_take_fn fn, void *arg);
 /* One record as it is kept: owner in uncompressed wire form, class IN, the
  * rdata's wire form (uncompressed); all borrowed for the call only. */
 typedef zd_err (*store_wire_fn)(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type,
@@ -103,6 +99,10 @@ zd_err store_rrset_find(struct store *s, uint64_t version, const ldns_rdf *owner
  * the store's read lock: it must not write to the store. */
 zd_err store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_fn fn,
                       void *arg);
+/* store_name_rrs(), each RR given to fn rather than lent: for a caller
+ * that keeps them, a copy fewer. */
+zd_err store_name_rrs_take(struct store *s, uint64_t version, const ldns_rdf *owner,
+                           store_rr_take_fn fn, void *arg);
 
 /* The types of the RRsets live at owner as of version, ascending, each once
  * (RRSIG once whatever it covers); *n = 0 when none.  ZD_ELIMIT when more
@@ -132,6 +132,14 @@ zd_err store_name_history(struct store *s, const ldns_rdf *owner, uint64_t *vers
 typedef zd_err (*store_name_fn)(void *arg, const ldns_rdf *name);
 zd_err store_names_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
                         store_name_fn fn, void *arg);
+/* store_names_walk(), fn also getting the name's types as
+ * store_name_types() gives them (ascending, RRSIG once; borrowed for the
+ * call).  ZD_ELIMIT at a name of more than STORE_NAME_TYPES_MAX types. */
+#define STORE_NAME_TYPES_MAX 1024
+typedef zd_err (*store_name_types_fn)(void *arg, const ldns_rdf *name, const uint16_t *types,
+                                      size_t n_types);
+zd_err store_names_types_walk(struct store *s, uint64_t version, struct store_cursor *c,
+                              size_t max_names, store_name_types_fn fn, void *arg);
 
 /* Calls fn for each name strictly below owner that holds any live RRset as
  * of version, in canonical order; a return other than ZD_OK stops the walk

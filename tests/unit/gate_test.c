@@ -1090,6 +1090,50 @@ zone_rejects_flipped_signature_bytes(void **state)
 	fx_teardown(&f);
 }
 
+/* The whole-zone walk reads the records only of names with signatures
+ * (and the apex); names without are judged by their types.  A DS, an
+ * NSEC3 or a name's data (in-zone, not at a delegation) whose RRSIGs are
+ * gone fails for want of one; a signature on glue or on a delegation's NS
+ * fails too. */
+static void
+zone_rejects_what_must_be_signed_and_is_not(void **state)
+{
+	struct fx f;
+	char h[128];
+	(void)state;
+	fx_setup(&f, &OPT_OUT, LDNS_SIGN_ECDSAP256SHA256, 0);
+	ldns_rr_list *z = ldns_rr_list_clone(f.z1);
+	assert_true(drop(&z, "d09.tld.", LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_DS) > 0);
+	expect_fail(&f, zone_check_of(&f, z), "d09.tld. DS", "no RRSIG");
+	ldns_rr_list_deep_free(z);
+
+	z = ldns_rr_list_clone(f.z1);
+	hash_owner_text("d09.tld.", &f.o, h, sizeof h);
+	assert_true(drop(&z, h, LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_NSEC3) > 0);
+	expect_fail(&f, zone_check_of(&f, z), h, "no RRSIG");
+	ldns_rr_list_deep_free(z);
+
+	z = ldns_rr_list_clone(f.z1);
+	assert_true(drop(&z, "ns1.nic.tld.", LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_A) > 0);
+	expect_fail(&f, zone_check_of(&f, z), "ns1.nic.tld. A", "no RRSIG");
+	ldns_rr_list_deep_free(z);
+
+	z = ldns_rr_list_clone(f.z1);
+	ldns_rdf *o = dname("ns1.d05.tld.");
+	sign_set(z, &f.ks, o, LDNS_RR_TYPE_A);
+	ldns_rdf_deep_free(o);
+	expect_fail(&f, zone_check_of(&f, z), "ns1.d05.tld. A", "occluded");
+	ldns_rr_list_deep_free(z);
+
+	z = ldns_rr_list_clone(f.z1);
+	o = dname("d04.tld."); /* insecure: NS only */
+	sign_set(z, &f.ks, o, LDNS_RR_TYPE_NS);
+	ldns_rdf_deep_free(o);
+	expect_fail(&f, zone_check_of(&f, z), "d04.tld. NS", "unsigned data at a delegation");
+	ldns_rr_list_deep_free(z);
+	fx_teardown(&f);
+}
+
 static void
 zone_rejects_broken_ring(void **state)
 {
@@ -1529,6 +1573,7 @@ main(void)
 	        cmocka_unit_test(txn_rejects_missing_algorithm),
 	        cmocka_unit_test(zone_rejects_missing_algorithm),
 	        cmocka_unit_test(zone_rejects_flipped_signature_bytes),
+	        cmocka_unit_test(zone_rejects_what_must_be_signed_and_is_not),
 	        cmocka_unit_test(zone_rejects_broken_ring),
 	        cmocka_unit_test(zone_rejects_missing_ent_nsec3),
 	        cmocka_unit_test(zone_rejects_extra_nsec3_for_opt_out_delegation),

@@ -189,30 +189,80 @@ wire_kept(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type, uint
 	return ZD_OK;
 }
 
+/* Names and types from store_names_types_walk(), one line per name. */
+struct named {
+	char buf[1 << 14];
+	size_t len;
+	size_t count;
+	struct store *s;
+	uint64_t v;
+	struct taken *k; /* the records of each name, taken, appended here */
+};
+
+static zd_err
+name_and_types(void *arg, const ldns_rdf *name, const uint16_t *types, size_t n_types)
+{
+	struct named *nm = arg;
+	uint16_t want[16];
+	size_t n_want = 0;
+	/* the same types store_name_types() gives (the walk's lock is a read
+	 * lock; this test has no writer) */
+	assert_int_equal(store_name_types(nm->s, nm->v, name, want, 16, &n_want), ZD_OK);
+	assert_int_equal(n_types, n_want);
+	assert_memory_equal(types, want, n_types * sizeof *types);
+	char *t = ldns_rdf2str(name);
+	int w = snprintf(nm->buf + nm->len, sizeof nm->buf - nm->len, "%s %zu\n", t, n_types);
+	free(t);
+	assert_true(w > 0 && (size_t)w < sizeof nm->buf - nm->len);
+	nm->len += (size_t)w;
+	nm->count++;
+	return ZD_OK;
+}
+
 static void
-walks_that_take_or_give_wire_match_a_lending_walk(void **state)
+walks_of_types_taken_records_and_wire_match_a_lending_walk(void **state)
 {
 	struct store *s = zone_v1();
 	struct text lent;
 	static struct taken k;
+	static struct named nm;
 	(void)state;
 	walk_all(s, 1, &lent, 100);
 	assert_int_equal(lent.count, 8);
+	/* Names with their types at every chunk size; each name's records
+	 * taken one name at a time are the lending walk's, in order. */
 	for (size_t chunk = 1; chunk <= 5; chunk += 4) {
 		struct store_cursor c = STORE_CURSOR_INIT;
-		memset(&k, 0, sizeof k);
+		memset(&nm, 0, sizeof nm);
+		nm.s = s;
+		nm.v = 1;
 		while (!c.done)
-			assert_int_equal(store_walk_take(s, 1, &c, chunk, take, &k), ZD_OK);
-		assert_int_equal(k.t.count, lent.count);
-		assert_string_equal(k.t.buf, lent.buf);
+			assert_int_equal(
+			        store_names_types_walk(s, 1, &c, chunk, name_and_types, &nm),
+			        ZD_OK);
+		assert_int_equal(nm.count, 5);
+		assert_string_equal(nm.buf, "tld. 2\na.tld. 1\nns1.a.tld. 1\nns2.a.tld. 1\n"
+		                            "b.tld. 2\n");
 	}
-	/* A failing taker stops the walk with its error (and owned what it got). */
-	struct store_cursor c = STORE_CURSOR_INIT;
 	memset(&k, 0, sizeof k);
-	k.stop = 3;
-	assert_int_equal(store_walk_take(s, 1, &c, 100, take, &k), ZD_ELIMIT);
-	assert_int_equal(k.t.count, 2);
-	assert_int_equal(store_walk_take(s, 9, &c, 100, take, &k), ZD_ENOTFOUND);
+	const char *owners[] = {"tld.", "a.tld.", "ns1.a.tld.", "ns2.a.tld.", "b.tld."};
+	for (size_t i = 0; i < 5; i++) {
+		ldns_rdf *o = dname(owners[i]);
+		assert_int_equal(store_name_rrs_take(s, 1, o, take, &k), ZD_OK);
+		ldns_rdf_deep_free(o);
+	}
+	assert_int_equal(k.t.count, lent.count);
+	assert_string_equal(k.t.buf, lent.buf);
+	/* A failing taker stops with its error (and owned what it got). */
+	memset(&k, 0, sizeof k);
+	k.stop = 2;
+	ldns_rdf *deleg = dname("a.tld.");
+	assert_int_equal(store_name_rrs_take(s, 1, deleg, take, &k), ZD_ELIMIT);
+	assert_int_equal(k.t.count, 1);
+	assert_int_equal(store_name_rrs_take(s, 9, deleg, take, &k), ZD_ENOTFOUND);
+	ldns_rdf_deep_free(deleg);
+	struct store_cursor c = STORE_CURSOR_INIT;
+	assert_int_equal(store_names_types_walk(s, 9, &c, 10, name_and_types, &nm), ZD_ENOTFOUND);
 
 	/* The wire walk: byte for byte the wire form of the lent RRs, in order,
 	 * at every chunk size, on a version with changes since the first. */
@@ -906,7 +956,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(reading_an_unknown_version_is_not_found),
-	        cmocka_unit_test(walks_that_take_or_give_wire_match_a_lending_walk),
+	        cmocka_unit_test(walks_of_types_taken_records_and_wire_match_a_lending_walk),
 	        cmocka_unit_test(the_signers_reading_api_sees_versions_and_the_open_txn),
 	        cmocka_unit_test(delta_apply_rejects_garbage_and_absent_deletions),
 	        cmocka_unit_test(delta_wire_refuses_a_version_without_a_new_soa),
