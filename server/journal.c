@@ -260,31 +260,6 @@ journal_release_use(PGconn *c, const char *zone, uint64_t version, int *found, c
 	return e;
 }
 
-struct ckpt {
-	struct zd_buf buf;
-	zd_err e;
-};
-
-/* One record as RFC 1035 s4.1.3 lays it out (owner uncompressed). */
-static zd_err
-ckpt_rr(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type, uint32_t ttl,
-        const uint8_t *rdata, uint16_t rdlen)
-{
-	struct zd_buf *b = &((struct ckpt *)arg)->buf;
-	zd_err e = zd_buf_append(b, owner, owner_len);
-	if (e == ZD_OK)
-		e = zd_buf_append_u16(b, type);
-	if (e == ZD_OK)
-		e = zd_buf_append_u16(b, LDNS_RR_CLASS_IN);
-	if (e == ZD_OK)
-		e = zd_buf_append_u32(b, ttl);
-	if (e == ZD_OK)
-		e = zd_buf_append_u16(b, rdlen);
-	if (e == ZD_OK)
-		e = zd_buf_append(b, rdata, rdlen);
-	return e;
-}
-
 /* Send one chunk's INSERT without waiting for it: the database stores it
  * while the next chunk is put together.  libpq has copied b when this
  * returns.  chunk_wait() reads the answer before anything else is sent. */
@@ -322,7 +297,7 @@ zd_err
 journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t version,
                          size_t chunk_bytes, char *err, size_t errlen)
 {
-	struct ckpt k;
+	struct zd_buf buf;
 	struct store_cursor cur = STORE_CURSOR_INIT;
 	uint32_t serial;
 	char vbuf[24], sbuf[16], nbuf[16];
@@ -348,27 +323,27 @@ journal_checkpoint_write(PGconn *c, const char *zone, struct store *s, uint64_t 
 	}
 	PQclear(r);
 	/* 2 x chunk_bytes: one name's records may overshoot a chunk. */
-	zd_buf_init(&k.buf, chunk_bytes * 2 + (1u << 20));
+	zd_buf_init(&buf, chunk_bytes * 2 + (1u << 20));
 	while (!cur.done) {
 		/* Names in small steps: the store's read lock is held per step
 		 * only, never across a database round trip. */
-		e = store_walk_wire(s, version, &cur, 256, ckpt_rr, &k);
-		if (e == ZD_ELIMIT && k.buf.len > 0) {
+		e = store_walk_wire(s, version, &cur, 256, &buf);
+		if (e == ZD_ELIMIT && buf.len > 0) {
 			e = ZD_EBUG; /* one step of names did not fit twice a chunk */
 			snprintf(err, errlen, "checkpoint chunk overflow");
 		}
 		if (e != ZD_OK)
 			goto out;
-		if (k.buf.len >= chunk_bytes || (cur.done && k.buf.len > 0)) {
+		if (buf.len >= chunk_bytes || (cur.done && buf.len > 0)) {
 			if (in_flight) {
 				in_flight = 0;
 				if ((e = chunk_wait(c, err, errlen)) != ZD_OK)
 					goto out;
 			}
-			if ((e = chunk_send(c, zone, vbuf, seq++, &k.buf, err, errlen)) != ZD_OK)
+			if ((e = chunk_send(c, zone, vbuf, seq++, &buf, err, errlen)) != ZD_OK)
 				goto out;
 			in_flight = 1;
-			zd_buf_reset(&k.buf);
+			zd_buf_reset(&buf);
 		}
 	}
 	in_flight = 0;
@@ -388,7 +363,7 @@ out:
 		char ignored[256];
 		chunk_wait(c, ignored, sizeof ignored);
 	}
-	zd_buf_clear(&k.buf);
+	zd_buf_clear(&buf);
 	return e;
 }
 

@@ -436,11 +436,38 @@ store_version_find(const struct store *s, uint32_t serial, uint64_t *version_out
 
 /* --- reading ------------------------------------------------------------ */
 
-/* Where built RRs go: lent to fn for the call, or given to take. */
+/* Append one RR in uncompressed wire form: owner (wire, olen octets), type,
+ * class, ttl, rdata; item is an rrver record (u16 rdlength, rdata). */
+static zd_err
+wire_rr_owner(struct zd_buf *b, const uint8_t *owner, size_t olen, const struct rrver *r,
+              const uint8_t *item)
+{
+	uint16_t rdlen = (uint16_t)(item[0] << 8 | item[1]);
+	zd_err e;
+
+	if ((e = zd_buf_append(b, owner, olen)) != ZD_OK ||
+	    (e = zd_buf_append_u16(b, r->type)) != ZD_OK ||
+	    (e = zd_buf_append_u16(b, LDNS_RR_CLASS_IN)) != ZD_OK ||
+	    (e = zd_buf_append_u32(b, r->ttl)) != ZD_OK ||
+	    (e = zd_buf_append(b, item, 2u + rdlen)) != ZD_OK)
+		return e;
+	return ZD_OK;
+}
+
+static zd_err
+wire_rr(struct zd_buf *b, const struct sname *n, const struct rrver *r, const uint8_t *item)
+{
+	uint8_t owner[256];
+	size_t olen = key_to_wire(n->kb + 2, kb_len(n->kb), owner);
+	return wire_rr_owner(b, owner, olen, r, item);
+}
+
+/* Where built RRs go: lent to fn for the call, or given to take; or
+ * (emit_name() only) the records as they are kept, appended to wire. */
 struct emit {
 	store_rr_fn fn;
 	store_rr_take_fn take;
-	store_wire_fn wire; /* emit_name() only: the records as they are kept */
+	struct zd_buf *wire;
 	void *arg;
 };
 
@@ -518,9 +545,9 @@ emit_name(const struct sname *n, uint64_t v, const struct emit *em)
 					wire_len = key_to_wire(n->kb + 2, kb_len(n->kb), wire);
 				size_t pos = 0;
 				for (uint32_t i = 0; i < r->count && e == ZD_OK; i++) {
-					struct rd d = rrver_rd(r, &pos);
-					e = em->wire(em->arg, wire, wire_len, r->type, r->ttl, d.p,
-					             d.len);
+					const uint8_t *item = r->data + pos;
+					(void)rrver_rd(r, &pos);
+					e = wire_rr_owner(em->wire, wire, wire_len, r, item);
 				}
 				continue;
 			}
@@ -586,12 +613,11 @@ store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max
 	return walk(s, version, c, max_names, &em);
 }
 
-
 zd_err
 store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-                store_wire_fn fn, void *arg)
+                struct zd_buf *out)
 {
-	struct emit em = {.wire = fn, .arg = arg};
+	struct emit em = {.wire = out};
 	return walk(s, version, c, max_names, &em);
 }
 
@@ -780,8 +806,8 @@ store_name_rrs(struct store *s, uint64_t version, const ldns_rdf *owner, store_r
 }
 
 zd_err
-store_name_rrs_take(struct store *s, uint64_t version, const ldns_rdf *owner,
-                    store_rr_take_fn fn, void *arg)
+store_name_rrs_take(struct store *s, uint64_t version, const ldns_rdf *owner, store_rr_take_fn fn,
+                    void *arg)
 {
 	struct emit em = {.take = fn, .arg = arg};
 	return name_rrs(s, version, owner, &em);
@@ -1465,24 +1491,6 @@ out:
 }
 
 /* --- deltas ---------------------------------------------------------------- */
-
-/* Append one RR in uncompressed wire form: owner, type, class, ttl, rdata. */
-static zd_err
-wire_rr(struct zd_buf *b, const struct sname *n, const struct rrver *r, const uint8_t *item)
-{
-	uint8_t owner[256];
-	size_t olen = key_to_wire(n->kb + 2, kb_len(n->kb), owner);
-	uint16_t rdlen = (uint16_t)(item[0] << 8 | item[1]);
-	zd_err e;
-
-	if ((e = zd_buf_append(b, owner, olen)) != ZD_OK ||
-	    (e = zd_buf_append_u16(b, r->type)) != ZD_OK ||
-	    (e = zd_buf_append_u16(b, LDNS_RR_CLASS_IN)) != ZD_OK ||
-	    (e = zd_buf_append_u32(b, r->ttl)) != ZD_OK ||
-	    (e = zd_buf_append(b, item, 2u + rdlen)) != ZD_OK)
-		return e;
-	return ZD_OK;
-}
 
 /* Records of a that are not in b (all of a when the TTL differs). */
 static zd_err

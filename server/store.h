@@ -21,6 +21,8 @@
 
 #include "common/zd_err.h"
 
+struct zd_buf;
+
 #define STORE_LIVE UINT64_MAX
 
 struct store;
@@ -79,14 +81,12 @@ struct store_cursor {
  * is not kept. */
 zd_err store_walk(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
                   store_rr_fn fn, void *arg);
-/* One record as it is kept: owner in uncompressed wire form, class IN, the
- * rdata's wire form (uncompressed); all borrowed for the call only. */
-typedef zd_err (*store_wire_fn)(void *arg, const uint8_t *owner, size_t owner_len, uint16_t type,
-                                uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
 /* store_walk() in wire form, no ldns_rr built: the same records in the same
- * order, each what ldns_rr2wire() gives of store_walk()'s. */
+ * order appended to out, each as ldns_rr2wire() gives store_walk()'s
+ * (owner uncompressed, class IN).  ZD_ELIMIT when out is full (it may then
+ * end in part of a record). */
 zd_err store_walk_wire(struct store *s, uint64_t version, struct store_cursor *c, size_t max_names,
-                       store_wire_fn fn, void *arg);
+                       struct zd_buf *out);
 
 /* The RRset (type, covered; covered = 0 unless type is RRSIG) at owner as of
  * version, as a new list the caller owns (ldns_rr_list_deep_free); NULL in
