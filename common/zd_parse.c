@@ -243,3 +243,37 @@ zd_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
 	*len = n / 2;
 	return ZD_OK;
 }
+
+zd_err
+zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen)
+{
+	const uint8_t *labels[128];
+	size_t n = 0, pos = 0, k = 0;
+
+	while (pos < wirelen && wire[pos] != 0) {
+		uint8_t ll = wire[pos];
+		if (ll > 63 || pos + 1 + ll > wirelen || n == 128)
+			return ZD_EMALFORMED;
+		labels[n++] = wire + pos;
+		pos += 1u + ll;
+	}
+	if (pos >= wirelen || pos + 1 > 255)
+		return ZD_EMALFORMED;
+	while (n-- > 0) {
+		const uint8_t *l = labels[n];
+		for (uint8_t i = 1; i <= l[0]; i++) {
+			uint8_t c = l[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (uint8_t)(c + 32);
+			if (c <= 1) {
+				key[k++] = 1;
+				key[k++] = (uint8_t)(c + 1);
+			} else {
+				key[k++] = c;
+			}
+		}
+		key[k++] = 0;
+	}
+	*keylen = (uint16_t)k;
+	return ZD_OK;
+}

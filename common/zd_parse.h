@@ -42,4 +42,12 @@ void zd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
  * is wrong (ZD_EIO: cannot be read; ZD_EMALFORMED: not such a token). */
 zd_err zd_token_read(const char *path, size_t min_len, char **out, char *why, size_t whylen);
 
+/* Canonical sort key of a wire-form name (RFC 4034 s6.1): labels from the
+ * root down, each lower-cased and terminated by 0x00; octets 0x00 and 0x01
+ * inside a label are escaped as 0x01 0x01 and 0x01 0x02, so that memcmp,
+ * shorter first when one is a prefix of the other, gives canonical order.
+ * key: room for ZD_NAME_KEY_MAX octets.  ZD_EMALFORMED when wire is no
+ * wire-form name of at most 255 octets. */
+#define ZD_NAME_KEY_MAX 512
+zd_err zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen);
 #endif

@@ -18,8 +18,9 @@
 
 #include "common/zd_buf.h"
 #include "common/zd_log.h"
+#include "common/zd_parse.h"
 
-#define KEY_MAX      512 /* escaped canonical key of a <= 255 octet name */
+#define KEY_MAX      ZD_NAME_KEY_MAX /* canonical key of a <= 255 octet name */
 #define RRSET_MAX_RR 65535u
 #define RDATA_MAX    (16u << 20)
 #define PRUNE_STEP   1024u      /* names per write-lock hold while pruning */
@@ -68,6 +69,8 @@ struct store_txn {
 	struct change *changes;
 	size_t n_changes, cap_changes;
 	size_t live_changes;
+	ldns_buffer *scratch; /* rdata_pack()'s, kept for the txn's life */
+	ldns_rr_list *group;  /* store_txn_name_set()'s, borrows RRs; count 0 between calls */
 };
 
 struct pin {
@@ -98,50 +101,12 @@ struct store {
 
 /* --- keys ------------------------------------------------------------ */
 
-/* Canonical sort key of a wire-form name (RFC 4034 s6.1): labels from the
- * root down, each lower-cased and terminated by 0x00; octets 0x00 and 0x01
- * inside a label are escaped as 0x01 0x01 and 0x01 0x02 so that memcmp with
- * shorter-first order equals the canonical order. */
-static zd_err
-key_from_wire(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen)
-{
-	const uint8_t *labels[128];
-	size_t n = 0, pos = 0, k = 0;
-
-	while (pos < wirelen && wire[pos] != 0) {
-		uint8_t ll = wire[pos];
-		if (ll > 63 || pos + 1 + ll > wirelen || n == 128)
-			return ZD_EMALFORMED;
-		labels[n++] = wire + pos;
-		pos += 1u + ll;
-	}
-	if (pos >= wirelen || pos + 1 > 255)
-		return ZD_EMALFORMED;
-	while (n-- > 0) {
-		const uint8_t *l = labels[n];
-		for (uint8_t i = 1; i <= l[0]; i++) {
-			uint8_t c = l[i];
-			if (c >= 'A' && c <= 'Z')
-				c = (uint8_t)(c + 32);
-			if (c <= 1) {
-				key[k++] = 1;
-				key[k++] = (uint8_t)(c + 1);
-			} else {
-				key[k++] = c;
-			}
-		}
-		key[k++] = 0;
-	}
-	*keylen = (uint16_t)k;
-	return ZD_OK;
-}
-
 static zd_err
 key_from_rdf(const ldns_rdf *name, uint8_t *key, uint16_t *keylen)
 {
 	if (name == NULL || ldns_rdf_get_type(name) != LDNS_RDF_TYPE_DNAME)
 		return ZD_EMALFORMED;
-	return key_from_wire(ldns_rdf_data(name), ldns_rdf_size(name), key, keylen);
+	return zd_name_key(ldns_rdf_data(name), ldns_rdf_size(name), key, keylen);
 }
 
 /* Wire form (lower case) of a key; out has room for 256 octets. */
@@ -1124,13 +1089,11 @@ store_txn_changes_foreach(struct store_txn *t, store_change_fn fn, void *arg)
 	return e;
 }
 
+/* A new name, known not to be in the tree yet. */
 static struct sname *
-name_get_or_add(struct store *s, const uint8_t *key, uint16_t keylen)
+name_add(struct store *s, const uint8_t *key, uint16_t keylen)
 {
-	struct sname *n = name_find(s, key, keylen);
-	if (n != NULL)
-		return n;
-	n = calloc(1, sizeof *n + 2u + keylen);
+	struct sname *n = calloc(1, sizeof *n + 2u + keylen);
 	if (n == NULL)
 		return NULL;
 	kb_make(n->kb, key, keylen);
@@ -1143,13 +1106,22 @@ name_get_or_add(struct store *s, const uint8_t *key, uint16_t keylen)
 	return n;
 }
 
-/* Sorted, de-duplicated rdata of rrs as (u16 len, bytes) items. */
+static struct sname *
+name_get_or_add(struct store *s, const uint8_t *key, uint16_t keylen)
+{
+	struct sname *n = name_find(s, key, keylen);
+	return n != NULL ? n : name_add(s, key, keylen);
+}
+
+/* Sorted, de-duplicated rdata of rrs as (u16 len, bytes) items.  b: the
+ * txn's scratch buffer (t->scratch), made on first use. */
 static zd_err
-rdata_pack(const ldns_rr_list *rrs, uint8_t **data, uint32_t *len, uint32_t *count)
+rdata_pack(const ldns_rr_list *rrs, ldns_buffer **scratch, uint8_t **data, uint32_t *len,
+           uint32_t *count)
 {
 	size_t n = rrs ? ldns_rr_list_rr_count(rrs) : 0;
 	struct rd *v = NULL;
-	ldns_buffer *b = NULL;
+	ldns_buffer *b;
 	uint8_t *out = NULL;
 	size_t total = 0, w = 0;
 	uint32_t k = 0;
@@ -1163,9 +1135,27 @@ rdata_pack(const ldns_rr_list *rrs, uint8_t **data, uint32_t *len, uint32_t *cou
 		*count = 0;
 		return ZD_OK;
 	}
+	if (*scratch == NULL && (*scratch = ldns_buffer_new(4096)) == NULL)
+		return ZD_ENOMEM;
+	b = *scratch;
+	ldns_buffer_clear(b);
+	if (n == 1) { /* most RRsets: no sorting, one allocation */
+		if (ldns_rr_rdata2buffer_wire(b, ldns_rr_list_rr(rrs, 0)) != LDNS_STATUS_OK ||
+		    ldns_buffer_position(b) > 65535)
+			return ZD_EMALFORMED;
+		size_t l = ldns_buffer_position(b);
+		if ((out = malloc(2 + l)) == NULL)
+			return ZD_ENOMEM;
+		out[0] = (uint8_t)(l >> 8);
+		out[1] = (uint8_t)l;
+		memcpy(out + 2, ldns_buffer_begin(b), l);
+		*data = out;
+		*len = (uint32_t)(2 + l);
+		*count = 1;
+		return ZD_OK;
+	}
 	v = calloc(n, sizeof *v);
-	b = ldns_buffer_new(4096);
-	if (v == NULL || b == NULL) {
+	if (v == NULL) {
 		e = ZD_ENOMEM;
 		goto out;
 	}
@@ -1218,7 +1208,6 @@ rdata_pack(const ldns_rr_list *rrs, uint8_t **data, uint32_t *len, uint32_t *cou
 out:
 	free(out);
 	free(v);
-	ldns_buffer_free(b);
 	return e;
 }
 
@@ -1268,21 +1257,33 @@ change_undo(struct store *s, struct change *c)
 	c->name = NULL;
 }
 
+static zd_err rrset_put_at(struct store_txn *t, struct sname *n, uint16_t type, uint16_t covered,
+                           uint32_t ttl, uint8_t *data, uint32_t len, uint32_t count);
+
 static zd_err
 rrset_put_packed(struct store_txn *t, const uint8_t *key, uint16_t keylen, uint16_t type,
                  uint16_t covered, uint32_t ttl, uint8_t *data, uint32_t len, uint32_t count)
 {
-	struct store *s = t->s;
 	struct sname *n;
+
+	if (count == 0) {
+		if ((n = name_find(t->s, key, keylen)) == NULL)
+			return ZD_OK; /* deleting what was never there */
+	} else if ((n = name_get_or_add(t->s, key, keylen)) == NULL) {
+		return ZD_ENOMEM;
+	}
+	return rrset_put_at(t, n, type, covered, ttl, data, len, count);
+}
+
+/* rrset_put_packed() at the name n, found or made by the caller. */
+static zd_err
+rrset_put_at(struct store_txn *t, struct sname *n, uint16_t type, uint16_t covered, uint32_t ttl,
+             uint8_t *data, uint32_t len, uint32_t count)
+{
+	struct store *s = t->s;
 	struct rrver *h, *r = NULL;
 	struct change c = {0};
 
-	if (count == 0) {
-		if ((n = name_find(s, key, keylen)) == NULL)
-			return ZD_OK; /* deleting what was never there */
-	} else if ((n = name_get_or_add(s, key, keylen)) == NULL) {
-		return ZD_ENOMEM;
-	}
 	h = chain_find(n, type, covered);
 	/* A second put of the same RRset in this txn that fits where the first
 	 * one is: only this txn sees h, so it is rewritten in place and its
@@ -1403,7 +1404,7 @@ store_txn_rrset_put(struct store_txn *t, const ldns_rdf *owner, uint16_t type, u
 		return e;
 	if (rrs != NULL && ldns_rr_list_rr_count(rrs) > 0)
 		ttl = ldns_rr_ttl(ldns_rr_list_rr(rrs, 0));
-	if ((e = rdata_pack(rrs, &data, &len, &count)) != ZD_OK)
+	if ((e = rdata_pack(rrs, &t->scratch, &data, &len, &count)) != ZD_OK)
 		return e;
 	e = rrset_put_packed(t, key, keylen, type, covered, ttl, data, len, count);
 	free(data);
@@ -1423,48 +1424,62 @@ zd_err
 store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_list *rrs,
                    int (*keep)(uint16_t type))
 {
+	enum { SMALL = 16 }; /* records of most names: no allocation */
 	uint8_t key[KEY_MAX];
 	uint16_t keylen;
 	size_t n = rrs ? ldns_rr_list_rr_count(rrs) : 0;
-	ldns_rr **v = NULL;
-	ldns_rr_list *group = NULL;
-	uint32_t *wanted = NULL; /* (type << 16 | covered) of the RRsets put */
+	ldns_rr *v_small[SMALL], **v = v_small;
+	uint32_t wanted_small[SMALL], *wanted = wanted_small; /* (type << 16 | covered) put */
 	size_t n_wanted = 0;
 	zd_err e;
 
 	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;
-	if (n > 0) {
+	/* One lookup for the whole name (a first load puts a million of them). */
+	struct sname *nm = name_find(t->s, key, keylen);
+	if (n > SMALL) {
 		v = malloc(n * sizeof *v);
 		wanted = malloc(n * sizeof *wanted);
-		group = ldns_rr_list_new();
-		if (v == NULL || wanted == NULL || group == NULL) {
+		if (v == NULL || wanted == NULL) {
 			e = ZD_ENOMEM;
 			goto out;
 		}
-		for (size_t i = 0; i < n; i++)
-			v[i] = ldns_rr_list_rr(rrs, i);
-		qsort(v, n, sizeof *v, rr_type_cmp);
 	}
+	if (n > 0 && t->group == NULL && (t->group = ldns_rr_list_new()) == NULL) {
+		e = ZD_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = ldns_rr_list_rr(rrs, i);
+	if (n > 1)
+		qsort(v, n, sizeof *v, rr_type_cmp);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		uint16_t type = (uint16_t)ldns_rr_get_type(v[i]), cov = rr_covered(v[i]);
-		ldns_rr_list_set_rr_count(group, 0);
+		uint8_t *data = NULL;
+		uint32_t len = 0, count = 0;
+		ldns_rr_list_set_rr_count(t->group, 0);
 		while (j < n && rr_type_cmp(&v[i], &v[j]) == 0) {
-			/* group borrows the RRs: reset to count 0, never deep-freed */
-			if (!ldns_rr_list_push_rr(group, v[j])) {
+			/* the group borrows the RRs: reset to count 0, never deep-freed */
+			if (!ldns_rr_list_push_rr(t->group, v[j])) {
 				e = ZD_ENOMEM;
 				goto out;
 			}
 			j++;
 		}
-		if ((e = store_txn_rrset_put(t, owner, type, cov, group)) != ZD_OK)
+		if ((e = rdata_pack(t->group, &t->scratch, &data, &len, &count)) != ZD_OK)
+			goto out;
+		if (nm == NULL && (nm = name_add(t->s, key, keylen)) == NULL)
+			e = ZD_ENOMEM;
+		else
+			e = rrset_put_at(t, nm, type, cov, ldns_rr_ttl(v[i]), data, len, count);
+		free(data);
+		if (e != ZD_OK)
 			goto out;
 		wanted[n_wanted++] = (uint32_t)type << 16 | cov;
 		i = j;
 	}
 	/* Delete the live RRsets the name no longer has. */
-	struct sname *nm = name_find(t->s, key, keylen);
 	if (nm != NULL) {
 		for (struct rrver *h = nm->heads; h != NULL; h = h->next_type) {
 			if (h->to != STORE_LIVE || (keep != NULL && keep(h->type)))
@@ -1475,18 +1490,17 @@ store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_lis
 				found = wanted[i] == k;
 			if (found)
 				continue;
-			if ((e = rrset_put_packed(t, key, keylen, h->type, h->covered, 0, NULL, 0,
-			                          0)) != ZD_OK)
+			if ((e = rrset_put_at(t, nm, h->type, h->covered, 0, NULL, 0, 0)) != ZD_OK)
 				goto out;
 		}
 	}
 out:
-	if (group != NULL) {
-		ldns_rr_list_set_rr_count(group, 0);
-		ldns_rr_list_free(group);
-	}
-	free(v);
-	free(wanted);
+	if (t->group != NULL)
+		ldns_rr_list_set_rr_count(t->group, 0);
+	if (v != v_small)
+		free(v);
+	if (wanted != wanted_small)
+		free(wanted);
 	return e;
 }
 
@@ -1772,6 +1786,9 @@ store_txn_publish(struct store_txn **tp, uint32_t serial, uint64_t published_ms)
 	pthread_rwlock_unlock(&s->lock);
 	s->txn = NULL;
 	free(t->changes);
+	if (t->scratch != NULL)
+		ldns_buffer_free(t->scratch);
+	ldns_rr_list_free(t->group);
 	free(t);
 	return ZD_OK;
 }
@@ -1792,6 +1809,9 @@ store_txn_abort(struct store_txn **tp)
 	s->txn = NULL;
 	free(t->changed);
 	free(t->changes);
+	if (t->scratch != NULL)
+		ldns_buffer_free(t->scratch);
+	ldns_rr_list_free(t->group);
 	free(t);
 	*tp = NULL;
 }
