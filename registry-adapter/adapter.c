@@ -20,16 +20,18 @@
 #include "common/zd_config.h"
 #include "common/zd_log.h"
 #include "common/zd_parse.h"
+#include "registry-adapter/owners.h"
 #include "registry-adapter/row.h"
 
 #define SUBSYS "adapter"
 
-#define ERROR_MAX         1024        /* bytes of ra_error_get() text */
-#define REJECT_ROW_MAX    4096        /* bytes of a rejected row kept in zonedist.rejected */
-#define LOG_ROW_MAX       200         /* bytes of a rejected row in a log line */
-#define ID_CHUNK          10000       /* ids per DELETE statement */
-#define CHANGE_FETCH      100000u     /* change rows per FETCH in a full load */
-#define ARRAY_LITERAL_MAX (64u << 20) /* bytes of one array parameter */
+#define ERROR_MAX         1024         /* bytes of ra_error_get() text */
+#define REJECT_ROW_MAX    4096         /* bytes of a rejected row kept in zonedist.rejected */
+#define LOG_ROW_MAX       200          /* bytes of a rejected row in a log line */
+#define ID_CHUNK          10000        /* ids per DELETE statement */
+#define CHANGE_FETCH      100000u      /* change rows per FETCH in a full load */
+#define DEFERRED_MAX      (256u << 20) /* bytes of rejected rows held during COPY */
+#define ARRAY_LITERAL_MAX (64u << 20)  /* bytes of one array parameter */
 
 struct ra {
 	char *conninfo;
@@ -53,7 +55,8 @@ struct ra_batch {
 	ldns_rdf *apex;
 	int full;        /* made by ra_full_begin() */
 	int failed;      /* ra_full_next() failed: only ra_batch_abort() is left */
-	int cursor_done; /* full load: zd_full is exhausted */
+	int cursor_done; /* full load: every name is handed up */
+	int copy_done;   /* full load: every row is read */
 	int64_t *change_ids;
 	size_t n_changes, cap_changes;
 	int64_t *txids; /* distinct, ascending */
@@ -61,11 +64,13 @@ struct ra_batch {
 	struct name_entry *names; /* canonical order */
 	size_t n_names;
 	size_t n_rejected;
-	ldns_rr_list *pending; /* full load: records of the owner not yet complete */
-	size_t n_fetches;      /* full load: FETCHes so far */
-	uint64_t first_ms;     /* full load: the first FETCH (the database runs the query) */
-	uint64_t fetch_ms;     /* full load: every FETCH, the first included */
-	uint64_t check_ms;     /* full load: parsing and checking the rows */
+	ldns_rr_list *pending;    /* full load: the records of one owner, being checked */
+	struct ra_owners *owners; /* full load: every record read, by owner, until handed up */
+	size_t next_owner;        /* full load: the first name not handed up yet */
+	struct zd_buf deferred;   /* full load: rows rejected while COPY ran (deferred_add()) */
+	uint64_t first_ms;        /* full load: until the first row (the query starts) */
+	uint64_t fetch_ms;        /* full load: waiting for rows, the first included */
+	uint64_t check_ms;        /* full load: parsing, grouping and checking the rows */
 };
 
 /* ---- errors and statements --------------------------------------------- */
@@ -313,7 +318,7 @@ append_cut(struct zd_buf *out, const char *s, size_t max)
 
 /* A zone_rrs row as text for zonedist.rejected: "owner ttl type rdata". */
 static zd_err
-reject_row(struct ra_batch *b, const PGresult *res, int row, const char *reason, int64_t txid)
+reject_fields(struct ra_batch *b, const char *const f[4], const char *reason, int64_t txid)
 {
 	static const size_t field_max[4] = {RA_ROW_OWNER_MAX, RA_ROW_TYPE_MAX, RA_ROW_TTL_MAX,
 	                                    REJECT_ROW_MAX};
@@ -326,18 +331,16 @@ reject_row(struct ra_batch *b, const PGresult *res, int row, const char *reason,
 	                           8); /* bytes */
 	for (int k = 0; e == ZD_OK && k < 4; k++) {
 		int c = order[k];
-		const char *f = PQgetisnull(res, row, c) ? "NULL" : PQgetvalue(res, row, c);
 		if (k > 0)
 			e = zd_buf_append_u8(&text, ' ');
 		if (e == ZD_OK)
-			e = append_cut(&text, f, field_max[c]);
+			e = append_cut(&text, f[c] != NULL ? f[c] : "NULL", field_max[c]);
 	}
 	if (e == ZD_OK)
 		e = zd_buf_append_u8(&text, '\0');
-	if (e == ZD_OK && !PQgetisnull(res, row, 0)) {
-		const char *o = PQgetvalue(res, row, 0);
-		size_t n = utf8_cut(o, strlen(o), RA_ROW_OWNER_MAX);
-		owner = strndup(o, n);
+	if (e == ZD_OK && f[0] != NULL) {
+		size_t n = utf8_cut(f[0], strlen(f[0]), RA_ROW_OWNER_MAX);
+		owner = strndup(f[0], n);
 		if (owner == NULL)
 			e = ZD_ENOMEM;
 	}
@@ -346,6 +349,17 @@ reject_row(struct ra_batch *b, const PGresult *res, int row, const char *reason,
 	free(owner);
 	zd_buf_clear(&text);
 	return e;
+}
+
+/* reject_fields() of a zone_rrs() row of res. */
+static zd_err
+reject_row(struct ra_batch *b, const PGresult *res, int row, const char *reason, int64_t txid)
+{
+	const char *f[4];
+
+	for (int c = 0; c < 4; c++)
+		f[c] = PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+	return reject_fields(b, f, reason, txid);
 }
 
 /* A change row whose name is no owner of the zone. */
@@ -606,6 +620,8 @@ batch_free(struct ra_batch *b)
 	free(b->change_ids);
 	free(b->txids);
 	ldns_rr_list_deep_free(b->pending);
+	ra_owners_free(b->owners);
+	zd_buf_clear(&b->deferred);
 	ldns_rdf_deep_free(b->apex);
 	free(b->zone);
 	if (b->ra != NULL)
@@ -1224,14 +1240,15 @@ ra_full_begin(struct ra *ra, const char *zone, struct ra_batch **out)
 	e = exec(ra, "close changes", "CLOSE zd_changes", 0, NULL, PGRES_COMMAND_OK, NULL);
 	if (e != ZD_OK)
 		goto out;
-	/* Ordered by owner so each name's records arrive together and can be
-	 * checked together (ra_rrs_check()); lower(): names compare without case. */
-	e = exec(ra, "declare zone_rrs",
-	         "DECLARE zd_full NO SCROLL CURSOR FOR SELECT owner, type, ttl, rdata "
-	         "FROM zonedist.zone_rrs($1, NULL::text[]) ORDER BY lower(owner) COLLATE \"C\"",
-	         1, params, PGRES_COMMAND_OK, NULL);
+	/* The zone for the COPY of ra_full_next(), which takes no parameters:
+	 * a setting of this transaction, not SQL text. */
+	e = exec(ra, "full load zone", "SELECT set_config('zonedist.full_load_zone', $1, true)", 1,
+	         params, PGRES_TUPLES_OK, NULL);
 	if (e != ZD_OK)
 		goto out;
+	if ((e = ra_owners_new(RA_FULL_BYTES_MAX, &b->owners)) != ZD_OK)
+		goto out;
+	zd_buf_init(&b->deferred, DEFERRED_MAX);
 	*out = b;
 	b = NULL;
 out:
@@ -1274,13 +1291,259 @@ pending_flush(struct ra_batch *b, ldns_rr_list *out)
 	return e;
 }
 
+/* A row rejected while COPY runs (no other statement can run then), kept
+ * until it is done: per field a u8 (1: NULL) and the text, cut like
+ * reject_fields() cuts it, with its NUL; then the static reason's pointer. */
+static zd_err
+deferred_add(struct ra_batch *b, const char *const f[4], const char *why)
+{
+	static const size_t field_max[4] = {RA_ROW_OWNER_MAX, RA_ROW_TYPE_MAX, RA_ROW_TTL_MAX,
+	                                    REJECT_ROW_MAX};
+	size_t orig = b->deferred.len;
+	zd_err e = ZD_OK;
+
+	for (int c = 0; e == ZD_OK && c < 4; c++) {
+		e = zd_buf_append_u8(&b->deferred, f[c] == NULL);
+		if (e == ZD_OK && f[c] != NULL)
+			e = zd_buf_append(&b->deferred, f[c],
+			                  utf8_cut(f[c], strlen(f[c]), field_max[c]));
+		if (e == ZD_OK)
+			e = zd_buf_append_u8(&b->deferred, '\0');
+	}
+	if (e == ZD_OK)
+		e = zd_buf_append(&b->deferred, &why, sizeof why);
+	if (e != ZD_OK) {
+		b->deferred.len = orig;
+		if (e == ZD_ELIMIT)
+			error_limit(b->ra, "full load", "more than %u bytes of rejected rows",
+			            DEFERRED_MAX);
+	}
+	return e;
+}
+
+/* Send the deferred rejects to zonedist.rejected. */
+static zd_err
+deferred_flush(struct ra_batch *b)
+{
+	const uint8_t *p = b->deferred.data, *end = p + b->deferred.len;
+	zd_err e = ZD_OK;
+
+	while (e == ZD_OK && p < end) {
+		const char *f[4], *why;
+		for (int c = 0; c < 4; c++) {
+			int null = *p++;
+			f[c] = null ? NULL : (const char *)p;
+			p += strlen((const char *)p) + 1;
+		}
+		memcpy(&why, p, sizeof why);
+		p += sizeof why;
+		e = reject_fields(b, f, why, first_txid(b));
+	}
+	zd_buf_clear(&b->deferred);
+	return e;
+}
+
+/* One COPY row: parse it and keep the record under its owner, or defer its
+ * reject.  text: room for the four fields with their NULs. */
+static zd_err
+copy_row(struct ra_batch *b, const struct ra_copy_field *cf, struct zd_buf *text)
+{
+	const char *f[4], *why = NULL;
+	size_t at[4];
+	ldns_rr *rr = NULL;
+	zd_err e = ZD_OK;
+
+	zd_buf_reset(text);
+	for (int c = 0; c < 4 && e == ZD_OK; c++) {
+		at[c] = text->len;
+		if (cf[c].p != NULL && memchr(cf[c].p, '\0', cf[c].len) != NULL)
+			why = "NUL byte in a field";
+		if (cf[c].p != NULL)
+			e = zd_buf_append(text, cf[c].p, cf[c].len);
+		if (e == ZD_OK)
+			e = zd_buf_append_u8(text, '\0');
+	}
+	if (e != ZD_OK)
+		return e;
+	for (int c = 0; c < 4; c++)
+		f[c] = cf[c].p != NULL ? (const char *)text->data + at[c] : NULL;
+	if (why == NULL)
+		e = ra_row_parse(b->apex, f[0], f[1], f[2], f[3], &rr, &why);
+	else
+		e = ZD_EMALFORMED;
+	if (e == ZD_EMALFORMED)
+		return deferred_add(b, f, why);
+	if (e != ZD_OK)
+		return e;
+	e = ra_owners_add(b->owners, rr);
+	ldns_rr_free(rr);
+	if (e == ZD_ELIMIT)
+		error_limit(b->ra, "full load", "the zone's records need more than %zu bytes",
+		            (size_t)RA_FULL_BYTES_MAX);
+	return e;
+}
+
+/* Parse the items in p[0..n), keeping the rows; *used: bytes taken (a
+ * partial item stays).  *end once the trailer is seen. */
+static zd_err
+copy_items(struct ra_batch *b, const uint8_t *p, size_t n, int *header_seen, int *end, size_t *used,
+           struct zd_buf *text)
+{
+	size_t pos = 0;
+	zd_err e = ZD_OK;
+
+	while (e == ZD_OK && pos < n && !*end) {
+		struct ra_copy_field f[4];
+		enum ra_copy_kind kind;
+		size_t k;
+		if ((e = ra_copy_next(p + pos, n - pos, *header_seen, 4, f, &k, &kind)) != ZD_OK) {
+			error_set(b->ra, "full load", NULL, "the COPY stream does not parse");
+			break;
+		}
+		if (kind == RA_COPY_MORE)
+			break;
+		pos += k;
+		if (kind == RA_COPY_HEADER)
+			*header_seen = 1;
+		else if (kind == RA_COPY_END)
+			*end = 1;
+		else
+			e = copy_row(b, f, text);
+	}
+	*used = pos;
+	return e;
+}
+
+/* After a failure inside COPY: ask the server to stop and read what is left,
+ * so the connection takes a ROLLBACK again; else it counts as broken. */
+static void
+copy_abandon(struct ra *ra)
+{
+	PGcancel *cancel = PQgetCancel(ra->conn);
+	char buf[256];
+	char *data;
+	int n;
+	PGresult *res;
+
+	if (cancel != NULL) {
+		(void)PQcancel(cancel, buf, sizeof buf);
+		PQfreeCancel(cancel);
+	}
+	while ((n = PQgetCopyData(ra->conn, &data, 0)) > 0)
+		PQfreemem(data);
+	if (n == -2)
+		ra->broken = 1;
+	while ((res = PQgetResult(ra->conn)) != NULL)
+		PQclear(res);
+	conn_check(ra);
+}
+
+/* Keep the start of a row a message ended in. */
+static zd_err
+carry_append(struct ra *ra, struct zd_buf *carry, const char *p, size_t n)
+{
+	zd_err e = zd_buf_append(carry, p, n);
+	if (e == ZD_ELIMIT)
+		error_set(ra, "full load", NULL, "a row of the COPY stream is too large");
+	return e;
+}
+
+/* Read the whole zone: COPY of zone_rrs(zone, NULL), unsorted, so the rows
+ * stream while the database still produces them (a cursor runs without
+ * parallel workers, and an ORDER BY makes the first row wait for a sort of
+ * the whole zone).  Every record goes to b->owners; rejects are deferred. */
+static zd_err
+full_read(struct ra_batch *b)
+{
+	struct ra *ra = b->ra;
+	struct zd_buf carry, text;
+	int header_seen = 0, end = 0, first = 1, n;
+	uint64_t t0 = zd_now_ms(), tc = 0;
+	PGresult *res;
+	zd_err e;
+
+	e = exec(ra, "copy zone_rrs",
+	         "COPY (SELECT owner::text, type::text, ttl::text, rdata::text FROM "
+	         "zonedist.zone_rrs(current_setting('zonedist.full_load_zone'), NULL::text[])) "
+	         "TO STDOUT (FORMAT binary)",
+	         0, NULL, PGRES_COPY_OUT, NULL);
+	if (e != ZD_OK)
+		return e;
+	zd_buf_init(&carry, 4 * RA_COPY_FIELD_MAX + 64); /* bytes: one partial row */
+	zd_buf_init(&text, 4 * RA_COPY_FIELD_MAX + 8);   /* bytes: four fields, NULs */
+	for (;;) {
+		char *data;
+		size_t used;
+		uint64_t tw = zd_now_ms();
+		n = PQgetCopyData(ra->conn, &data, 0);
+		uint64_t tr = zd_now_ms();
+		b->fetch_ms += tr - tw;
+		if (n < 0)
+			break;
+		if (first)
+			b->first_ms = tr - t0;
+		first = 0;
+		if (carry.len == 0) {
+			e = copy_items(b, (const uint8_t *)data, (size_t)n, &header_seen, &end,
+			               &used, &text);
+			if (e == ZD_OK && used < (size_t)n)
+				e = carry_append(ra, &carry, data + used, (size_t)n - used);
+		} else {
+			e = carry_append(ra, &carry, data, (size_t)n);
+			if (e == ZD_OK)
+				e = copy_items(b, carry.data, carry.len, &header_seen, &end, &used,
+				               &text);
+			if (e == ZD_OK) {
+				memmove(carry.data, carry.data + used, carry.len - used);
+				carry.len -= used;
+			}
+		}
+		PQfreemem(data);
+		tc += zd_now_ms() - tr;
+		if (e == ZD_OK && end && carry.len > 0) {
+			error_set(ra, "full load", NULL, "bytes after the end of the COPY stream");
+			e = ZD_EMALFORMED;
+		}
+		if (e != ZD_OK) {
+			copy_abandon(ra);
+			goto out;
+		}
+	}
+	b->check_ms += tc;
+	if (n == -2) {
+		error_set(ra, "copy zone_rrs", NULL, PQerrorMessage(ra->conn));
+		conn_check(ra);
+		e = ZD_EDB;
+		goto out;
+	}
+	/* the COPY's own outcome: an error in the query ends the stream early */
+	res = PQgetResult(ra->conn);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		error_set(ra, "copy zone_rrs",
+		          res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL,
+		          primary ? primary : PQerrorMessage(ra->conn));
+		e = ZD_EDB;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(ra->conn)) != NULL)
+		PQclear(res);
+	conn_check(ra);
+	if (e == ZD_OK && (!end || carry.len > 0)) {
+		error_set(ra, "full load", NULL, "the COPY stream ended early");
+		e = ZD_EMALFORMED;
+	}
+out:
+	zd_buf_clear(&carry);
+	zd_buf_clear(&text);
+	return e;
+}
+
 zd_err
 ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 {
 	struct ra *ra;
-	PGresult *res = NULL;
-	char sql[64];
-	size_t n, orig;
+	size_t orig, names;
 	zd_err e = ZD_OK;
 
 	if (b == NULL || out == NULL || done == NULL || !b->full || b->failed)
@@ -1295,62 +1558,42 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 		return ZD_OK;
 	}
 	orig = ldns_rr_list_rr_count(out);
-	snprintf(sql, sizeof sql, "FETCH FORWARD %zu FROM zd_full", max);
+	if (!b->copy_done) {
+		if ((e = full_read(b)) != ZD_OK)
+			goto out;
+		b->copy_done = 1;
+		if ((e = deferred_flush(b)) != ZD_OK)
+			goto out;
+		/* canonical order: the store's tree then fills along one path */
+		uint64_t ts = zd_now_ms();
+		if ((e = ra_owners_sort(b->owners)) != ZD_OK)
+			goto out;
+		b->check_ms += zd_now_ms() - ts;
+	}
 	uint64_t t0 = zd_now_ms();
-	if ((e = exec(ra, "fetch zone_rrs", sql, 0, NULL, PGRES_TUPLES_OK, &res)) != ZD_OK)
-		goto out;
-	uint64_t t1 = zd_now_ms();
-	if (b->n_fetches++ == 0)
-		b->first_ms = t1 - t0;
-	b->fetch_ms += t1 - t0;
-	if ((e = result_shape(ra, "fetch zone_rrs", res, 4)) != ZD_OK)
-		goto out;
-	n = (size_t)PQntuples(res);
-	for (size_t i = 0; i < n; i++) {
-		const char *f[4], *why = NULL;
-		ldns_rr *rr = NULL;
-
-		for (int c = 0; c < 4; c++)
-			f[c] = PQgetisnull(res, (int)i, c) ? NULL : PQgetvalue(res, (int)i, c);
-		e = ra_row_parse(b->apex, f[0], f[1], f[2], f[3], &rr, &why);
-		if (e == ZD_EMALFORMED) {
-			if ((e = reject_row(b, res, (int)i, why, first_txid(b))) != ZD_OK)
-				goto out;
-			continue;
-		}
-		if (e != ZD_OK)
-			goto out;
-		if (ldns_rr_list_rr_count(b->pending) > 0 &&
-		    ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(b->pending, 0)),
-		                       ldns_rr_owner(rr)) != 0 &&
-		    (e = pending_flush(b, out)) != ZD_OK) {
-			ldns_rr_free(rr);
-			goto out;
-		}
-		if (ldns_rr_list_rr_count(b->pending) >= RA_NAME_RRS_MAX) {
-			ldns_rr_free(rr);
-			error_limit(ra, "fetch zone_rrs", "more than %u records for one name",
+	names = ra_owners_names(b->owners);
+	while (b->next_owner < names && ldns_rr_list_rr_count(out) - orig < max) {
+		if (ra_owners_count(b->owners, b->next_owner) > RA_NAME_RRS_MAX) {
+			error_limit(ra, "full load", "more than %u records for one name",
 			            RA_NAME_RRS_MAX);
 			e = ZD_ELIMIT;
 			goto out;
 		}
-		if (!ldns_rr_list_push_rr(b->pending, rr)) { /* pending owns rr on success */
-			ldns_rr_free(rr);
-			e = ZD_ENOMEM;
+		if ((e = ra_owners_take(b->owners, b->next_owner, b->pending)) != ZD_OK ||
+		    (e = pending_flush(b, out)) != ZD_OK)
 			goto out;
-		}
+		b->next_owner++;
 	}
-	if (n < max) {
-		if ((e = pending_flush(b, out)) != ZD_OK)
-			goto out;
+	if (b->next_owner == names) {
+		ra_owners_free(b->owners); /* the zone's rows are all handed up */
+		b->owners = NULL;
 		b->cursor_done = 1;
 	}
 	*done = b->cursor_done;
-	b->check_ms += zd_now_ms() - t1;
+	b->check_ms += zd_now_ms() - t0;
 out:
-	PQclear(res);
 	if (e != ZD_OK) {
-		/* The cursor moved on: this batch can only be aborted now. */
+		/* Rows were consumed: this batch can only be aborted now. */
 		b->failed = 1;
 		for (size_t i = orig; i < ldns_rr_list_rr_count(out); i++)
 			ldns_rr_free(ldns_rr_list_rr(out, i));

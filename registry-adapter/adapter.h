@@ -27,6 +27,7 @@
 #define RA_FULL_CHANGES_MAX  10000000u /* change rows one full load covers */
 #define RA_FETCH_MAX         1000000u  /* rows per ra_full_next() */
 #define RA_NAME_RRS_MAX      65536u    /* records of one owner name */
+#define RA_FULL_BYTES_MAX    ((size_t)64 << 30) /* bytes of records a full load holds */
 
 #define RA_CHANNEL "zonedist_change" /* NOTIFY channel; payload = zone */
 
@@ -111,23 +112,28 @@ void ra_batch_abort(struct ra_batch **b);
 
 /* Full load of zone (borrowed; normalized here): BEGIN REPEATABLE READ; lock
  * and remember every change row of the zone visible now (the snapshot covers
- * them, so commit deletes them); DECLARE a NO SCROLL cursor over
- * zonedist.zone_rrs(zone, NULL), ordered by owner so that each name's
- * records can be checked together.  The batch then has no names
+ * them, so commit deletes them).  The batch then has no names
  * (ra_batch_names_get() is 0); read the records with ra_full_next() and end
  * it like any batch.  Errors as ra_batch_take() (ZD_ELIMIT: more than
  * RA_FULL_CHANGES_MAX change rows). */
 zd_err ra_full_begin(struct ra *ra, const char *zone, struct ra_batch **out);
-/* FETCH up to max (1..RA_FETCH_MAX) rows from the cursor, parse and check
- * them (rejects as in ra_batch_take(); "not requested" does not apply) and
- * append the valid RRs to out (out owns them).  A name's records are held
- * back until the name is complete, so a call may append nothing and still
- * not be done.  *done = 1 when the cursor is exhausted and everything is in
- * out.  On failure out is as it was, and the batch can only be aborted. */
+/* The zone's records, whole names at a time, about max (1..RA_FETCH_MAX)
+ * records per call (one name may be more), appended to out (out owns them).
+ * The first call reads all of zonedist.zone_rrs(zone, NULL) in one streamed
+ * COPY, unsorted (the rows stream while the database still produces them;
+ * no sort of the whole zone first), parsing each row as it comes and keeping
+ * the records compactly by owner (owners.h: about the size of the zone's
+ * wire form), and sorts the names here; then every call checks and hands up
+ * the next names in canonical order (RFC 4034 s6.1; rejects
+ * as in ra_batch_take(); "not requested" does not apply).  The memory is
+ * freed once the last name is handed up.  *done = 1 when everything is in
+ * out.  ZD_ELIMIT past RA_FULL_BYTES_MAX bytes of records or RA_NAME_RRS_MAX
+ * records of one name.  On failure out is as it was, and the batch can only
+ * be aborted. */
 zd_err ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done);
-/* Where a full load's time went so far, in ms: the first FETCH (the
- * database runs zone_rrs() and sorts it), every FETCH (the first
- * included), and parsing and checking the rows here. */
+/* Where a full load's time went so far, in ms: until the first row came (the
+ * database starts zone_rrs()), waiting for rows (the first included), and
+ * parsing, grouping and checking the rows here. */
 void ra_full_times_get(const struct ra_batch *b, uint64_t *first_ms, uint64_t *fetch_ms,
                        uint64_t *check_ms);
 

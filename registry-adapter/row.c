@@ -850,3 +850,67 @@ ra_rejects_free(struct ra_reject *r, size_t n)
 		ldns_rr_free(r[i].rr);
 	free(r);
 }
+
+/* ---- COPY binary ------------------------------------------------------- */
+
+static const uint8_t copy_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+zd_err
+ra_copy_next(const uint8_t *p, size_t n, int header_seen, size_t ncols, struct ra_copy_field *f,
+             size_t *used, enum ra_copy_kind *kind)
+{
+	struct zd_rd r;
+	uint16_t count;
+
+	if (p == NULL || used == NULL || kind == NULL || (ncols > 0 && f == NULL))
+		return ZD_EBUG;
+	zd_rd_init(&r, p, n);
+	*used = 0;
+	*kind = RA_COPY_MORE;
+	if (!header_seen) {
+		const uint8_t *sig;
+		uint32_t flags, ext;
+		if (zd_rd_bytes(&r, sizeof copy_signature, &sig) != ZD_OK)
+			return n > 0 && memcmp(p, copy_signature, n < 11 ? n : 11) != 0
+			               ? ZD_EMALFORMED
+			               : ZD_OK;
+		if (memcmp(sig, copy_signature, sizeof copy_signature) != 0)
+			return ZD_EMALFORMED;
+		if (zd_rd_u32(&r, &flags) != ZD_OK || zd_rd_u32(&r, &ext) != ZD_OK)
+			return ZD_OK;
+		if ((flags & 0xffff0000u) != 0 || ext > RA_COPY_FIELD_MAX)
+			return ZD_EMALFORMED;
+		if (zd_rd_left(&r) < ext)
+			return ZD_OK;
+		*used = r.pos + ext;
+		*kind = RA_COPY_HEADER;
+		return ZD_OK;
+	}
+	if (zd_rd_u16(&r, &count) != ZD_OK)
+		return ZD_OK;
+	if (count == 0xffff) {
+		*used = r.pos;
+		*kind = RA_COPY_END;
+		return ZD_OK;
+	}
+	if (count != ncols)
+		return ZD_EMALFORMED;
+	for (size_t i = 0; i < ncols; i++) {
+		uint32_t len;
+		if (zd_rd_u32(&r, &len) != ZD_OK)
+			return ZD_OK;
+		if (len == 0xffffffffu) {
+			f[i].p = NULL;
+			f[i].len = 0;
+			continue;
+		}
+		if (len > RA_COPY_FIELD_MAX)
+			return ZD_EMALFORMED;
+		if (zd_rd_bytes(&r, len, &f[i].p) != ZD_OK)
+			return ZD_OK;
+		f[i].len = len;
+	}
+	*used = r.pos;
+	*kind = RA_COPY_ROW;
+	return ZD_OK;
+}

@@ -13,6 +13,7 @@
 #define RA_ROW_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ldns/ldns.h>
 
@@ -71,5 +72,35 @@ zd_err ra_rrs_check(ldns_rr_list *rrs, struct ra_reject **rejected, size_t *n_re
 
 /* Frees the array and its RRs; NULL does nothing. */
 void ra_rejects_free(struct ra_reject *r, size_t n);
+
+/* The binary form of COPY ... TO STDOUT (FORMAT binary), as PostgreSQL's
+ * documentation of COPY gives it: an 11-octet signature, a 32-bit flags
+ * field (bit 16: OIDs, refused; other bits of the critical upper half are
+ * refused too), a header extension (skipped), then per tuple a 16-bit field
+ * count followed by each field's 32-bit length (-1: NULL) and bytes, and a
+ * count of -1 at the end.  All integers in network order.  Pure: any bytes,
+ * never reads past p + n. */
+#define RA_COPY_FIELD_MAX (16u << 20) /* bytes of one field */
+
+struct ra_copy_field {
+	const uint8_t *p; /* into the bytes given; NULL for SQL NULL */
+	size_t len;
+};
+
+enum ra_copy_kind {
+	RA_COPY_MORE,   /* the bytes end inside the next item: give more */
+	RA_COPY_HEADER, /* the file header */
+	RA_COPY_ROW,    /* one tuple of ncols fields in f[] */
+	RA_COPY_END,    /* the trailer */
+};
+
+/* The next item of the stream in p[0..n): the header while !header_seen,
+ * else a tuple or the trailer.  On ZD_OK *kind says which and *used how many
+ * bytes it took (0 for RA_COPY_MORE).  ZD_EMALFORMED: no COPY binary
+ * stream of ncols columns (bad signature or flags, a tuple with another
+ * field count, a length below -1 or above RA_COPY_FIELD_MAX); ZD_EBUG on
+ * NULL arguments. */
+zd_err ra_copy_next(const uint8_t *p, size_t n, int header_seen, size_t ncols,
+                    struct ra_copy_field *f, size_t *used, enum ra_copy_kind *kind);
 
 #endif

@@ -1067,7 +1067,7 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	if ((e = loadpipe_start(b->ra, rb, FULL_FETCH_ROWS, FULL_READ_AHEAD, &lp)) != ZD_OK)
 		goto fail;
 	for (;;) {
-		/* whole names in owner order; the records are freed once put */
+		/* whole names in canonical order; the records are freed once put */
 		if ((e = loadpipe_next(lp, &all)) != ZD_OK) {
 			snprintf(err, errlen, "zone %s: full load: %s", zname, loadpipe_error(lp));
 			goto fail;
@@ -1080,8 +1080,9 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 			ldns_rr *first = ldns_rr_list_rr(all, i);
 			size_t j = i;
 			ldns_rr_list_set_rr_count(group, 0);
-			while (j < n && ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(all, j)),
-			                                   ldns_rr_owner(first)) == 0) {
+			/* the adapter's names are canonical: equal names are equal bytes */
+			while (j < n && ldns_rdf_compare(ldns_rr_owner(ldns_rr_list_rr(all, j)),
+			                                 ldns_rr_owner(first)) == 0) {
 				if (!ldns_rr_list_push_rr(group, ldns_rr_list_rr(all, j))) {
 					e = ZD_ENOMEM;
 					goto fail;

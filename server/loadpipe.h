@@ -25,7 +25,7 @@ struct loadpipe;
  * (nothing started). */
 zd_err loadpipe_start(struct ra *ra, struct ra_batch *rb, size_t rows, size_t depth,
                       struct loadpipe **out);
-/* The next list of whole names in owner order (the caller owns it and its
+/* The next list of whole names in canonical order (the caller owns it and its
  * records), or *out = NULL once every row is read.  Waits for the reader.
  * On the reader's failure its error, with the message in loadpipe_error(),
  * and rb can only be aborted. */

@@ -16,6 +16,7 @@
 #include "common/zd_err.h"
 #include "common/zd_log.h"
 #include "registry-adapter/adapter.h"
+#include "registry-adapter/owners.h"
 #include "registry-adapter/row.h"
 
 static ldns_rdf *zone_tld;
@@ -880,6 +881,317 @@ adapter_reports_unreachable_database_as_edb(void **state)
 	ra_free(NULL);
 }
 
+/* ---- owners.c: records grouped by owner ---------------------------------- */
+
+static ldns_rr *
+rr_of(const char *text)
+{
+	ldns_rr *rr = NULL;
+	assert_int_equal(ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL), LDNS_STATUS_OK);
+	ldns_rr2canonical(rr);
+	return rr;
+}
+
+static void
+owners_group_interleaved_rows_by_name_and_sort_the_names(void **state)
+{
+	static const char *rows[] = {
+	        "a.tld. 3600 IN NS ns1.example.",
+	        "b.tld. 3600 IN NS ns1.b.tld.",
+	        "a.tld. 3600 IN NS ns2.example.",
+	        "ns1.b.tld. 60 IN A 192.0.2.1",
+	        "a.tld. 300 IN DS 12345 13 2 "
+	        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	        "ns1.b.tld. 60 IN AAAA 2001:db8::1",
+	        "b.tld. 3600 IN NS ns2.b.tld.",
+	        "c.tld. 60 IN TXT \"one\" \"two\"",
+	        "c.tld. 60 IN MX 10 mail.example.",
+	};
+	/* name index of each row, in order of first appearance */
+	static const size_t name_of[] = {0, 1, 0, 2, 0, 2, 1, 3, 3};
+	struct ra_owners *o = NULL;
+	ldns_rr *in[9];
+	(void)state;
+
+	assert_int_equal(ra_owners_new(1 << 20, &o), ZD_OK);
+	for (size_t i = 0; i < 9; i++) {
+		in[i] = rr_of(rows[i]);
+		assert_int_equal(ra_owners_add(o, in[i]), ZD_OK);
+	}
+	assert_int_equal(ra_owners_names(o), 4);
+	for (size_t n = 0; n < 4; n++) {
+		ldns_rr_list *l = ldns_rr_list_new();
+		size_t k = 0;
+		assert_int_equal(ra_owners_get(o, n, l), ZD_OK);
+		assert_int_equal(ldns_rr_list_rr_count(l), ra_owners_count(o, n));
+		for (size_t i = 0; i < 9; i++) {
+			if (name_of[i] != n)
+				continue;
+			ldns_rr *got = ldns_rr_list_rr(l, k++);
+			/* owner, class, type, TTL and rdata all come back */
+			assert_int_equal(ldns_rr_compare(got, in[i]), 0);
+			assert_int_equal(ldns_rr_ttl(got), ldns_rr_ttl(in[i]));
+		}
+		assert_int_equal(k, ldns_rr_list_rr_count(l));
+		ldns_rr_list_deep_free(l);
+	}
+	assert_int_equal(ra_owners_count(o, 4), 0);
+	ldns_rr_list *l = ldns_rr_list_new();
+	assert_int_equal(ra_owners_get(o, 4, l), ZD_EBUG);
+	assert_int_equal(ldns_rr_list_rr_count(l), 0);
+	/* sorted: a, b, ns1.b below b, c; taking each gives its records, all of
+	 * them from one chunk */
+	static const char *sorted[] = {"a.tld.", "b.tld.", "ns1.b.tld.", "c.tld."};
+	static const size_t counts[] = {3, 2, 2, 2};
+	assert_int_equal(ra_owners_sort(o), ZD_OK);
+	for (size_t n = 0; n < 4; n++) {
+		ldns_rdf *want = NULL;
+		assert_int_equal(ldns_str2rdf_dname(&want, sorted[n]), LDNS_STATUS_OK);
+		assert_int_equal(ra_owners_take(o, n, l), ZD_OK);
+		assert_int_equal(ldns_rr_list_rr_count(l), counts[n]);
+		for (size_t k = 0; k < counts[n]; k++)
+			assert_int_equal(
+			        ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(l, k)), want), 0);
+		ldns_rdf_deep_free(want);
+		for (size_t k = 0; k < counts[n]; k++)
+			ldns_rr_free(ldns_rr_list_rr(l, k));
+		ldns_rr_list_set_rr_count(l, 0);
+	}
+	assert_int_equal(ra_owners_bytes(o) < (1u << 20), 1); /* the one chunk is gone */
+	ldns_rr_list_free(l);
+	for (size_t i = 0; i < 9; i++)
+		ldns_rr_free(in[i]);
+	ra_owners_free(o);
+}
+
+static void
+owners_sort_names_canonically_and_give_memory_back_as_they_are_taken(void **state)
+{
+	enum { NAMES = 60000 }; /* about 3 MiB a pass: several chunks each */
+	struct ra_owners *o = NULL;
+	char text[128];
+	(void)state;
+
+	assert_int_equal(ra_owners_new((size_t)1 << 30, &o), ZD_OK);
+	/* two passes, so each name's records lie in chunks far apart; the
+	 * names come in reverse, and in canonical order "d000000" first */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = NAMES - 1; i >= 0; i--) {
+			snprintf(text, sizeof text, "d%06d.tld. 3600 IN NS ns%d.example%d.example.",
+			         i, pass, i);
+			ldns_rr *rr = rr_of(text);
+			assert_int_equal(ra_owners_add(o, rr), ZD_OK);
+			ldns_rr_free(rr);
+		}
+	}
+	ldns_rr *glue = rr_of("ns1.d000005.tld. 60 IN A 192.0.2.1"); /* sorts after d000005 */
+	assert_int_equal(ra_owners_add(o, glue), ZD_OK);
+	assert_int_equal(ra_owners_names(o), NAMES + 1);
+	ldns_rr_list *l = ldns_rr_list_new();
+	assert_int_equal(ra_owners_take(o, 0, l), ZD_EBUG); /* not sorted yet */
+	assert_int_equal(ra_owners_sort(o), ZD_OK);
+	assert_int_equal(ra_owners_add(o, glue), ZD_EBUG); /* no adding after it */
+	assert_int_equal(ra_owners_sort(o), ZD_EBUG);
+	size_t before = ra_owners_bytes(o);
+	size_t half = 0;
+	ldns_rdf *prev = NULL;
+	for (int i = 0; i <= NAMES; i++) {
+		assert_int_equal(ra_owners_take(o, (size_t)i, l), ZD_OK);
+		ldns_rdf *owner = ldns_rdf_clone(ldns_rr_owner(ldns_rr_list_rr(l, 0)));
+		if (prev != NULL)
+			assert_true(ldns_dname_compare(prev, owner) < 0);
+		ldns_rdf_deep_free(prev);
+		prev = owner;
+		if (i == 6) {
+			assert_int_equal(ldns_rr_compare(ldns_rr_list_rr(l, 0), glue), 0);
+		} else {
+			int d = i < 6 ? i : i - 1;
+			assert_int_equal(ldns_rr_list_rr_count(l), 2);
+			for (int pass = 0; pass < 2; pass++) {
+				snprintf(text, sizeof text,
+				         "d%06d.tld. 3600 IN NS ns%d.example%d.example.", d, pass,
+				         d);
+				ldns_rr *want = rr_of(text);
+				assert_int_equal(
+				        ldns_rr_compare(ldns_rr_list_rr(l, (size_t)pass), want), 0);
+				ldns_rr_free(want);
+			}
+		}
+		ldns_rr_list_deep_free(l);
+		l = ldns_rr_list_new();
+		if (i == NAMES / 2) {
+			/* the chunks of both passes that only hold names taken are gone */
+			half = ra_owners_bytes(o);
+			assert_true(half < before);
+		}
+	}
+	ldns_rdf_deep_free(prev);
+	assert_true(ra_owners_bytes(o) < half);
+	assert_int_equal(ra_owners_take(o, 3, l), ZD_EBUG); /* taken already */
+	assert_int_equal(ra_owners_get(o, 3, l), ZD_EBUG);
+	assert_int_equal(ldns_rr_list_rr_count(l), 0);
+	ldns_rr_list_free(l);
+	ldns_rr_free(glue);
+	ra_owners_free(o);
+}
+
+static void
+owners_refuse_past_their_cap_and_keep_what_they_had(void **state)
+{
+	struct ra_owners *o = NULL;
+	ldns_rr *small = rr_of("a.tld. 60 IN A 192.0.2.1");
+	ldns_rr *big = rr_of("b.tld. 60 IN TXT \"0123456789012345678901234567890123456789\"");
+	(void)state;
+
+	assert_int_equal(ra_owners_new(40, &o), ZD_OK);
+	assert_int_equal(ra_owners_add(o, small), ZD_OK); /* 7 + 18 + 4 bytes */
+	assert_int_equal(ra_owners_add(o, big), ZD_ELIMIT);
+	assert_int_equal(ra_owners_names(o), 1);
+	assert_int_equal(ra_owners_add(o, small), ZD_ELIMIT); /* 29 + 22 > 40 */
+	assert_int_equal(ra_owners_count(o, 0), 1);
+	assert_int_equal(ra_owners_add(NULL, small), ZD_EBUG);
+	assert_int_equal(ra_owners_new(0, &o), ZD_EBUG);
+	ra_owners_free(o);
+	ldns_rr_free(small);
+	ldns_rr_free(big);
+}
+
+/* ---- row.c: the COPY binary stream ----------------------------------------- */
+
+static void
+put_u16(uint8_t *p, size_t *n, uint16_t v)
+{
+	p[(*n)++] = (uint8_t)(v >> 8);
+	p[(*n)++] = (uint8_t)v;
+}
+
+static void
+put_u32(uint8_t *p, size_t *n, uint32_t v)
+{
+	put_u16(p, n, (uint16_t)(v >> 16));
+	put_u16(p, n, (uint16_t)v);
+}
+
+static void
+put_field(uint8_t *p, size_t *n, const char *s)
+{
+	if (s == NULL) {
+		put_u32(p, n, 0xffffffffu);
+		return;
+	}
+	put_u32(p, n, (uint32_t)strlen(s));
+	memcpy(p + *n, s, strlen(s));
+	*n += strlen(s);
+}
+
+/* header (with a 3-octet extension), two rows (one with a NULL), trailer */
+static size_t
+copy_stream(uint8_t *p)
+{
+	static const uint8_t sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+	size_t n = 0;
+	memcpy(p, sig, 11);
+	n = 11;
+	put_u32(p, &n, 0x0000ffffu); /* only non-critical flags */
+	put_u32(p, &n, 3);
+	memcpy(p + n, "ext", 3);
+	n += 3;
+	put_u16(p, &n, 4);
+	put_field(p, &n, "a.tld.");
+	put_field(p, &n, "NS");
+	put_field(p, &n, "3600");
+	put_field(p, &n, "ns.example.");
+	put_u16(p, &n, 4);
+	put_field(p, &n, "b.tld.");
+	put_field(p, &n, "A");
+	put_field(p, &n, NULL);
+	put_field(p, &n, "");
+	put_u16(p, &n, 0xffff);
+	return n;
+}
+
+static void
+copy_stream_parses_whole_and_says_more_at_every_cut(void **state)
+{
+	uint8_t s[256];
+	size_t n = copy_stream(s);
+	(void)state;
+
+	/* whole: header, row, row, end */
+	for (size_t cut = 0; cut <= n; cut++) {
+		/* the stream given in two parts cut anywhere: the same items */
+		size_t pos = 0, avail = cut, rows = 0;
+		int header = 0, end = 0;
+		while (!end) {
+			struct ra_copy_field f[4];
+			enum ra_copy_kind kind;
+			size_t used;
+			assert_int_equal(
+			        ra_copy_next(s + pos, avail - pos, header, 4, f, &used, &kind),
+			        ZD_OK);
+			if (kind == RA_COPY_MORE) {
+				assert_int_equal(used, 0);
+				assert_true(avail < n); /* only ever for a partial item */
+				avail = n;
+				continue;
+			}
+			pos += used;
+			if (kind == RA_COPY_HEADER) {
+				assert_false(header);
+				header = 1;
+			} else if (kind == RA_COPY_ROW) {
+				assert_true(header);
+				if (rows++ == 0) {
+					assert_int_equal(f[0].len, 6);
+					assert_memory_equal(f[0].p, "a.tld.", 6);
+					assert_memory_equal(f[3].p, "ns.example.", 11);
+				} else {
+					assert_null(f[2].p);
+					assert_non_null(f[3].p);
+					assert_int_equal(f[3].len, 0);
+				}
+			} else {
+				end = 1;
+			}
+		}
+		assert_int_equal(rows, 2);
+		assert_int_equal(pos, n);
+	}
+}
+
+static void
+copy_stream_refuses_what_is_not_ours(void **state)
+{
+	uint8_t s[256], bad[256];
+	size_t n = copy_stream(s), used;
+	struct ra_copy_field f[4];
+	enum ra_copy_kind kind;
+	(void)state;
+
+	memcpy(bad, s, n);
+	bad[1] = 'X'; /* signature, also seen in a short prefix */
+	assert_int_equal(ra_copy_next(bad, n, 0, 4, f, &used, &kind), ZD_EMALFORMED);
+	assert_int_equal(ra_copy_next(bad, 3, 0, 4, f, &used, &kind), ZD_EMALFORMED);
+	memcpy(bad, s, n);
+	bad[11] = 0x01; /* a critical flag */
+	assert_int_equal(ra_copy_next(bad, n, 0, 4, f, &used, &kind), ZD_EMALFORMED);
+	/* a row of three fields where four are expected */
+	assert_int_equal(ra_copy_next(s, n, 0, 3, f, &used, &kind), ZD_OK);
+	assert_int_equal(kind, RA_COPY_HEADER);
+	assert_int_equal(ra_copy_next(s + used, n - used, 1, 3, f, &used, &kind), ZD_EMALFORMED);
+	/* a field length below -1 or above the limit */
+	uint8_t row[16];
+	size_t k = 0;
+	put_u16(row, &k, 1);
+	put_u32(row, &k, 0xfffffffeu);
+	assert_int_equal(ra_copy_next(row, k, 1, 1, f, &used, &kind), ZD_EMALFORMED);
+	k = 0;
+	put_u16(row, &k, 1);
+	put_u32(row, &k, RA_COPY_FIELD_MAX + 1);
+	assert_int_equal(ra_copy_next(row, k, 1, 1, f, &used, &kind), ZD_EMALFORMED);
+	assert_int_equal(ra_copy_next(NULL, 0, 1, 1, f, &used, &kind), ZD_EBUG);
+}
+
 int
 main(void)
 {
@@ -914,6 +1226,12 @@ main(void)
 	        cmocka_unit_test(row_parse_builds_canonical_records),
 	        cmocka_unit_test(owner_parse_accepts_below_apex_only),
 	        cmocka_unit_test(rrs_check_accepts_a_clean_delegation_in_canonical_order),
+	        cmocka_unit_test(owners_group_interleaved_rows_by_name_and_sort_the_names),
+	        cmocka_unit_test(
+	                owners_sort_names_canonically_and_give_memory_back_as_they_are_taken),
+	        cmocka_unit_test(owners_refuse_past_their_cap_and_keep_what_they_had),
+	        cmocka_unit_test(copy_stream_parses_whole_and_says_more_at_every_cut),
+	        cmocka_unit_test(copy_stream_refuses_what_is_not_ours),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
