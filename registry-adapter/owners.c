@@ -48,6 +48,7 @@ struct ra_owners {
 	size_t n_slots;  /* a power of two */
 	ldns_buffer *rdata;
 	uint32_t *order; /* after ra_owners_sort(): the groups in canonical order */
+	size_t recent;   /* the group added to last */
 };
 
 static uint8_t *
@@ -212,8 +213,17 @@ ra_owners_add(struct ra_owners *o, const ldns_rr *rr)
 	if (rdlen > UINT16_MAX)
 		return ZD_EMALFORMED;
 
-	h = hash_of(name, len);
-	for (k = h & (o->n_slots - 1); o->slots[k] != 0; k = (k + 1) & (o->n_slots - 1)) {
+	/* the rows of one owner often come one after the other */
+	if (o->n_groups > 0) {
+		struct group *c = &o->groups[o->recent];
+		size_t cl;
+		const uint8_t *cn = group_name(o, c, &cl);
+		if (cl == len && memcmp(cn, name, len) == 0)
+			g = c;
+	}
+	h = g == NULL ? hash_of(name, len) : 0; /* only a new group needs it */
+	for (k = h & (o->n_slots - 1); g == NULL && o->slots[k] != 0;
+	     k = (k + 1) & (o->n_slots - 1)) {
 		struct group *c = &o->groups[o->slots[k] - 1];
 		size_t cl;
 		if (c->hash != h)
@@ -260,6 +270,7 @@ ra_owners_add(struct ra_owners *o, const ldns_rr *rr)
 	else
 		g->first = off;
 	g->last = off;
+	o->recent = (size_t)(g - o->groups);
 	g->count++;
 	return ZD_OK;
 }
@@ -313,6 +324,49 @@ skey_cmp(const void *a, const void *b, void *arg)
 	if (c != 0)
 		return c;
 	return lx < ly ? -1 : lx > ly;
+}
+
+/* Sort v by the 8-octet heads first, least significant octet first (a
+ * radix sort: linear, where a comparison sort of a million names costs
+ * more than half a second), then each run of equal heads by the rest of
+ * its keys. */
+static zd_err
+skeys_sort(struct skey *v, size_t n, const uint8_t *keys, size_t skip)
+{
+	struct skey *tmp = malloc((n ? n : 1) * sizeof *tmp), *from = v, *to = tmp;
+	struct skey_ctx ctx = {.keys = keys, .skip = skip};
+
+	if (tmp == NULL)
+		return ZD_ENOMEM;
+	for (int shift = 0; shift < 64; shift += 8) {
+		size_t count[256] = {0}, at = 0;
+		for (size_t i = 0; i < n; i++)
+			count[(from[i].head >> shift) & 0xff]++;
+		if (n > 0 && count[(from[0].head >> shift) & 0xff] == n)
+			continue; /* every head has the same octet here */
+		for (size_t d = 0; d < 256; d++) {
+			size_t c = count[d];
+			count[d] = at;
+			at += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			to[count[(from[i].head >> shift) & 0xff]++] = from[i];
+		struct skey *t = from;
+		from = to;
+		to = t;
+	}
+	if (from != v)
+		memcpy(v, from, n * sizeof *v);
+	free(tmp);
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && v[j].head == v[i].head)
+			j++;
+		if (j - i > 1)
+			qsort_r(v + i, j - i, sizeof *v, skey_cmp, &ctx);
+		i = j;
+	}
+	return ZD_OK;
 }
 
 zd_err
@@ -369,8 +423,8 @@ ra_owners_sort(struct ra_owners *o)
 			h = h << 8 | (skip + k < v[i].len ? keys[v[i].off + skip + k] : 0);
 		v[i].head = h;
 	}
-	struct skey_ctx ctx = {.keys = keys, .skip = skip};
-	qsort_r(v, n, sizeof *v, skey_cmp, &ctx);
+	if ((e = skeys_sort(v, n, keys, skip)) != ZD_OK)
+		goto out;
 	for (size_t i = 0; i < n; i++)
 		o->order[i] = v[i].group;
 out:

@@ -6,7 +6,7 @@
 --
 -- Everything is plain SQL that the planner inlines: zonedist.zone_rrs(zone,
 -- NULL) becomes one streaming query over the tables (hash joins, no
--- per-row procedural code), which the adapter reads through a cursor;
+-- per-row procedural code), which the adapter reads in one streamed COPY;
 -- zonedist.zone_rrs(zone, names) becomes index probes for just those owners.
 
 -- Delegations: domains that are in the zone (not held) and have an NS set.

@@ -1035,6 +1035,51 @@ owners_sort_names_canonically_and_give_memory_back_as_they_are_taken(void **stat
 	ra_owners_free(o);
 }
 
+/* Names alike in their first octets after the zone (one radix head): the
+ * runs of equal heads are ordered by the rest of the name. */
+static void
+owners_sort_names_alike_in_their_first_octets(void **state)
+{
+	enum { NAMES = 500 };
+	struct ra_owners *o = NULL;
+	char text[160];
+	(void)state;
+
+	assert_int_equal(ra_owners_new(1 << 24, &o), ZD_OK);
+	for (int k = 0; k < NAMES; k++) {
+		int i = (k * 7919) % NAMES; /* a fixed shuffle */
+		/* five first letters: the octets after the zone differ there, and
+		 * the next eight are alike within a letter */
+		char c = (char)('a' + i % 5);
+		if (i % 3 == 0)
+			snprintf(text, sizeof text,
+			         "sub%d.%c-longlonglong-%d.tld. 60 IN A 192.0.2.1", i, c, i);
+		else
+			snprintf(text, sizeof text, "%c-longlonglong-%d.tld. 60 IN A 192.0.2.1", c,
+			         i);
+		ldns_rr *rr = rr_of(text);
+		assert_int_equal(ra_owners_add(o, rr), ZD_OK);
+		ldns_rr_free(rr);
+	}
+	assert_int_equal(ra_owners_sort(o), ZD_OK);
+	ldns_rr_list *l = ldns_rr_list_new();
+	ldns_rdf *prev = NULL;
+	for (size_t i = 0; i < ra_owners_names(o); i++) {
+		assert_int_equal(ra_owners_take(o, i, l), ZD_OK);
+		ldns_rdf *owner = ldns_rdf_clone(ldns_rr_owner(ldns_rr_list_rr(l, 0)));
+		if (prev != NULL)
+			assert_true(ldns_dname_compare(prev, owner) < 0);
+		ldns_rdf_deep_free(prev);
+		prev = owner;
+		ldns_rr_free(ldns_rr_list_rr(l, 0));
+		ldns_rr_list_set_rr_count(l, 0);
+	}
+	assert_int_equal(ra_owners_names(o), NAMES);
+	ldns_rdf_deep_free(prev);
+	ldns_rr_list_free(l);
+	ra_owners_free(o);
+}
+
 static void
 owners_refuse_past_their_cap_and_keep_what_they_had(void **state)
 {
@@ -1229,6 +1274,7 @@ main(void)
 	        cmocka_unit_test(owners_group_interleaved_rows_by_name_and_sort_the_names),
 	        cmocka_unit_test(
 	                owners_sort_names_canonically_and_give_memory_back_as_they_are_taken),
+	        cmocka_unit_test(owners_sort_names_alike_in_their_first_octets),
 	        cmocka_unit_test(owners_refuse_past_their_cap_and_keep_what_they_had),
 	        cmocka_unit_test(copy_stream_parses_whole_and_says_more_at_every_cut),
 	        cmocka_unit_test(copy_stream_refuses_what_is_not_ours),
