@@ -53,10 +53,10 @@ struct ra_batch {
 	struct ra *ra; /* borrowed; ra->batch_open while b lives */
 	char *zone;    /* normalized text; owned */
 	ldns_rdf *apex;
-	int full;        /* made by ra_full_begin() */
-	int failed;      /* ra_full_next() failed: only ra_batch_abort() is left */
-	int cursor_done; /* full load: every name is handed up */
-	int copy_done;   /* full load: every row is read */
+	int full;      /* made by ra_full_begin() */
+	int failed;    /* ra_full_next() failed: only ra_batch_abort() is left */
+	int handed_up; /* full load: every name is handed up */
+	int copy_done; /* full load: every row is read */
 	int64_t *change_ids;
 	size_t n_changes, cap_changes;
 	int64_t *txids; /* distinct, ascending */
@@ -316,12 +316,14 @@ append_cut(struct zd_buf *out, const char *s, size_t max)
 	return zd_buf_append(out, s, utf8_cut(s, strlen(s), max));
 }
 
+/* Bytes of each zone_rrs() field (owner, type, ttl, rdata) a reject keeps. */
+static const size_t field_max[4] = {RA_ROW_OWNER_MAX, RA_ROW_TYPE_MAX, RA_ROW_TTL_MAX,
+                                    REJECT_ROW_MAX};
+
 /* A zone_rrs row as text for zonedist.rejected: "owner ttl type rdata". */
 static zd_err
 reject_fields(struct ra_batch *b, const char *const f[4], const char *reason, int64_t txid)
 {
-	static const size_t field_max[4] = {RA_ROW_OWNER_MAX, RA_ROW_TYPE_MAX, RA_ROW_TTL_MAX,
-	                                    REJECT_ROW_MAX};
 	static const int order[4] = {0, 2, 1, 3}; /* owner ttl type rdata */
 	char *owner = NULL;
 	struct zd_buf text;
@@ -1297,8 +1299,6 @@ pending_flush(struct ra_batch *b, ldns_rr_list *out)
 static zd_err
 deferred_add(struct ra_batch *b, const char *const f[4], const char *why)
 {
-	static const size_t field_max[4] = {RA_ROW_OWNER_MAX, RA_ROW_TYPE_MAX, RA_ROW_TTL_MAX,
-	                                    REJECT_ROW_MAX};
 	size_t orig = b->deferred.len;
 	zd_err e = ZD_OK;
 
@@ -1553,7 +1553,7 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 		error_limit(ra, "full load", "rows per fetch must be 1..%u", RA_FETCH_MAX);
 		return ZD_ELIMIT;
 	}
-	if (b->cursor_done) {
+	if (b->handed_up) {
 		*done = 1;
 		return ZD_OK;
 	}
@@ -1587,9 +1587,9 @@ ra_full_next(struct ra_batch *b, size_t max, ldns_rr_list *out, int *done)
 	if (b->next_owner == names) {
 		ra_owners_free(b->owners); /* the zone's rows are all handed up */
 		b->owners = NULL;
-		b->cursor_done = 1;
+		b->handed_up = 1;
 	}
-	*done = b->cursor_done;
+	*done = b->handed_up;
 	b->check_ms += zd_now_ms() - t0;
 out:
 	if (e != ZD_OK) {

@@ -22,11 +22,11 @@
 
 #include "common/zd_err.h"
 
-#define RA_BATCH_CHANGES_MAX 1000000u  /* change rows per ra_batch_take() */
-#define RA_BATCH_ROWS_MAX    1000000u  /* zone_rrs rows per ra_batch_take() */
-#define RA_FULL_CHANGES_MAX  10000000u /* change rows one full load covers */
-#define RA_FETCH_MAX         1000000u  /* rows per ra_full_next() */
-#define RA_NAME_RRS_MAX      65536u    /* records of one owner name */
+#define RA_BATCH_CHANGES_MAX 1000000u           /* change rows per ra_batch_take() */
+#define RA_BATCH_ROWS_MAX    1000000u           /* zone_rrs rows per ra_batch_take() */
+#define RA_FULL_CHANGES_MAX  10000000u          /* change rows one full load covers */
+#define RA_FETCH_MAX         1000000u           /* rows per ra_full_next() */
+#define RA_NAME_RRS_MAX      65536u             /* records of one owner name */
 #define RA_FULL_BYTES_MAX    ((size_t)64 << 30) /* bytes of records a full load holds */
 
 #define RA_CHANNEL "zonedist_change" /* NOTIFY channel; payload = zone */

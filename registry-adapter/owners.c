@@ -77,6 +77,15 @@ hash_of(const uint8_t *p, size_t n)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
+/* g is the group of the name (wire form, len octets). */
+static int
+group_is(const struct ra_owners *o, const struct group *g, const uint8_t *name, size_t len)
+{
+	size_t gl;
+	const uint8_t *gn = group_name(o, g, &gl);
+	return gl == len && memcmp(gn, name, len) == 0;
+}
+
 /* Group of the i-th name. */
 static struct group *
 group_at(const struct ra_owners *o, size_t i)
@@ -214,25 +223,14 @@ ra_owners_add(struct ra_owners *o, const ldns_rr *rr)
 		return ZD_EMALFORMED;
 
 	/* the rows of one owner often come one after the other */
-	if (o->n_groups > 0) {
-		struct group *c = &o->groups[o->recent];
-		size_t cl;
-		const uint8_t *cn = group_name(o, c, &cl);
-		if (cl == len && memcmp(cn, name, len) == 0)
-			g = c;
-	}
+	if (o->n_groups > 0 && group_is(o, &o->groups[o->recent], name, len))
+		g = &o->groups[o->recent];
 	h = g == NULL ? hash_of(name, len) : 0; /* only a new group needs it */
 	for (k = h & (o->n_slots - 1); g == NULL && o->slots[k] != 0;
 	     k = (k + 1) & (o->n_slots - 1)) {
 		struct group *c = &o->groups[o->slots[k] - 1];
-		size_t cl;
-		if (c->hash != h)
-			continue;
-		const uint8_t *cn = group_name(o, c, &cl);
-		if (cl == len && memcmp(cn, name, len) == 0) {
+		if (c->hash == h && group_is(o, c, name, len))
 			g = c;
-			break;
-		}
 	}
 	if (g != NULL && g->count == UINT32_MAX)
 		return ZD_ELIMIT;

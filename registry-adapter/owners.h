@@ -47,7 +47,7 @@ zd_err ra_owners_sort(struct ra_owners *o);
  * only by names already taken goes back to the system, so the arena shrinks
  * as the names are handed up.  Taking a name twice is ZD_EBUG. */
 zd_err ra_owners_take(struct ra_owners *o, size_t i, ldns_rr_list *out);
-/* Bytes held, for the log. */
+/* Bytes held now: the chunks still mapped and the tables. */
 size_t ra_owners_bytes(const struct ra_owners *o);
 
 #endif

@@ -1106,15 +1106,8 @@ name_add(struct store *s, const uint8_t *key, uint16_t keylen)
 	return n;
 }
 
-static struct sname *
-name_get_or_add(struct store *s, const uint8_t *key, uint16_t keylen)
-{
-	struct sname *n = name_find(s, key, keylen);
-	return n != NULL ? n : name_add(s, key, keylen);
-}
-
-/* Sorted, de-duplicated rdata of rrs as (u16 len, bytes) items.  b: the
- * txn's scratch buffer (t->scratch), made on first use. */
+/* Sorted, de-duplicated rdata of rrs as (u16 len, bytes) items.  scratch:
+ * the txn's buffer (t->scratch), made on first use. */
 static zd_err
 rdata_pack(const ldns_rr_list *rrs, ldns_buffer **scratch, uint8_t **data, uint32_t *len,
            uint32_t *count)
@@ -1257,25 +1250,7 @@ change_undo(struct store *s, struct change *c)
 	c->name = NULL;
 }
 
-static zd_err rrset_put_at(struct store_txn *t, struct sname *n, uint16_t type, uint16_t covered,
-                           uint32_t ttl, uint8_t *data, uint32_t len, uint32_t count);
-
-static zd_err
-rrset_put_packed(struct store_txn *t, const uint8_t *key, uint16_t keylen, uint16_t type,
-                 uint16_t covered, uint32_t ttl, uint8_t *data, uint32_t len, uint32_t count)
-{
-	struct sname *n;
-
-	if (count == 0) {
-		if ((n = name_find(t->s, key, keylen)) == NULL)
-			return ZD_OK; /* deleting what was never there */
-	} else if ((n = name_get_or_add(t->s, key, keylen)) == NULL) {
-		return ZD_ENOMEM;
-	}
-	return rrset_put_at(t, n, type, covered, ttl, data, len, count);
-}
-
-/* rrset_put_packed() at the name n, found or made by the caller. */
+/* Put the packed RRset (count 0: delete it) at the name n. */
 static zd_err
 rrset_put_at(struct store_txn *t, struct sname *n, uint16_t type, uint16_t covered, uint32_t ttl,
              uint8_t *data, uint32_t len, uint32_t count)
@@ -1390,25 +1365,41 @@ rr_covered(const ldns_rr *rr)
 	return f ? (uint16_t)ldns_rdf2rr_type(f) : 0;
 }
 
+/* The RRset rrs (NULL or empty: delete it; TTL of the first record) at the
+ * name *n, which is NULL when the name is not in the tree: then it is made
+ * when rrs has records, and *n set. */
+static zd_err
+rrset_put_rrs(struct store_txn *t, struct sname **n, const uint8_t *key, uint16_t keylen,
+              uint16_t type, uint16_t covered, const ldns_rr_list *rrs)
+{
+	uint8_t *data = NULL;
+	uint32_t len = 0, count = 0, ttl = 0;
+	zd_err e;
+
+	if (rrs != NULL && ldns_rr_list_rr_count(rrs) > 0)
+		ttl = ldns_rr_ttl(ldns_rr_list_rr(rrs, 0));
+	if ((e = rdata_pack(rrs, &t->scratch, &data, &len, &count)) != ZD_OK)
+		return e;
+	if (*n == NULL && count > 0 && (*n = name_add(t->s, key, keylen)) == NULL)
+		e = ZD_ENOMEM;
+	else if (*n != NULL) /* else deleting what was never there */
+		e = rrset_put_at(t, *n, type, covered, ttl, data, len, count);
+	free(data);
+	return e;
+}
+
 zd_err
 store_txn_rrset_put(struct store_txn *t, const ldns_rdf *owner, uint16_t type, uint16_t covered,
                     const ldns_rr_list *rrs)
 {
 	uint8_t key[KEY_MAX];
 	uint16_t keylen;
-	uint8_t *data = NULL;
-	uint32_t len = 0, count = 0, ttl = 0;
 	zd_err e;
 
 	if ((e = key_from_rdf(owner, key, &keylen)) != ZD_OK)
 		return e;
-	if (rrs != NULL && ldns_rr_list_rr_count(rrs) > 0)
-		ttl = ldns_rr_ttl(ldns_rr_list_rr(rrs, 0));
-	if ((e = rdata_pack(rrs, &t->scratch, &data, &len, &count)) != ZD_OK)
-		return e;
-	e = rrset_put_packed(t, key, keylen, type, covered, ttl, data, len, count);
-	free(data);
-	return e;
+	struct sname *n = name_find(t->s, key, keylen);
+	return rrset_put_rrs(t, &n, key, keylen, type, covered, rrs);
 }
 
 static int
@@ -1456,8 +1447,6 @@ store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_lis
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		uint16_t type = (uint16_t)ldns_rr_get_type(v[i]), cov = rr_covered(v[i]);
-		uint8_t *data = NULL;
-		uint32_t len = 0, count = 0;
 		ldns_rr_list_set_rr_count(t->group, 0);
 		while (j < n && rr_type_cmp(&v[i], &v[j]) == 0) {
 			/* the group borrows the RRs: reset to count 0, never deep-freed */
@@ -1467,14 +1456,7 @@ store_txn_name_set(struct store_txn *t, const ldns_rdf *owner, const ldns_rr_lis
 			}
 			j++;
 		}
-		if ((e = rdata_pack(t->group, &t->scratch, &data, &len, &count)) != ZD_OK)
-			goto out;
-		if (nm == NULL && (nm = name_add(t->s, key, keylen)) == NULL)
-			e = ZD_ENOMEM;
-		else
-			e = rrset_put_at(t, nm, type, cov, ldns_rr_ttl(v[i]), data, len, count);
-		free(data);
-		if (e != ZD_OK)
+		if ((e = rrset_put_rrs(t, &nm, key, keylen, type, cov, t->group)) != ZD_OK)
 			goto out;
 		wanted[n_wanted++] = (uint32_t)type << 16 | cov;
 		i = j;
