@@ -277,3 +277,39 @@ zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen)
 	*keylen = (uint16_t)k;
 	return ZD_OK;
 }
+
+int
+zd_name_is_below(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
+{
+	size_t pos = 0;
+
+	if (plen == 0 || len <= plen)
+		return 0;
+	/* the labels of name up to where parent's octets would start */
+	while (pos < len - plen) {
+		if (name[pos] == 0 || name[pos] > 63)
+			return 0;
+		pos += 1u + name[pos];
+	}
+	if (pos != len - plen)
+		return 0; /* parent's octets do not start at a label */
+	/* parent must itself be a name, ending at its root label */
+	size_t q = 0;
+	while (q < plen && parent[q] != 0) {
+		if (parent[q] > 63 || q + 1 + parent[q] >= plen)
+			return 0;
+		q += 1u + parent[q];
+	}
+	if (q != plen - 1)
+		return 0;
+	for (size_t i = 0; i < plen; i++) {
+		uint8_t a = name[pos + i], b = parent[i];
+		if (a >= 'A' && a <= 'Z')
+			a = (uint8_t)(a + 32);
+		if (b >= 'A' && b <= 'Z')
+			b = (uint8_t)(b + 32);
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}

@@ -50,4 +50,9 @@ zd_err zd_token_read(const char *path, size_t min_len, char **out, char *why, si
  * wire-form name of at most 255 octets. */
 #define ZD_NAME_KEY_MAX 512
 zd_err zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen);
+
+/* 1 when the wire-form name (len octets) lies strictly below parent (plen
+ * octets), ASCII case ignored (RFC 4343); else 0, also when either is no
+ * wire-form name.  No allocation: for loops over every name of a zone. */
+int zd_name_is_below(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen);
 #endif

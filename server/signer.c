@@ -1894,32 +1894,103 @@ pool_stop(struct signer *sg)
 
 #define FULL_CHUNK_NAMES 4096
 #define JOBS_FLUSH       4096
+#define PATH_NAMES_MAX   128 /* names on one path below the apex: one per label */
+
+/* The names a full signing reconciled on the way from the apex down to
+ * the last one (the apex not among them).  The walk is in canonical order,
+ * where a name's ancestors come before it and its descendants right after
+ * it: an ancestor not on the path when a name comes holds nothing (an
+ * empty non-terminal), and is reconciled then, once. */
+struct path {
+	ldns_rdf *v[PATH_NAMES_MAX]; /* owned; each below the one before */
+	size_t n;
+};
+
+static void
+path_clear(struct path *p)
+{
+	while (p->n > 0)
+		ldns_rdf_deep_free(p->v[--p->n]);
+}
+
+/* name (taken) strictly below the top of the path, or the apex: reconcile
+ * it and put it on the path. */
+static zd_err
+path_reconcile(struct work *w, struct path *p, ldns_rdf *name)
+{
+	zd_err e;
+	if (p->n == PATH_NAMES_MAX) {
+		ldns_rdf_deep_free(name);
+		return ZD_EBUG; /* a name has at most 127 labels */
+	}
+	p->v[p->n++] = name;
+	e = name_reconcile(w, name);
+	w->st->names++;
+	if (e == ZD_OK && w->n_jobs >= JOBS_FLUSH)
+		e = signer_jobs_flush_async(w);
+	return e;
+}
+
+/* One name of the walk (taken), with the empty non-terminals above it. */
+static zd_err
+full_name(struct work *w, struct path *p, ldns_rdf *name)
+{
+	const ldns_rdf *apex = w->sg->apex;
+	if (!zd_name_is_below(ldns_rdf_data(name), ldns_rdf_size(name), ldns_rdf_data(apex),
+	                      ldns_rdf_size(apex))) {
+		ldns_rdf_deep_free(name); /* the apex goes last; nothing else is here */
+		return ZD_OK;
+	}
+	while (p->n > 0 &&
+	       !zd_name_is_below(ldns_rdf_data(name), ldns_rdf_size(name),
+	                         ldns_rdf_data(p->v[p->n - 1]), ldns_rdf_size(p->v[p->n - 1])))
+		ldns_rdf_deep_free(p->v[--p->n]);
+	uint8_t top = ldns_dname_label_count(p->n > 0 ? p->v[p->n - 1] : apex);
+	uint8_t labels = ldns_dname_label_count(name);
+	ldns_rdf *ent[PATH_NAMES_MAX];
+	size_t n_ent = 0;
+	zd_err e = ZD_OK;
+	if (labels > top + 1) { /* the names between: nearest the apex last */
+		ldns_rdf *a = ldns_dname_left_chop(name);
+		while (a != NULL && ldns_dname_label_count(a) > top && n_ent < PATH_NAMES_MAX) {
+			ent[n_ent++] = a;
+			a = ldns_dname_left_chop(a);
+		}
+		if (a == NULL || ldns_dname_label_count(a) != top)
+			e = ZD_ENOMEM;
+		ldns_rdf_deep_free(a);
+	}
+	while (n_ent > 0 && e == ZD_OK)
+		e = path_reconcile(w, p, ent[--n_ent]);
+	while (n_ent > 0)
+		ldns_rdf_deep_free(ent[--n_ent]);
+	if (e != ZD_OK) {
+		ldns_rdf_deep_free(name);
+		return e;
+	}
+	return path_reconcile(w, p, name);
+}
 
 static zd_err
 sign_full(struct work *w)
 {
 	struct store_cursor cur = STORE_CURSOR_INIT;
-	struct namevec chunk = {0}, names = {0};
+	struct namevec chunk = {0};
+	struct path path = {0};
 	zd_err e = ZD_OK;
 
 	while (!cur.done && e == ZD_OK) {
 		if ((e = store_names_walk(w->s, w->v, &cur, FULL_CHUNK_NAMES, walk_names,
 		                          &chunk)) != ZD_OK)
 			break;
-		for (size_t i = 0; i < chunk.n && e == ZD_OK; i++)
-			e = push_with_ancestors(w, &names, chunk.v[i]);
-		namevec_clear(&chunk);
-		if (e != ZD_OK)
-			break;
-		namevec_sort_unique(&names);
-		for (size_t i = 0; i < names.n && e == ZD_OK; i++) {
-			e = name_reconcile(w, names.v[i]);
-			w->st->names++;
-			if (e == ZD_OK && w->n_jobs >= JOBS_FLUSH)
-				e = signer_jobs_flush_async(w);
-		}
-		namevec_clear(&names);
+		size_t i = 0;
+		for (; i < chunk.n && e == ZD_OK; i++)
+			e = full_name(w, &path, chunk.v[i]);
+		for (; i < chunk.n; i++)
+			ldns_rdf_deep_free(chunk.v[i]);
+		chunk.n = 0; /* the path or full_name() took them */
 	}
+	path_clear(&path);
 	/* the apex, last: its bitmap includes what the walk put there */
 	if (e == ZD_OK)
 		e = name_reconcile(w, w->sg->apex);
@@ -1932,7 +2003,6 @@ sign_full(struct work *w)
 	else
 		signer_jobs_abandon(w); /* no flush signs on past here: the pool stops next */
 	namevec_clear(&chunk);
-	namevec_clear(&names);
 	return e;
 }
 

@@ -982,11 +982,40 @@ check_failed_is_false_for_true_conditions(void **state)
 	assert_true(zd_check_failed(1 + 1 == 3));
 }
 
+/* Wire names written out: "\x03www\x03tld\x00" and so on. */
+static int
+below(const char *name, size_t len, const char *parent, size_t plen)
+{
+	return zd_name_is_below((const uint8_t *)name, len, (const uint8_t *)parent, plen);
+}
+
+static void
+name_is_below_needs_whole_labels_and_ignores_case(void **state)
+{
+	(void)state;
+	assert_int_equal(below("\3www\3tld", 9, "\3tld", 5), 1);
+	assert_int_equal(below("\3www\3TLD", 9, "\3tld", 5), 1);
+	assert_int_equal(below("\1a\3www\3tld", 11, "\3WwW\3tld", 9), 1);
+	assert_int_equal(below("\3tld", 5, "", 1), 1);      /* the root is above all */
+	assert_int_equal(below("\3tld", 5, "\3tld", 5), 0); /* not strictly */
+	assert_int_equal(below("\3tld", 5, "\3www\3tld", 9), 0);
+	/* the same octets, but not at a label: "xtld." is not below "tld." */
+	assert_int_equal(below("\4xtld", 6, "\3tld", 5), 0);
+	assert_int_equal(below("\3www\3xld", 9, "\3tld", 5), 0);
+	/* no names: a label past the end, a length over 63, no root label */
+	assert_int_equal(below("\7www\3tld", 9, "\3tld", 5), 0);
+	assert_int_equal(below("\100www\3tld", 9, "\3tld", 5), 0);
+	assert_int_equal(below("\3www\3tld", 9, "\3tl", 4), 0);
+	assert_int_equal(below("\3www\3tld", 9, "", 0), 0);
+	assert_int_equal(below("\3www\0\3tld", 10, "\3tld", 5), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(strerror_covers_every_code),
+	        cmocka_unit_test(name_is_below_needs_whole_labels_and_ignores_case),
 	        cmocka_unit_test(buf_refuses_to_grow_past_cap_and_stays_unchanged),
 	        cmocka_unit_test(buf_printf_counts_without_nul),
 	        cmocka_unit_test(reader_never_reads_past_end),
