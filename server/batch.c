@@ -19,7 +19,6 @@
 #include "server/loadpipe.h"
 #include "server/serial.h"
 #include "server/signer.h"
-#include "server/vmemo.h"
 
 #define CHECKPOINT_CHUNK_BYTES ((size_t)8 << 20)
 #define FULL_FETCH_ROWS        25000
@@ -680,16 +679,8 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 		zd_log(ZD_LOG_NOTICE, "signer", zname, "token available again, signing resumes");
 		b->hsm_down = 0;
 	}
-	/* A full signing leaves some CPU time idle: the gate's verifications
-	 * start in it (vmemo.h). */
-	struct vmemo *memo = NULL;
-	if (full && vmemo_new(&memo) == ZD_OK)
-		signer_memo_set(z->signer, memo);
 	e = signer_txn_sign(z->signer, z->store, t, full, st, err, sizeof err);
-	signer_memo_set(z->signer, NULL);
-	vmemo_stop(memo);
 	if (e != ZD_OK) {
-		vmemo_free(memo);
 		if (!signer_token_is_up(b->tk)) {
 			zd_log(ZD_LOG_ERROR, "signer", zname,
 			       "the token went away while signing: publishing stopped (serial "
@@ -722,7 +713,6 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	/* an algorithm rollover's keys that sign unpublished */
 	ldns_rr_list *unpublished = signer_unpublished_keys_get(z->signer);
 	gp.unpublished_keys = unpublished;
-	gp.memo = memo;
 	size_t checked = 0;
 	uint64_t g0 = zd_now_ms();
 	e = full ? gate_zone_check(z->store, store_txn_version_get(t), &gp, &checked, err,
@@ -731,10 +721,6 @@ version_sign(struct batch *b, size_t zi, struct store_txn *t, int full, struct s
 	ldns_rr_list_deep_free(unpublished);
 	st->gate_ms = zd_now_ms() - g0;
 	st->gate_checked = checked;
-	struct vmemo_stats ms;
-	vmemo_stats_get(memo, &ms);
-	vmemo_free(memo);
-	st->gate_ahead = ms.hits;
 	if (e != ZD_OK) {
 		atomic_fetch_add(&z->gate_failures, 1);
 		zd_log(ZD_LOG_ERROR, "gate", zname,
@@ -1140,10 +1126,9 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	if (z->signer != NULL)
 		zd_log(ZD_LOG_NOTICE, "signer", zname,
 		       "first version signed: %zu signatures, %zu names, %zu chain records, "
-		       "%" PRIu64 " ms; gate: %zu signatures checked (%zu of them verified "
-		       "while signing ran), %" PRIu64 " ms",
+		       "%" PRIu64 " ms; gate: %zu signatures checked, %" PRIu64 " ms",
 		       sst.signatures, sst.names, sst.chain_changed, sst.ms, sst.gate_checked,
-		       sst.gate_ahead, sst.gate_ms);
+		       sst.gate_ms);
 	/* Nothing serves yet: publish in memory first so the checkpoint can be
 	 * read from the store; a failed commit fails the start-up. */
 	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)

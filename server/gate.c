@@ -3,12 +3,8 @@
  * Independent of the signer on purpose: it reads only the store, rebuilds
  * every signing input with ldns, verifies with hsm/verify.h (OpenSSL) and
  * derives what must be signed and denied from the zone's contents, not from
- * anything the signer recorded.  The verification memo (vmemo.h) does not
- * change that: it is asked for the exact (key, input, signature) triple the
- * gate built itself, and holds only triples that OpenSSL verified; what the
- * signer offered but the gate does not read the same way is a miss.  Every
- * check that fails says where, in one line, and stops: the caller keeps the
- * last good version published. */
+ * anything the signer recorded.  Every check that fails says where, in one
+ * line, and stops: the caller keeps the last good version published. */
 #include "server/gate.h"
 
 #include <pthread.h>
@@ -21,7 +17,6 @@
 #include <ldns/ldns.h>
 
 #include "hsm/verify.h"
-#include "server/vmemo.h"
 
 #define HASH_LEN      20  /* NSEC3 SHA-1 (RFC 5155 s11) */
 #define HASH_B32_LEN  32  /* base32hex characters of a hash */
@@ -35,8 +30,6 @@ struct gkey {
 	uint16_t tag;
 	uint8_t alg;
 	struct hsm_verify_key *vk;
-	uint8_t *pub; /* the DNSKEY public key field, owned: for the memo */
-	size_t pub_len;
 };
 
 struct vpool;
@@ -491,13 +484,9 @@ keys_verify(const struct gate *g, struct hsm_verifier *v, uint16_t tag, uint8_t 
 {
 	zd_err r = ZD_EMALFORMED;
 	for (size_t i = 0; i < g->n_keys; i++) {
-		const struct gkey *k = &g->keys[i];
-		if (k->tag != tag || k->alg != alg)
+		if (g->keys[i].tag != tag || g->keys[i].alg != alg)
 			continue;
-		/* verified the same way while the signing ran (vmemo.h) */
-		if (vmemo_has(g->p->memo, alg, k->pub, k->pub_len, data, data_len, sig, sig_len))
-			return ZD_OK;
-		zd_err e = hsm_verifier_check(v, k->vk, data, data_len, sig, sig_len);
+		zd_err e = hsm_verifier_check(v, g->keys[i].vk, data, data_len, sig, sig_len);
 		if (e == ZD_OK)
 			return ZD_OK;
 		if (e == ZD_ENOMEM)
@@ -856,16 +845,9 @@ key_load(struct gate *g, const ldns_rr *k, const char *what)
 	if (e == ZD_EMALFORMED)
 		return fail(g, g->apex, LDNS_RR_TYPE_DNSKEY,
 		            "%skey %u/%u: public key unusable for verification", what, alg, tag);
-	uint8_t *copy = e == ZD_OK ? malloc(ldns_rdf_size(pub) + 1) : NULL;
-	if (e == ZD_OK && copy == NULL) {
-		hsm_verify_key_free(vk);
-		e = ZD_ENOMEM;
-	}
 	if (e != ZD_OK)
 		return serr(g, e, g->apex, "loading a DNSKEY");
-	memcpy(copy, ldns_rdf_data(pub), ldns_rdf_size(pub));
-	g->keys[g->n_keys++] = (struct gkey){
-	        .tag = tag, .alg = alg, .vk = vk, .pub = copy, .pub_len = ldns_rdf_size(pub)};
+	g->keys[g->n_keys++] = (struct gkey){.tag = tag, .alg = alg, .vk = vk};
 	size_t a = 0;
 	while (a < g->n_algs && g->algs[a] != alg)
 		a++;
@@ -1666,10 +1648,8 @@ static void
 gate_clear(struct gate *g, size_t *n_checked)
 {
 	vpool_end(g, 0); /* before the keys go */
-	for (size_t i = 0; i < g->n_keys; i++) {
+	for (size_t i = 0; i < g->n_keys; i++)
 		hsm_verify_key_free(g->keys[i].vk);
-		free(g->keys[i].pub);
-	}
 	hsm_verifier_free(g->ver);
 	ldns_rr_list_free(g->set); /* borrowed RRs */
 	ldns_rr_list_free(g->sigs);

@@ -39,8 +39,6 @@
 #include "common/zd_err.h"
 #include "server/store.h"
 
-struct vmemo;
-
 #define GATE_TYPES_MAX  512        /* RR types at one name */
 #define GATE_VISITS_MAX (1u << 20) /* names looked at to find one neighbour */
 
@@ -58,10 +56,6 @@ struct gate_policy {
 	 * (borrowed).  Their signatures verify with them, and every algorithm
 	 * among them must sign as the published ones must. */
 	const ldns_rr_list *unpublished_keys;
-	/* Signatures verified ahead, while the signing ran, or NULL (borrowed,
-	 * stopped): a (key, input, signature) triple it holds needs no OpenSSL
-	 * call again (vmemo.h).  Any thread may ask it. */
-	struct vmemo *memo;
 };
 
 /* Check what the open txn t changed relative to the published version: the

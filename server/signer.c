@@ -19,7 +19,6 @@
 #include "hsm/pool.h"
 #include "server/kskbundle.h"
 #include "server/signer_priv.h"
-#include "server/vmemo.h"
 
 #define KEYGEN_TRIES    16
 #define PENDING_MAX     100000 /* names waiting for a refresh */
@@ -694,12 +693,6 @@ signer_free(struct signer *sg)
 	namevec_clear(&sg->pending);
 	free(sg->corrupt_owner);
 	free(sg);
-}
-
-void
-signer_memo_set(struct signer *sg, struct vmemo *m)
-{
-	sg->memo = m;
 }
 
 void
@@ -1492,12 +1485,6 @@ signing_finish(struct work *w, struct signing *sn, zd_err e)
 		}
 		for (size_t k = i; k < end && e == ZD_OK; k++) {
 			const struct prepared *q = &pr[k];
-			if (sg->memo != NULL) {
-				size_t pub_len;
-				const uint8_t *pub = hsm_key_pubkey_get(q->key, &pub_len);
-				vmemo_offer(sg->memo, hsm_key_alg_get(q->key), pub, pub_len,
-				            base + q->off, q->len, q->sig, q->siglen);
-			}
 			memcpy(rd, base + q->off, q->head_len);
 			memcpy(rd + q->head_len, q->sig, q->siglen);
 			ldns_rr *rr = signer_rr_make(j->owner, LDNS_RR_TYPE_RRSIG, q->ttl, rd,

@@ -78,7 +78,6 @@ struct signer_stats {
 	uint64_t ms;          /* time spent */
 	size_t gate_checked;  /* signatures the validation gate verified (batch.c) */
 	uint64_t gate_ms;     /* time the gate took (batch.c) */
-	size_t gate_ahead;    /* of gate_checked, verified while the signing ran (batch.c) */
 };
 
 /* Sign the version t builds on top of the published one (the SOA is put
@@ -88,11 +87,6 @@ struct signer_stats {
  * went away). */
 zd_err signer_txn_sign(struct signer *sg, struct store *s, struct store_txn *t, int full,
                        struct signer_stats *st, char *err, size_t errlen);
-
-/* Offer every signature signer_txn_sign() makes to m (server/vmemo.h),
- * until it is set to NULL; m is borrowed. */
-struct vmemo;
-void signer_memo_set(struct signer *sg, struct vmemo *m);
 
 /* 1 when the zone's published DNSKEY RRset is not the one these keys make:
  * the next version must be a full signing. */

@@ -57,7 +57,6 @@ struct signer {
 	struct store_cursor refresh_cur;
 	ldns_rdf *corrupt_owner; /* test hook */
 	struct hsm_pool *pool;   /* worker processes during a full signing, else NULL */
-	struct vmemo *memo;      /* offered every signature made, or NULL (borrowed) */
 	/* dnssec keys offline-ksk: the KSKs are public halves (their token is
 	 * away) and the DNSKEY, CDS and CDNSKEY RRsets take their RRSIGs from
 	 * the pre-signed bundles (server/kskbundle.h; borrowed, NULL: none) */

@@ -17,9 +17,6 @@
 
 #include "server/gate.h"
 #include "server/store.h"
-#include "server/vmemo.h"
-
-#include <unistd.h>
 
 #define APEX    "tld."
 #define N_DELEG 50
@@ -1056,18 +1053,6 @@ zone_check_of(struct fx *f, const ldns_rr_list *z)
 	return e;
 }
 
-static zd_err
-zone_check_of_memo(struct fx *f, const ldns_rr_list *z, struct vmemo *m)
-{
-	struct store *s = store_with(z);
-	struct gate_policy p = policy(&f->o);
-	p.memo = m;
-	f->n = 0;
-	zd_err e = gate_zone_check(s, 1, &p, &f->n, f->why, sizeof f->why);
-	store_free(s);
-	return e;
-}
-
 static void
 zone_rejects_missing_algorithm(void **state)
 {
@@ -1101,155 +1086,6 @@ zone_rejects_flipped_signature_bytes(void **state)
 	}
 	expect_fail(&f, zone_check_of(&f, z), "tld.", "does not verify");
 	assert_int_equal(f.n, 0); /* none verified */
-	ldns_rr_list_deep_free(z);
-	fx_teardown(&f);
-}
-
-/* --- the verification memo (vmemo.h) --------------------------------- */
-
-/* The signing input of sig over its RRset in z (RFC 4034 s3.1.8.1), built
- * with ldns as a signer would: RRSIG RDATA without the signature, then the
- * RRset in canonical form and order with the original TTL. */
-static ldns_buffer *
-signing_input(const ldns_rr_list *z, const ldns_rr *sig)
-{
-	ldns_buffer *b = ldns_buffer_new(512);
-	ldns_rr_list *set = ldns_rr_list_new();
-	uint16_t covered = covered_of(sig);
-	assert_non_null(b);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
-		const ldns_rr *r = ldns_rr_list_rr(z, i);
-		if (same_set(r, ldns_rr_owner(sig), covered, 0)) {
-			ldns_rr *c = ldns_rr_clone(r);
-			ldns_rr_set_ttl(c, ldns_rdf2native_int32(ldns_rr_rrsig_origttl(sig)));
-			ldns_rr2canonical(c);
-			push(set, c);
-		}
-	}
-	ldns_rr_list_sort(set);
-	assert_int_equal(ldns_rrsig2buffer_wire(b, sig), LDNS_STATUS_OK);
-	assert_int_equal(ldns_rr_list2buffer_wire(b, set), LDNS_STATUS_OK);
-	ldns_rr_list_deep_free(set);
-	return b;
-}
-
-/* The DNSKEY of ks that made sig. */
-static const ldns_rr *
-key_of(const struct keys *ks, const ldns_rr *sig)
-{
-	uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
-	uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
-	for (size_t i = 0; i < ldns_rr_list_rr_count(ks->dnskeys); i++) {
-		const ldns_rr *k = ldns_rr_list_rr(ks->dnskeys, i);
-		if (ldns_calc_keytag(k) == tag && ldns_rdf2native_int8(ldns_rr_rdf(k, 2)) == alg)
-			return k;
-	}
-	fail_msg("no key %u/%u", alg, tag);
-	return NULL;
-}
-
-/* Offer sig as made (flip: one signature byte changed first). */
-static void
-offer(struct vmemo *m, const struct keys *ks, const ldns_rr_list *z, const ldns_rr *sig, int flip)
-{
-	ldns_buffer *in = signing_input(z, sig);
-	const ldns_rdf *pub = ldns_rr_rdf(key_of(ks, sig), 3);
-	const ldns_rdf *sd = ldns_rr_rrsig_sig(sig);
-	uint8_t bytes[VMEMO_SIG_MAX];
-	assert_true(ldns_rdf_size(sd) <= sizeof bytes);
-	memcpy(bytes, ldns_rdf_data(sd), ldns_rdf_size(sd));
-	if (flip)
-		bytes[3] ^= 0x10;
-	vmemo_offer(m, ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)), ldns_rdf_data(pub),
-	            ldns_rdf_size(pub), ldns_buffer_begin(in), ldns_buffer_position(in), bytes,
-	            ldns_rdf_size(sd));
-	ldns_buffer_free(in);
-}
-
-/* Every offer verified, failed or dropped, or fail after 30 s: the memo's
- * threads run only on idle CPU, and vmemo_stop() drops what waits. */
-static void
-memo_drain(struct vmemo *m)
-{
-	struct vmemo_stats st;
-	for (int i = 0; i < 30000; i++) {
-		vmemo_stats_get(m, &st);
-		if (st.verified + st.failed + st.dropped == st.offered)
-			return;
-		usleep(1000);
-	}
-	fail_msg("the memo did not get through %zu offers", st.offered);
-}
-
-/* The gate takes a signature from the memo only when the memo verified the
- * very triple it builds itself: all of a zone's offered (wildcard owners
- * aside: their signing input has another owner) come from it, a signature
- * flipped after it was offered still fails, and a bad offer is never
- * remembered. */
-static void
-zone_takes_from_the_memo_only_what_it_verified(void **state)
-{
-	struct fx f;
-	struct vmemo *m = NULL;
-	struct vmemo_stats st;
-	(void)state;
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		skip(); /* no memo threads on one core */
-	fx_setup(&f, &OPT_OUT, LDNS_SIGN_ECDSAP256SHA256, 0);
-	ldns_rr_list *z = ldns_rr_list_clone(f.z1);
-	ldns_rr *d09 = find(z, "d09.tld.", LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_DS);
-	ldns_rr *d12 = find(z, "d12.tld.", LDNS_RR_TYPE_RRSIG, LDNS_RR_TYPE_DS);
-	size_t offered = 0;
-	assert_int_equal(vmemo_new(&m), ZD_OK);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(z); i++) {
-		const ldns_rr *r = ldns_rr_list_rr(z, i);
-		if (ldns_rr_get_type(r) != LDNS_RR_TYPE_RRSIG ||
-		    ldns_dname_is_wildcard(ldns_rr_owner(r)))
-			continue;
-		offer(m, &f.ks, z, r, r == d12); /* d12's offered wrong */
-		offered++;
-	}
-	memo_drain(m);
-	assert_int_equal(vmemo_has(m, 13, (const uint8_t *)"", 0, NULL, 0, NULL, 0), 0);
-	vmemo_stop(m);
-	vmemo_stats_get(m, &st);
-	assert_int_equal(st.offered, offered);
-	assert_int_equal(st.dropped, 0);
-	assert_int_equal(st.failed, 1);
-	assert_int_equal(st.verified, offered - 1);
-
-	/* as signed: every remembered one is a hit, d12's is verified anew */
-	struct store *s = store_with(z);
-	struct gate_policy p = policy(&f.o);
-	p.memo = m;
-	f.n = 0;
-	assert_int_equal(gate_zone_check(s, 1, &p, &f.n, f.why, sizeof f.why), ZD_OK);
-	store_free(s);
-	assert_int_equal(f.n, rrsig_count(z));
-	vmemo_stats_get(m, &st);
-	assert_int_equal(st.hits, offered - 1);
-
-	/* d09's remembered signature, flipped after the offer: not a hit */
-	ldns_rdf_data(ldns_rr_rrsig_sig(d09))[5] ^= 0x01;
-	expect_fail(&f, zone_check_of_memo(&f, z, m), "d09.tld. DS", "does not verify");
-	vmemo_stats_get(m, &st);
-	assert_true(st.hits < 2 * (offered - 1));
-
-	/* what the memo cannot hold is dropped, not an error */
-	uint8_t big[VMEMO_DATA_MAX + 1] = {0};
-	size_t pub_len = ldns_rdf_size(ldns_rr_rdf(key_of(&f.ks, d09), 3));
-	vmemo_offer(m, 13, ldns_rdf_data(ldns_rr_rdf(key_of(&f.ks, d09), 3)), pub_len, big,
-	            sizeof big, big, 64);
-	vmemo_stats_get(m, &st);
-	assert_int_equal(st.offered, offered); /* stopped: not even counted */
-	vmemo_free(m);
-	assert_int_equal(vmemo_new(&m), ZD_OK);
-	vmemo_offer(m, 13, ldns_rdf_data(ldns_rr_rdf(key_of(&f.ks, d09), 3)), pub_len, big,
-	            sizeof big, big, 64);
-	vmemo_stats_get(m, &st);
-	assert_int_equal(st.offered, 1);
-	assert_int_equal(st.dropped, 1);
-	vmemo_free(m);
 	ldns_rr_list_deep_free(z);
 	fx_teardown(&f);
 }
@@ -1737,7 +1573,6 @@ main(void)
 	        cmocka_unit_test(txn_rejects_missing_algorithm),
 	        cmocka_unit_test(zone_rejects_missing_algorithm),
 	        cmocka_unit_test(zone_rejects_flipped_signature_bytes),
-	        cmocka_unit_test(zone_takes_from_the_memo_only_what_it_verified),
 	        cmocka_unit_test(zone_rejects_what_must_be_signed_and_is_not),
 	        cmocka_unit_test(zone_rejects_broken_ring),
 	        cmocka_unit_test(zone_rejects_missing_ent_nsec3),
