@@ -528,10 +528,20 @@ class Zonedist(Peer):
     name = "zonedistd"
     keys = "token"
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, build=None):
+        # another build beside --build (--also-build): its own row
+        self.build = build
+        if build:
+            self.name = "zonedistd@" + os.path.basename(os.path.normpath(build))
         super().__init__(ctx)
 
     def prepare(self):
+        if self.build:
+            from zdtest.zonedistd import binary
+            try:
+                binary(build=self.build)
+            except RuntimeError as e:
+                raise Unavailable(str(e))
         ok, text = self.ctx.zonedist_probe
         if not ok:
             raise Unavailable("zonedistd does not accept the hsm:/dnssec: sections yet: "
@@ -540,7 +550,7 @@ class Zonedist(Peer):
             raise Unavailable("needs the registry (--domains), not --zone-file")
 
     def sign(self, out, log):
-        return run_zonedist(self.ctx, out, log)
+        return run_zonedist(self.ctx, out, log, self.build)
 
 
 def zonedist_sections(ctx):
@@ -612,7 +622,7 @@ def signed_soa(port):
                for rr in r.answer)
 
 
-def run_zonedist(ctx, out, log):
+def run_zonedist(ctx, out, log, build=None):
     """HOOK: zonedist's initial signing, timed like the peers.  Raises
     NotImplementedError until zonedistd accepts the hsm: and dnssec:
     sections (checked with `zonedistd --check`).  Measures: wall from exec
@@ -629,7 +639,8 @@ def run_zonedist(ctx, out, log):
     zonedist_write_config(zd, ctx)
     tf = log + ".time"
     env = dict(ctx.hsm.env)
-    d = Daemon("zonedistd", ["/usr/bin/time", "-v", "-o", tf, binary(), "--config", zd.conf],
+    d = Daemon("zonedistd", ["/usr/bin/time", "-v", "-o", tf, binary(build=build), "--config",
+                                zd.conf],
                log, env=env)
     t0 = time.monotonic()
     d.start()
@@ -744,6 +755,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "zd-sign-peers"),
                     help="zone cache and per-run directories")
+    ap.add_argument("--also-build", action="append", default=[], metavar="DIR",
+                    help="time zonedistd of this build too, in the same rounds (a change "
+                         "against the build before it); repeatable")
     ap.add_argument("--keep", action="store_true", help="keep signed outputs and keys")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
@@ -793,6 +807,7 @@ def main():
                     todo.append(Knot(ctx, k))
                 elif p == "zonedist" and k == "token":
                     todo.append(Zonedist(ctx))
+                    todo += [Zonedist(ctx, b) for b in a.also_build]
         ready = []
         for peer in todo:
             entry = res["peers"].setdefault(peer.label, {"runs": []})
