@@ -11,6 +11,7 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import dns.dnssec
 import dns.flags
 import dns.rcode
 import dns.rdatatype
@@ -18,7 +19,7 @@ import pytest
 
 from test_spine import Mutator
 from zdtest import dnssec
-from zdtest.env import Chain, journal_rows
+from zdtest.env import Chain, journal_rows, zone_rrs_plus_table
 from zdtest.proc import wait_until
 
 ZONE = "tld."
@@ -151,6 +152,84 @@ def test_nsec3_with_salt_iterations_and_no_opt_out_validates(pg, spawn, softhsm)
         m.any(i)
         drained(c)
         dnssec.verify_all(dnssec.axfr_text(c.zd.port, ZONE), ZONE)
+
+
+# Registrations below the second level: every name between them and the
+# apex is an empty non-terminal, one to three deep, some above a secure
+# delegation (which needs their NSEC3 under opt-out), some above insecure
+# ones only, one in-zone glue under its delegation.
+DEEP = [("s.l2.tld.", True), ("s.l3.l2b.tld.", True), ("i.l3.l2b.tld.", False),
+        ("i.l4.l3.l2c.tld.", False), ("s.l4.l3.l2d.tld.", True), ("s2.l4.l3.l2d.tld.", True),
+        ("z.l2.tld.", False)]
+DEEP_ENTS = {"l2.tld.": True, "l2b.tld.": True, "l3.l2b.tld.": True, "l2c.tld.": False,
+             "l3.l2c.tld.": False, "l4.l3.l2c.tld.": False, "l2d.tld.": True,
+             "l3.l2d.tld.": True, "l4.l3.l2d.tld.": True}
+
+
+def nsec3_hash(name):
+    """The hashed owner label of name under the default policy (RFC 9276:
+    0 extra iterations, empty salt)."""
+    return dns.dnssec.nsec3_hash(name, None, 0, 1)
+
+
+def nsec3_owners(text):
+    return {rr.split()[0].split(".")[0].upper() for rr in text.splitlines()
+            if len(rr.split()) > 3 and rr.split()[3] == "NSEC3"}
+
+
+def extra_rows(name, secure, i):
+    rows = [(name, "NS", 3600, "ns1.extern.example.")]
+    if secure:
+        rows.append((name, "DS", 3600, f"{2000 + i} 13 2 {i + 1:02X}" + "AB" * 31))
+    return rows
+
+
+@pytest.mark.parametrize("denial", ["nsec3", "nsec"])
+def test_deep_empty_non_terminals_are_denied_once_each(pg, spawn, softhsm, denial):
+    """The full signing walks the store's names in canonical order and
+    adds the empty non-terminals above each name once (signer.c
+    full_name()): RFC 5155 s7.1 (an ENT gets an NSEC3 unless opt-out
+    leaves out everything below it) and RFC 4035 s2.3 (none under NSEC).
+    The registry hands zonedist third- to fifth-level delegations, which
+    the reference registry cannot hold."""
+    c = signed_chain(pg, spawn, softhsm, policy={"denial": denial}, n=300)
+    zone_rrs_plus_table(pg, "test_deep")
+    rows = [r for i, (name, secure) in enumerate(DEEP) for r in extra_rows(name, secure, i)]
+    rows.append(("s2.l4.l3.l2d.tld.", "NS", 3600, "ns.s2.l4.l3.l2d.tld."))
+    rows.append(("ns.s2.l4.l3.l2d.tld.", "A", 3600, "192.0.2.77"))  # glue
+    values = ", ".join(f"('{o}', '{t}', {ttl}, '{rd}')" for o, t, ttl, rd in rows)
+    pg.psql(f"INSERT INTO test_deep VALUES {values}")
+    c.start()
+    first = drained(c)
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    dnssec.verify_all(text, ZONE)
+    owners = {rr.split()[0].lower() for rr in text.splitlines() if rr}
+    for name, _ in DEEP:
+        assert name in owners, name
+    assert "ns.s2.l4.l3.l2d.tld." in owners  # the glue
+    if denial == "nsec3":
+        hashes = nsec3_owners(text)
+        for ent, needs in DEEP_ENTS.items():
+            assert (nsec3_hash(ent) in hashes) == needs, ent
+        # one NSEC3 per hashed name: no ENT twice
+        n3 = [rr for rr in text.splitlines() if len(rr.split()) > 3 and rr.split()[3] == "NSEC3"]
+        assert len(n3) == len(hashes)
+    else:
+        nsec = {rr.split()[0].lower() for rr in text.splitlines()
+                if len(rr.split()) > 3 and rr.split()[3] == "NSEC"}
+        assert not nsec & set(DEEP_ENTS), nsec & set(DEEP_ENTS)
+    # The incremental path agrees: a secure delegation below the ENTs that
+    # had only insecure ones under them gives them their NSEC3s.
+    pg.psql("INSERT INTO test_deep VALUES ('s.l4.l3.l2c.tld.', 'NS', 3600, 'ns1.extern.example.'),"
+            f" ('s.l4.l3.l2c.tld.', 'DS', 3600, '3000 13 2 {'CD' * 32}');"
+            " SELECT zonedist.touch('tld.', 's.l4.l3.l2c.tld.')")
+    assert drained(c) != first
+    text = dnssec.axfr_text(c.zd.port, ZONE)
+    dnssec.verify_all(text, ZONE)
+    if denial == "nsec3":
+        hashes = nsec3_owners(text)
+        for ent in ("l2c.tld.", "l3.l2c.tld.", "l4.l3.l2c.tld."):
+            assert nsec3_hash(ent) in hashes, ent
 
 
 def test_a_delta_signs_only_what_it_touches(pg, spawn, softhsm):
