@@ -41,7 +41,10 @@ Peers (flags chosen for the same policy; exact argv in the JSON):
   zonedist  run_zonedist(): see its docstring; NotImplementedError (reported,
          not fatal) until zonedistd accepts the hsm: and dnssec: sections.
 The token's raw rate: build/bench/hsm_rate --token ... --seconds 5 with 1 and
-all threads, before the first round and after the last.
+all threads, before the first round and after the last; with
+--rate-each-round also with all threads (session copy, 3 s) right before
+and after each zonedistd run, which prints its signing rate against both
+(from its own log: reading, signing, gate and checkpoint times).
 
 Rounds: every (peer, keys) pair once per round, the order rotated by one each
 round (A B C, B C A, ...); the table gives the median and the spread
@@ -144,6 +147,25 @@ def timed(argv, log, env=None, cwd=None, timeout=24 * 3600):
     m["wall_s"] = round(wall, 3)
     m["cpu_s"] = round(m.get("user_s", 0) + m.get("sys_s", 0), 2)
     return m
+
+
+PHASES = [("signatures", r"first version signed: (\d+) signatures"),
+          ("signing_ms", r"first version signed: .*? chain records, (\d+) ms"),
+          ("gate_ms", r"first version signed: .*; gate: .*?(\d+) ms$"),
+          ("reading_ms", r"first version loaded .*\(reading (\d+) ms"),
+          ("checkpoint_ms", r"first version loaded .*; checkpoint (\d+) ms")]
+
+
+def zonedist_phases(log):
+    """The first load's phases from zonedistd's own log lines (what it
+    says it spent where; {} for a line it did not write)."""
+    out = {}
+    text = open(log, errors="replace").read()
+    for key, rx in PHASES:
+        m = re.search(rx, text, re.M)
+        if m:
+            out[key] = int(m.group(1))
+    return out
 
 
 # -- output check ---------------------------------------------------------------
@@ -666,12 +688,13 @@ def run_zonedist(ctx, out, log, build=None):
     m = parse_time_v(tf)
     m["wall_s"] = round(wall, 3)
     m["cpu_s"] = round(m.get("user_s", 0) + m.get("sys_s", 0), 2)
+    m.update(zonedist_phases(log))
     return m
 
 
 # -- the token's raw rate ------------------------------------------------------------
 
-def hsm_rate(ctx):
+def hsm_rate(ctx, objects=("token", "copy"), threads=None, seconds=None):
     """C_Sign per second with 1 and all threads, through the token object
     (as the peers sign) and through an in-token session copy of the key (as
     zonedist's signing processes sign)."""
@@ -681,9 +704,12 @@ def hsm_rate(ctx):
     h = ctx.hsm
     out = {}
     for obj, prefix in (("token", ""), ("copy", "copy_")):
+        if obj not in objects:
+            continue
         r = subprocess.run([path, "--module", h.module, "--token", h.label, "--pin-file",
                             h.pin_file, "--alg", ctx.alg["rate"], "--seconds",
-                            str(ctx.args.rate_seconds), "--threads", f"1,{CORES}",
+                            str(seconds or ctx.args.rate_seconds), "--threads",
+                            threads or f"1,{CORES}",
                             "--object", obj],
                            env=h.env, capture_output=True, text=True)
         if r.returncode != 0:
@@ -750,6 +776,9 @@ def main():
                     help="comma list of bind, ldns, knot, zonedist")
     ap.add_argument("--keys", default="soft,token", help="soft, token or both")
     ap.add_argument("--rate-seconds", type=int, default=5)
+    ap.add_argument("--rate-each-round", action="store_true",
+                    help="also the token's all-thread rate (session copy, 3 s) right before "
+                         "and after each zonedistd run, against its signing rate")
     ap.add_argument("--verify-max", type=int, default=100000,
                     help="ldns-verify-zone every output up to this many domains")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -831,8 +860,14 @@ def main():
                     continue
                 out = os.path.join(peer.dir, f"signed-{rnd}.zone")
                 log = os.path.join(peer.dir, f"sign-{rnd}.log")
+                adjacent = a.rate_each_round and isinstance(peer, Zonedist)
+                rate = {}
                 try:
+                    if adjacent:  # the token's rate right before and after it
+                        rate["before"] = hsm_rate(ctx, ("copy",), str(CORES), 3)
                     m = peer.sign(out, log)
+                    if adjacent:
+                        rate["after"] = hsm_rate(ctx, ("copy",), str(CORES), 3)
                     st = check_signed(out, a, verify)
                 except (PeerFailed, NotImplementedError) as e:
                     entry["failed"] = f"round {rnd}: {e}"
@@ -847,6 +882,18 @@ def main():
                     entry["ldns_verify_zone"] = st["ldns_verify_zone"]
                 print(f"round {rnd} {peer.label}: {m['wall_s']} s, "
                       f"{m['max_rss_kb'] / 1024:.1f} MiB", file=sys.stderr)
+                if "signing_ms" in m:
+                    sps = m["signatures"] * 1000 / max(m["signing_ms"], 1)
+                    m["signing_per_s"] = round(sps)
+                    line = (f"  {peer.label}: reading {m.get('reading_ms')} ms, signing "
+                            f"{m['signing_ms']} ms ({sps:.0f}/s), gate {m.get('gate_ms')} ms, "
+                            f"checkpoint {m.get('checkpoint_ms')} ms")
+                    key = f"copy_threads_{CORES}_per_s"
+                    for when, r in rate.items():
+                        m[f"raw_{when}"] = r.get(key)
+                        if r.get(key):
+                            line += f"; {sps / r[key]:.0%} of the raw rate {when} ({r[key]}/s)"
+                    print(line, file=sys.stderr)
                 if not a.keep:
                     os.unlink(out)
         res["hsm_rate_after"] = hsm_rate(ctx)
