@@ -42,8 +42,8 @@ Peers (flags chosen for the same policy; exact argv in the JSON):
          not fatal) until zonedistd accepts the hsm: and dnssec: sections.
 The token's raw rate: build/bench/hsm_rate --token ... --seconds 5 with 1 and
 all threads, before the first round and after the last; with
---rate-each-round also with all threads (session copy, 3 s) right before
-and after each zonedistd run, which prints its signing rate against both
+--rate-each-round also with all threads and with one process per core
+(session copy, 3 s) right before and after each zonedistd run, which prints its signing rate against both
 (from its own log: reading, signing, gate and checkpoint times).
 
 Rounds: every (peer, keys) pair once per round, the order rotated by one each
@@ -694,10 +694,12 @@ def run_zonedist(ctx, out, log, build=None):
 
 # -- the token's raw rate ------------------------------------------------------------
 
-def hsm_rate(ctx, objects=("token", "copy"), threads=None, seconds=None):
+def hsm_rate(ctx, objects=("token", "copy", "procs"), threads=None, seconds=None):
     """C_Sign per second with 1 and all threads, through the token object
     (as the peers sign) and through an in-token session copy of the key (as
-    zonedist's signing processes sign)."""
+    zonedist's signing processes sign); "procs": CORES processes side by
+    side, one thread each on a session copy, their rates summed (SoftHSM
+    serialises much of one process's threads: this is what all cores make)."""
     path = os.path.join(ctx.args.build, "bench", "hsm_rate")
     if not os.path.exists(path):
         return {"error": f"{path} is not built (ninja -C {ctx.args.build} bench/hsm_rate)"}
@@ -716,6 +718,19 @@ def hsm_rate(ctx, objects=("token", "copy"), threads=None, seconds=None):
             return {"error": r.stderr.strip()}
         j = json.loads(r.stdout)
         out.update({f"{prefix}threads_{x['threads']}_per_s": x["per_second"] for x in j["runs"]})
+    if "procs" in objects:
+        argv = [path, "--module", h.module, "--token", h.label, "--pin-file", h.pin_file,
+                "--alg", ctx.alg["rate"], "--seconds", str(seconds or ctx.args.rate_seconds),
+                "--threads", "1", "--object", "copy"]
+        ps = [subprocess.Popen(argv, env=h.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(CORES)]
+        total = 0.0
+        for p in ps:
+            so, se = p.communicate()
+            if p.returncode != 0:
+                return {"error": se.strip()}
+            total += json.loads(so)["runs"][0]["per_second"]
+        out[f"copy_procs_{CORES}_per_s"] = round(total, 1)
     return out
 
 
@@ -777,8 +792,9 @@ def main():
     ap.add_argument("--keys", default="soft,token", help="soft, token or both")
     ap.add_argument("--rate-seconds", type=int, default=5)
     ap.add_argument("--rate-each-round", action="store_true",
-                    help="also the token's all-thread rate (session copy, 3 s) right before "
-                         "and after each zonedistd run, against its signing rate")
+                    help="also the token's all-thread and all-process rates (session copy, "
+                         "3 s) right before and after each zonedistd run, against its "
+                         "signing rate")
     ap.add_argument("--verify-max", type=int, default=100000,
                     help="ldns-verify-zone every output up to this many domains")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -864,10 +880,10 @@ def main():
                 rate = {}
                 try:
                     if adjacent:  # the token's rate right before and after it
-                        rate["before"] = hsm_rate(ctx, ("copy",), str(CORES), 3)
+                        rate["before"] = hsm_rate(ctx, ("copy", "procs"), str(CORES), 3)
                     m = peer.sign(out, log)
                     if adjacent:
-                        rate["after"] = hsm_rate(ctx, ("copy",), str(CORES), 3)
+                        rate["after"] = hsm_rate(ctx, ("copy", "procs"), str(CORES), 3)
                     st = check_signed(out, a, verify)
                 except (PeerFailed, NotImplementedError) as e:
                     entry["failed"] = f"round {rnd}: {e}"
@@ -888,11 +904,13 @@ def main():
                     line = (f"  {peer.label}: reading {m.get('reading_ms')} ms, signing "
                             f"{m['signing_ms']} ms ({sps:.0f}/s), gate {m.get('gate_ms')} ms, "
                             f"checkpoint {m.get('checkpoint_ms')} ms")
-                    key = f"copy_threads_{CORES}_per_s"
                     for when, r in rate.items():
-                        m[f"raw_{when}"] = r.get(key)
-                        if r.get(key):
-                            line += f"; {sps / r[key]:.0%} of the raw rate {when} ({r[key]}/s)"
+                        for key, what in ((f"copy_threads_{CORES}_per_s", "threads"),
+                                          (f"copy_procs_{CORES}_per_s", "processes")):
+                            m[f"raw_{what}_{when}"] = r.get(key)
+                            if r.get(key):
+                                line += (f"; {sps / r[key]:.0%} of {CORES} {what}' raw rate "
+                                         f"{when} ({r[key]}/s)")
                     print(line, file=sys.stderr)
                 if not a.keep:
                     os.unlink(out)
