@@ -550,11 +550,14 @@ class Zonedist(Peer):
     name = "zonedistd"
     keys = "token"
 
-    def __init__(self, ctx, build=None):
-        # another build beside --build (--also-build): its own row
-        self.build = build
+    def __init__(self, ctx, build=None, procs=0):
+        # another build beside --build (--also-build), or another
+        # hsm.sign-processes (--sign-processes): each its own row
+        self.build, self.procs = build, procs
         if build:
             self.name = "zonedistd@" + os.path.basename(os.path.normpath(build))
+        elif procs:
+            self.name = f"zonedistd@procs{procs}"
         super().__init__(ctx)
 
     def prepare(self):
@@ -572,10 +575,10 @@ class Zonedist(Peer):
             raise Unavailable("needs the registry (--domains), not --zone-file")
 
     def sign(self, out, log):
-        return run_zonedist(self.ctx, out, log, self.build)
+        return run_zonedist(self.ctx, out, log, self.build, self.procs)
 
 
-def zonedist_sections(ctx):
+def zonedist_sections(ctx, procs=0):
     """(zone-level dnssec: line, top-level hsm: text) for zonedistd's config
     (docs/CONFIG.md, the cfg branch's syntax)."""
     a, h = ctx.args, ctx.hsm
@@ -583,15 +586,15 @@ def zonedist_sections(ctx):
               "nsec3-opt-out: true, nsec3-iterations: 0, nsec3-salt: \"-\", "
               "signature-validity: 30d, jitter: 1h, inception-offset: 1h}")
     hsm = (f"hsm:\n  module: {h.module}\n  token-label: {h.label}\n  pin-file: {h.pin_file}\n"
-           "  sign-processes: 0\n")
+           f"  sign-processes: {procs}\n")
     return dnssec, hsm
 
 
-def zonedist_write_config(zd, ctx):
+def zonedist_write_config(zd, ctx, procs=0):
     """zdtest's generated config plus the signing sections (zdtest's
     Zonedistd does not know them; this adds them after it writes)."""
     zd.write_config()
-    dnssec, hsm = zonedist_sections(ctx)
+    dnssec, hsm = zonedist_sections(ctx, procs)
     out = []
     for line in open(zd.conf).read().splitlines():
         out.append(line)
@@ -644,7 +647,7 @@ def signed_soa(port):
                for rr in r.answer)
 
 
-def run_zonedist(ctx, out, log, build=None):
+def run_zonedist(ctx, out, log, build=None, procs=0):
     """HOOK: zonedist's initial signing, timed like the peers.  Raises
     NotImplementedError until zonedistd accepts the hsm: and dnssec:
     sections (checked with `zonedistd --check`).  Measures: wall from exec
@@ -658,7 +661,7 @@ def run_zonedist(ctx, out, log, build=None):
     reg = ctx.registry
     zd = reg.chain.zd
     zonedist_reset(reg.pg)
-    zonedist_write_config(zd, ctx)
+    zonedist_write_config(zd, ctx, procs)
     tf = log + ".time"
     env = dict(ctx.hsm.env)
     d = Daemon("zonedistd", ["/usr/bin/time", "-v", "-o", tf, binary(build=build), "--config",
@@ -803,6 +806,9 @@ def main():
     ap.add_argument("--also-build", action="append", default=[], metavar="DIR",
                     help="time zonedistd of this build too, in the same rounds (a change "
                          "against the build before it); repeatable")
+    ap.add_argument("--sign-processes", action="append", type=int, default=[], metavar="N",
+                    help="time zonedistd with hsm.sign-processes N too (default row: 0, one "
+                         "per core); repeatable")
     ap.add_argument("--keep", action="store_true", help="keep signed outputs and keys")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
@@ -853,6 +859,7 @@ def main():
                 elif p == "zonedist" and k == "token":
                     todo.append(Zonedist(ctx))
                     todo += [Zonedist(ctx, b) for b in a.also_build]
+                    todo += [Zonedist(ctx, procs=n) for n in a.sign_processes]
         ready = []
         for peer in todo:
             entry = res["peers"].setdefault(peer.label, {"runs": []})
