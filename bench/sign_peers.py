@@ -43,8 +43,9 @@ Peers (flags chosen for the same policy; exact argv in the JSON):
 The token's raw rate: build/bench/hsm_rate --token ... --seconds 5 with 1 and
 all threads, before the first round and after the last; with
 --rate-each-round also with all threads and with one process per core
-(session copy, 3 s) right before and after each zonedistd run, which prints its signing rate against both
-(from its own log: reading, signing, gate and checkpoint times).
+(session copy, 3 s) right before and after each zonedistd run, which
+prints its signing rate against both (from its own log: reading, signing,
+gate and checkpoint times).
 
 Rounds: every (peer, keys) pair once per round, the order rotated by one each
 round (A B C, B C A, ...); the table gives the median and the spread
@@ -664,9 +665,8 @@ def run_zonedist(ctx, out, log, build=None, procs=0):
     zonedist_write_config(zd, ctx, procs)
     tf = log + ".time"
     env = dict(ctx.hsm.env)
-    d = Daemon("zonedistd", ["/usr/bin/time", "-v", "-o", tf, binary(build=build), "--config",
-                                zd.conf],
-               log, env=env)
+    argv = ["/usr/bin/time", "-v", "-o", tf, binary(build=build), "--config", zd.conf]
+    d = Daemon("zonedistd", argv, log, env=env)
     t0 = time.monotonic()
     d.start()
     try:
@@ -707,24 +707,20 @@ def hsm_rate(ctx, objects=("token", "copy", "procs"), threads=None, seconds=None
     if not os.path.exists(path):
         return {"error": f"{path} is not built (ninja -C {ctx.args.build} bench/hsm_rate)"}
     h = ctx.hsm
+    base = [path, "--module", h.module, "--token", h.label, "--pin-file", h.pin_file,
+            "--alg", ctx.alg["rate"], "--seconds", str(seconds or ctx.args.rate_seconds)]
     out = {}
     for obj, prefix in (("token", ""), ("copy", "copy_")):
         if obj not in objects:
             continue
-        r = subprocess.run([path, "--module", h.module, "--token", h.label, "--pin-file",
-                            h.pin_file, "--alg", ctx.alg["rate"], "--seconds",
-                            str(seconds or ctx.args.rate_seconds), "--threads",
-                            threads or f"1,{CORES}",
-                            "--object", obj],
+        r = subprocess.run(base + ["--threads", threads or f"1,{CORES}", "--object", obj],
                            env=h.env, capture_output=True, text=True)
         if r.returncode != 0:
             return {"error": r.stderr.strip()}
         j = json.loads(r.stdout)
         out.update({f"{prefix}threads_{x['threads']}_per_s": x["per_second"] for x in j["runs"]})
     if "procs" in objects:
-        argv = [path, "--module", h.module, "--token", h.label, "--pin-file", h.pin_file,
-                "--alg", ctx.alg["rate"], "--seconds", str(seconds or ctx.args.rate_seconds),
-                "--threads", "1", "--object", "copy"]
+        argv = base + ["--threads", "1", "--object", "copy"]
         ps = [subprocess.Popen(argv, env=h.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True) for _ in range(CORES)]
         total = 0.0
@@ -847,21 +843,21 @@ def main():
         verify = a.zone_file is None and a.domains <= a.verify_max or \
             a.zone_file is not None and res["unsigned_records"] <= 4 * a.verify_max
 
-        todo = []
+        planned = []
         for p in peers:
             for k in keyset:
                 if p == "bind":
-                    todo.append(Bind(ctx, k))
+                    planned.append(Bind(ctx, k))
                 elif p == "ldns":
-                    todo.append(Ldns(ctx, k))
+                    planned.append(Ldns(ctx, k))
                 elif p == "knot":
-                    todo.append(Knot(ctx, k))
+                    planned.append(Knot(ctx, k))
                 elif p == "zonedist" and k == "token":
-                    todo.append(Zonedist(ctx))
-                    todo += [Zonedist(ctx, b) for b in a.also_build]
-                    todo += [Zonedist(ctx, procs=n) for n in a.sign_processes]
+                    planned.append(Zonedist(ctx))
+                    planned += [Zonedist(ctx, b) for b in a.also_build]
+                    planned += [Zonedist(ctx, procs=n) for n in a.sign_processes]
         ready = []
-        for peer in todo:
+        for peer in planned:
             entry = res["peers"].setdefault(peer.label, {"runs": []})
             try:
                 peer.prepare()

@@ -244,6 +244,13 @@ zd_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
 	return ZD_OK;
 }
 
+/* RFC 4343: DNS names compare with ASCII letters folded to lower case. */
+static uint8_t
+ascii_lower(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
 zd_err
 zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen)
 {
@@ -262,9 +269,7 @@ zd_name_key(const uint8_t *wire, size_t wirelen, uint8_t *key, uint16_t *keylen)
 	while (n-- > 0) {
 		const uint8_t *l = labels[n];
 		for (uint8_t i = 1; i <= l[0]; i++) {
-			uint8_t c = l[i];
-			if (c >= 'A' && c <= 'Z')
-				c = (uint8_t)(c + 32);
+			uint8_t c = ascii_lower(l[i]);
 			if (c <= 1) {
 				key[k++] = 1;
 				key[k++] = (uint8_t)(c + 1);
@@ -302,14 +307,8 @@ zd_name_is_below(const uint8_t *name, size_t len, const uint8_t *parent, size_t 
 	}
 	if (q != plen - 1)
 		return 0;
-	for (size_t i = 0; i < plen; i++) {
-		uint8_t a = name[pos + i], b = parent[i];
-		if (a >= 'A' && a <= 'Z')
-			a = (uint8_t)(a + 32);
-		if (b >= 'A' && b <= 'Z')
-			b = (uint8_t)(b + 32);
-		if (a != b)
+	for (size_t i = 0; i < plen; i++)
+		if (ascii_lower(name[pos + i]) != ascii_lower(parent[i]))
 			return 0;
-	}
 	return 1;
 }

@@ -1918,19 +1918,23 @@ path_reconcile(struct work *w, struct path *p, ldns_rdf *name)
 	return e;
 }
 
+static int
+rdf_below(const ldns_rdf *name, const ldns_rdf *parent)
+{
+	return zd_name_is_below(ldns_rdf_data(name), ldns_rdf_size(name), ldns_rdf_data(parent),
+	                        ldns_rdf_size(parent));
+}
+
 /* One name of the walk (taken), with the empty non-terminals above it. */
 static zd_err
 full_name(struct work *w, struct path *p, ldns_rdf *name)
 {
 	const ldns_rdf *apex = w->sg->apex;
-	if (!zd_name_is_below(ldns_rdf_data(name), ldns_rdf_size(name), ldns_rdf_data(apex),
-	                      ldns_rdf_size(apex))) {
+	if (!rdf_below(name, apex)) {
 		ldns_rdf_deep_free(name); /* the apex goes last; nothing else is here */
 		return ZD_OK;
 	}
-	while (p->n > 0 &&
-	       !zd_name_is_below(ldns_rdf_data(name), ldns_rdf_size(name),
-	                         ldns_rdf_data(p->v[p->n - 1]), ldns_rdf_size(p->v[p->n - 1])))
+	while (p->n > 0 && !rdf_below(name, p->v[p->n - 1]))
 		ldns_rdf_deep_free(p->v[--p->n]);
 	uint8_t top = ldns_dname_label_count(p->n > 0 ? p->v[p->n - 1] : apex);
 	uint8_t labels = ldns_dname_label_count(name);
