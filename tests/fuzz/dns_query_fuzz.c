@@ -7,7 +7,8 @@
  * signed. (key k1. required).  Each input is sent as it is, over TCP (2-byte
  * length prefix; every TCP_EVERY-th input) and over UDP, each time followed
  * by an SOA query for tld. on the same path; the loop runs without blocking
- * until that SOA is answered, or the server closes the TCP connection.  So
+ * until that SOA is answered, or the server closes the TCP connection (its
+ * id is never the input's, so only the answer to it can match).  So
  * after every input the server must still answer, must have no transfer
  * running, and must not have reached a zd_check_failed().  A server that
  * stops answering for HANG_MS is reported as a crash of the input.
@@ -291,11 +292,23 @@ hang(const char *path)
 	abort();
 }
 
+/* The id of the next SOA query: never the input's own id, so that the
+ * server's (correct) answer to an input that is an SOA query for tld. with,
+ * say, another opcode is not taken for a wrong answer to ours. */
+static uint16_t
+sync_id_next(struct harness *h, const uint8_t *data, size_t size)
+{
+	h->sync_id++;
+	if (size >= 2 && h->sync_id == get16(data))
+		h->sync_id++;
+	return h->sync_id;
+}
+
 static void
 udp_exchange(struct harness *h, const uint8_t *data, size_t size)
 {
 	uint8_t q[SYNC_Q_SIZE];
-	uint16_t id = ++h->sync_id;
+	uint16_t id = sync_id_next(h, data, size);
 	uint64_t deadline = mono_ms() + HANG_MS;
 
 	sync_query(q, id);
@@ -343,7 +356,7 @@ tcp_exchange(struct harness *h, const uint8_t *data, size_t size)
 {
 	static uint8_t out[2 + 65535 + 2 + SYNC_Q_SIZE];
 	size_t out_len = 0, sent = 0;
-	uint16_t id = ++h->sync_id;
+	uint16_t id = sync_id_next(h, data, size);
 	uint64_t deadline = mono_ms() + HANG_MS;
 
 	if (size > 65535)
