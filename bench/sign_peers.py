@@ -153,6 +153,8 @@ def timed(argv, log, env=None, cwd=None, timeout=24 * 3600):
 PHASES = [("signatures", r"first version signed: (\d+) signatures"),
           ("signing_ms", r"first version signed: .*? chain records, (\d+) ms"),
           ("gate_ms", r"first version signed: .*; gate: .*?(\d+) ms$"),
+          ("pool_busy_ms", r"first version signed: .*signing processes busy (\d+) ms"),
+          ("pool_wait_ms", r"first version signed: .*waited for (\d+) ms"),
           ("reading_ms", r"first version loaded .*\(reading (\d+) ms"),
           ("checkpoint_ms", r"first version loaded .*; checkpoint (\d+) ms")]
 
@@ -905,7 +907,9 @@ def main():
                     sps = m["signatures"] * 1000 / max(m["signing_ms"], 1)
                     m["signing_per_s"] = round(sps)
                     line = (f"  {peer.label}: reading {m.get('reading_ms')} ms, signing "
-                            f"{m['signing_ms']} ms ({sps:.0f}/s), gate {m.get('gate_ms')} ms, "
+                            f"{m['signing_ms']} ms ({sps:.0f}/s; processes busy "
+                            f"{m.get('pool_busy_ms')} ms, waited for {m.get('pool_wait_ms')} ms), "
+                            f"gate {m.get('gate_ms')} ms, "
                             f"checkpoint {m.get('checkpoint_ms')} ms")
                     for when, r in rate.items():
                         for key, what in ((f"copy_threads_{CORES}_per_s", "threads"),

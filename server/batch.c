@@ -1126,9 +1126,10 @@ zone_init(struct batch *b, struct zone *z, char *err, size_t errlen)
 	if (z->signer != NULL)
 		zd_log(ZD_LOG_NOTICE, "signer", zname,
 		       "first version signed: %zu signatures, %zu names, %zu chain records, "
-		       "%" PRIu64 " ms; gate: %zu signatures checked, %" PRIu64 " ms",
-		       sst.signatures, sst.names, sst.chain_changed, sst.ms, sst.gate_checked,
-		       sst.gate_ms);
+		       "%" PRIu64 " ms (signing processes busy %" PRIu64 " ms, waited for %" PRIu64
+		       " ms); gate: %zu signatures checked, %" PRIu64 " ms",
+		       sst.signatures, sst.names, sst.chain_changed, sst.ms, sst.pool_ms,
+		       sst.wait_ms, sst.gate_checked, sst.gate_ms);
 	/* Nothing serves yet: publish in memory first so the checkpoint can be
 	 * read from the store; a failed commit fails the start-up. */
 	if ((e = store_txn_publish(&t, serial, zd_wallclock_ms())) != ZD_OK)

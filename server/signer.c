@@ -1322,6 +1322,7 @@ struct signing {
 	struct hsm_pool *pool; /* the signer's, or NULL */
 	pthread_t th;          /* signing pj, for signer_jobs_flush_async() */
 	zd_err e;              /* of hsm_pool_sign() on th */
+	uint64_t pool_ms;      /* hsm_pool_sign() took */
 	char err[HSM_POOL_ERR_MAX];
 };
 
@@ -1407,7 +1408,11 @@ signing_pool(struct signing *sn)
 {
 	if (sn->n_pj == 0)
 		return ZD_OK;
-	return hsm_pool_sign(sn->pool, sn->pj, sn->n_pj, POOL_TIMEOUT_MS, sn->err, sizeof sn->err);
+	uint64_t t0 = zd_now_ms();
+	zd_err e =
+	        hsm_pool_sign(sn->pool, sn->pj, sn->n_pj, POOL_TIMEOUT_MS, sn->err, sizeof sn->err);
+	sn->pool_ms = zd_now_ms() - t0;
+	return e;
 }
 
 /* The pool is this thread's until it is joined (inflight_end()). */
@@ -1523,7 +1528,10 @@ inflight_end(struct work *w, int report)
 	if (sn == NULL)
 		return ZD_OK;
 	w->inflight = NULL;
+	uint64_t t0 = zd_now_ms();
 	pthread_join(sn->th, NULL);
+	w->st->wait_ms += zd_now_ms() - t0;
+	w->st->pool_ms += sn->pool_ms;
 	if (report)
 		e = signing_finish(w, sn, sn->e);
 	signing_free(sn);
@@ -1549,7 +1557,10 @@ signer_jobs_flush(struct work *w)
 		return e;
 	if ((e = signing_prepare(w, &sn)) != ZD_OK)
 		return e;
-	e = signing_finish(w, sn, signing_pool(sn));
+	e = signing_pool(sn);
+	w->st->wait_ms += sn->pool_ms; /* the batch thread waited for all of it */
+	w->st->pool_ms += sn->pool_ms;
+	e = signing_finish(w, sn, e);
 	signing_free(sn);
 	return e;
 }

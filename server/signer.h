@@ -76,6 +76,8 @@ struct signer_stats {
 	size_t names;         /* names reconciled */
 	size_t chain_changed; /* NSEC3/NSEC records added, removed or rewritten */
 	uint64_t ms;          /* time spent */
+	uint64_t pool_ms;     /* of ms: the signing processes had jobs (a full signing) */
+	uint64_t wait_ms;     /* of ms: the batch thread waited for them */
 	size_t gate_checked;  /* signatures the validation gate verified (batch.c) */
 	uint64_t gate_ms;     /* time the gate took (batch.c) */
 };

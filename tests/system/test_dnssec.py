@@ -99,6 +99,18 @@ def signatures_of(c, serial):
     raise AssertionError(f"no 'serial {serial} published' line in the log")
 
 
+FIRST_SIGNED = re.compile(r"first version signed: (\d+) signatures, .*? chain records, (\d+) ms "
+                          r"\(signing processes busy (\d+) ms, waited for (\d+) ms\)")
+
+
+def first_signing_of(c):
+    """(signatures, ms, processes busy ms, batch thread waited ms) of the
+    first full signing, from zonedistd's log."""
+    m = FIRST_SIGNED.search(log_text(c))
+    assert m, "no 'first version signed' line in the log"
+    return tuple(int(g) for g in m.groups())
+
+
 @pytest.mark.parametrize("alg,denial", COMBOS, ids=[f"{a}-{d}" for a, d in COMBOS])
 def test_every_serial_validates_after_initial_signing_and_100_batches(pg, spawn, softhsm, alg,
                                                                       denial):
@@ -106,6 +118,11 @@ def test_every_serial_validates_after_initial_signing_and_100_batches(pg, spawn,
     c = signed_chain(pg, spawn, softhsm, policy={"algorithm": alg, "denial": denial}, build=fast)
     c.start()
     first = drained(c)
+    # The full signing ran in the signing processes (the zone is above
+    # their minimum), and the times it says are parts of its whole.
+    sigs, ms, busy, waited = first_signing_of(c)
+    assert sigs > N_DOMAINS // 20, "the first version signed too few RRsets"
+    assert 0 < busy <= ms and waited <= ms, (sigs, ms, busy, waited)
     pending = []
     checked = []
 
