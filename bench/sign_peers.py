@@ -163,7 +163,8 @@ def zonedist_phases(log):
     """The first load's phases from zonedistd's own log lines (what it
     says it spent where; {} for a line it did not write)."""
     out = {}
-    text = open(log, errors="replace").read()
+    with open(log, errors="replace") as f:
+        text = f.read()
     for key, rx in PHASES:
         m = re.search(rx, text, re.M)
         if m:

@@ -1538,6 +1538,16 @@ inflight_end(struct work *w, int report)
 	return e;
 }
 
+/* sn signed on this thread, which waits for all of it, and its RRSIGs put. */
+static zd_err
+signing_here(struct work *w, struct signing *sn)
+{
+	zd_err e = signing_pool(sn);
+	w->st->wait_ms += sn->pool_ms;
+	w->st->pool_ms += sn->pool_ms;
+	return signing_finish(w, sn, e);
+}
+
 void
 signer_jobs_abandon(struct work *w)
 {
@@ -1557,10 +1567,7 @@ signer_jobs_flush(struct work *w)
 		return e;
 	if ((e = signing_prepare(w, &sn)) != ZD_OK)
 		return e;
-	e = signing_pool(sn);
-	w->st->wait_ms += sn->pool_ms; /* the batch thread waited for all of it */
-	w->st->pool_ms += sn->pool_ms;
-	e = signing_finish(w, sn, e);
+	e = signing_here(w, sn);
 	signing_free(sn);
 	return e;
 }
@@ -1587,7 +1594,7 @@ signer_jobs_flush_async(struct work *w)
 		return e;
 	}
 	if (pthread_create(&sn->th, NULL, signing_main, sn) != 0) {
-		e = signing_finish(w, sn, signing_pool(sn)); /* here, then */
+		e = signing_here(w, sn);
 		signing_free(sn);
 		return e;
 	}
